@@ -1,0 +1,36 @@
+//! # pixtorrent
+//!
+//! A BitTorrent client (and, later, a Redis-backed HTTP tracker) built to interoperate with libtorrent,
+//! Transmission, aria2 and rqbit. This crate doc is the living architecture map; `DESIGN.md` tells the
+//! why.
+//!
+//! ## Components
+//! | module | responsibility | pure? |
+//! |---|---|---|
+//! | [`bencode`] | the one place that touches `bip_bencode`: decode with limits, raw spans, encode | yes |
+//! | [`types`] | `InfoHash`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
+//! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hash over the raw `info` bytes; validation | yes |
+//! | [`magnet`] | magnet URIs (BEP 9) | yes |
+//! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
+//! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
+//! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
+//!
+//! Still to come, with room left for them: `wire/` (peer protocol codec), `picker`, `storage/`
+//! (mmap-backed), `session/` (one task per peer, choker), `ui`, `tracker_server/` (the
+//! `pixtorrent-tracker` binary), and the extensions (BEP 5/6/9/10/11/19).
+//!
+//! ## Who may import whom (strictly downward)
+//! - `bencode`, `types`, `fetch`: nothing from the crate.
+//! - `metainfo`: bencode, types. `magnet`: types.
+//! - `tracker` (client): bencode, types, fetch.
+//! - `report`: metainfo, magnet, tracker, types (it only formats).
+//! - `session` (later): everything above. `bin/*`: anything; `anyhow` lives only there.
+//! - Nothing imports `session` but the binaries and tests.
+
+pub mod bencode;
+pub mod fetch;
+pub mod magnet;
+pub mod metainfo;
+pub mod report;
+pub mod tracker;
+pub mod types;
