@@ -1,1 +1,106 @@
+//! Size-bounded HTTP(S) GET of small documents: a `.torrent` given by URL, tracker replies.
+//! Every body is read chunk by chunk and refused as soon as it passes its limit.
 
+use std::time::Duration;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Connection, TLS, DNS or protocol failure.
+    #[error("{0}")]
+    Http(String),
+    /// No answer within the time allowed.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The body passed its size limit.
+    #[error("response body is larger than the limit of {max} bytes")]
+    TooLarge { max: usize },
+}
+
+/// A fetched body with its status.
+#[derive(Debug)]
+pub struct Body {
+    /// HTTP status code.
+    pub status: u16,
+    /// Reason phrase for the status, if standard ("Not Found").
+    pub reason: &'static str,
+    /// The body, at most the limit given.
+    pub bytes: Vec<u8>,
+}
+
+/// Builds the HTTP client every fetch uses: rustls, at most 5 redirects, bounded connect time.
+pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, FetchError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("pixtorrent/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .connect_timeout(connect_timeout)
+        .build()
+        .map_err(|e| FetchError::Http(describe(&e)))
+}
+
+/// GETs `url`, whatever the status, reading at most `max` bytes of body, all within `timeout`.
+pub async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    max: usize,
+    timeout: Duration,
+) -> Result<Body, FetchError> {
+    tokio::time::timeout(timeout, get_inner(client, url, max))
+        .await
+        .map_err(|_| FetchError::Timeout(timeout))?
+}
+
+async fn get_inner(client: &reqwest::Client, url: &str, max: usize) -> Result<Body, FetchError> {
+    let mut resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| FetchError::Http(describe(&e)))?;
+    if resp.content_length().is_some_and(|len| len > max as u64) {
+        return Err(FetchError::TooLarge { max });
+    }
+    let status = resp.status();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FetchError::Http(describe(&e)))?
+    {
+        if bytes.len() + chunk.len() > max {
+            return Err(FetchError::TooLarge { max });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Body {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or(""),
+        bytes,
+    })
+}
+
+/// One line from a reqwest error and its causes ("error sending request: connection refused").
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_connect() {
+        "connection failed".to_string()
+    } else if e.is_redirect() {
+        "too many redirects".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "broken response body".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    let mut last = String::new();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !msg.contains(&text) {
+            last = text;
+        }
+        source = s.source();
+    }
+    if !last.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&last);
+    }
+    msg
+}

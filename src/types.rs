@@ -3,7 +3,16 @@
 
 use std::fmt;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use rand::Rng;
+
+/// Percent-encoding for one URL query value or path part: everything but RFC 3986 unreserved
+/// characters is escaped, so raw binary (an info-hash) survives intact.
+pub const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The de-facto maximum request size every client honours: 16 KiB.
 pub const BLOCK_LEN: u32 = 16 * 1024;

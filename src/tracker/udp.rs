@@ -1,0 +1,375 @@
+//! UDP trackers (BEP 15): the packet codec (pure) and [`UdpTracker`], one endpoint per tracker URL that
+//! reuses its connection id for a minute and retransmits after `base * 2^n`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+
+use super::{
+    http::compact, sanitize, AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerConfig,
+    TrackerError,
+};
+use crate::types::InfoHash;
+
+/// The magic constant of a connect request.
+pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
+/// Most info-hashes in one scrape request (BEP 15: about 74 fit in a safe datagram).
+pub const MAX_SCRAPE_HASHES: usize = 74;
+/// Largest datagram we read; replies are far smaller, extra peers are trimmed anyway.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// What a request asks for, and so what its reply must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Get a connection id.
+    Connect = 0,
+    /// Announce.
+    Announce = 1,
+    /// Scrape.
+    Scrape = 2,
+}
+
+/// The error action of a reply.
+const ACTION_ERROR: u32 = 3;
+
+/// A parsed reply to one of our requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The connection id to use for a minute.
+    Connect(u64),
+    /// Interval, counts and peers.
+    Announce(AnnounceResponse),
+    /// One entry per info-hash asked, in order.
+    Scrape(Vec<ScrapeStats>),
+    /// The tracker's error message.
+    Error(String),
+}
+
+/// `connect` request: protocol id, action 0, transaction id.
+pub fn encode_connect(tid: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&PROTOCOL_ID.to_be_bytes());
+    out.extend_from_slice(&(Action::Connect as u32).to_be_bytes());
+    out.extend_from_slice(&tid.to_be_bytes());
+    out
+}
+
+/// `announce` request: 98 bytes.
+pub fn encode_announce(conn: u64, tid: u32, req: &AnnounceRequest) -> Vec<u8> {
+    let event: u32 = match req.event {
+        Event::None => 0,
+        Event::Completed => 1,
+        Event::Started => 2,
+        Event::Stopped => 3,
+    };
+    let numwant = req
+        .numwant
+        .map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
+    let mut out = Vec::with_capacity(98);
+    out.extend_from_slice(&conn.to_be_bytes());
+    out.extend_from_slice(&(Action::Announce as u32).to_be_bytes());
+    out.extend_from_slice(&tid.to_be_bytes());
+    out.extend_from_slice(&req.info_hash.0);
+    out.extend_from_slice(&req.peer_id.0);
+    out.extend_from_slice(&req.downloaded.to_be_bytes());
+    out.extend_from_slice(&req.left.to_be_bytes());
+    out.extend_from_slice(&req.uploaded.to_be_bytes());
+    out.extend_from_slice(&event.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes()); // IP: the sender's
+    out.extend_from_slice(&req.key.to_be_bytes());
+    out.extend_from_slice(&numwant.to_be_bytes());
+    out.extend_from_slice(&req.port.to_be_bytes());
+    out
+}
+
+/// `scrape` request for up to [`MAX_SCRAPE_HASHES`] hashes (the rest are not sent).
+pub fn encode_scrape(conn: u64, tid: u32, hashes: &[InfoHash]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + 20 * hashes.len().min(MAX_SCRAPE_HASHES));
+    out.extend_from_slice(&conn.to_be_bytes());
+    out.extend_from_slice(&(Action::Scrape as u32).to_be_bytes());
+    out.extend_from_slice(&tid.to_be_bytes());
+    for h in hashes.iter().take(MAX_SCRAPE_HASHES) {
+        out.extend_from_slice(&h.0);
+    }
+    out
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_be_bytes(w)
+}
+
+/// Parses a datagram. `Ok(None)` means "not the reply to transaction `tid`" (late, stray or too short to
+/// say), which the caller ignores; a reply to `tid` that is malformed is an error.
+pub fn parse_reply(
+    buf: &[u8],
+    tid: u32,
+    expected: Action,
+    ipv6: bool,
+) -> Result<Option<Reply>, TrackerError> {
+    if buf.len() < 8 || be32(buf, 4) != tid {
+        return Ok(None);
+    }
+    let action = be32(buf, 0);
+    let short = |need: usize| {
+        TrackerError::Malformed(format!(
+            "UDP reply of {} bytes, expected at least {need}",
+            buf.len()
+        ))
+    };
+    if action == ACTION_ERROR {
+        return Ok(Some(Reply::Error(sanitize(&String::from_utf8_lossy(
+            &buf[8..],
+        )))));
+    }
+    if action != expected as u32 {
+        return Err(TrackerError::Malformed(format!(
+            "UDP reply has action {action}, expected {}",
+            expected as u32
+        )));
+    }
+    let reply = match expected {
+        Action::Connect => {
+            if buf.len() < 16 {
+                return Err(short(16));
+            }
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&buf[8..16]);
+            Reply::Connect(u64::from_be_bytes(id))
+        }
+        Action::Announce => {
+            if buf.len() < 20 {
+                return Err(short(20));
+            }
+            let mut peers = Vec::new();
+            compact(&buf[20..], if ipv6 { 18 } else { 6 }, &mut peers)?;
+            Reply::Announce(AnnounceResponse {
+                interval: Some(be32(buf, 8)),
+                leechers: Some(be32(buf, 12)),
+                seeders: Some(be32(buf, 16)),
+                peers,
+                ..AnnounceResponse::default()
+            })
+        }
+        Action::Scrape => Reply::Scrape(
+            buf[8..]
+                .chunks_exact(12)
+                .map(|c| ScrapeStats {
+                    complete: be32(c, 0),
+                    downloaded: be32(c, 4),
+                    incomplete: be32(c, 8),
+                })
+                .collect(),
+        ),
+    };
+    Ok(Some(reply))
+}
+
+/// One UDP tracker: its address, socket and connection id. Requests to it run one at a time.
+pub struct UdpTracker {
+    /// `host:port` from the URL.
+    host_port: String,
+    /// Socket and connection id; an async mutex because it is held across the request's awaits.
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Connected socket, and whether the tracker's address is IPv6 (18-byte peers).
+    socket: Option<(UdpSocket, bool)>,
+    /// Connection id and when it was issued.
+    conn: Option<(u64, Instant)>,
+}
+
+impl UdpTracker {
+    /// Checks the URL (`udp://host:port[/path]`); nothing is resolved or sent yet.
+    pub fn new(url: &str) -> Result<UdpTracker, TrackerError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| TrackerError::BadUrl(format!("{}: {e}", sanitize(url))))?;
+        let host = parsed.host_str().filter(|h| !h.is_empty());
+        let (Some(host), Some(port)) = (host, parsed.port()) else {
+            return Err(TrackerError::BadUrl(format!(
+                "{}: a UDP tracker needs a host and a port",
+                sanitize(url)
+            )));
+        };
+        Ok(UdpTracker {
+            host_port: format!("{host}:{port}"),
+            state: tokio::sync::Mutex::new(State::default()),
+        })
+    }
+
+    /// Announces.
+    pub async fn announce(
+        &self,
+        cfg: &TrackerConfig,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, TrackerError> {
+        match self
+            .request(cfg, Action::Announce, |conn, tid| {
+                encode_announce(conn, tid, req)
+            })
+            .await?
+        {
+            Reply::Announce(r) => Ok(r),
+            other => Err(TrackerError::Malformed(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Scrapes up to [`MAX_SCRAPE_HASHES`] torrents.
+    pub async fn scrape(
+        &self,
+        cfg: &TrackerConfig,
+        hashes: &[InfoHash],
+    ) -> Result<HashMap<InfoHash, ScrapeStats>, TrackerError> {
+        match self
+            .request(cfg, Action::Scrape, |conn, tid| {
+                encode_scrape(conn, tid, hashes)
+            })
+            .await?
+        {
+            Reply::Scrape(stats) => Ok(hashes.iter().copied().zip(stats).collect()),
+            other => Err(TrackerError::Malformed(format!(
+                "unexpected reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Runs one request: connects first when the connection id is missing or stale, retransmits after
+    /// `base * 2^n` with n shared by the connect and the request, up to `udp_max_retries`.
+    async fn request(
+        &self,
+        cfg: &TrackerConfig,
+        action: Action,
+        build: impl Fn(u64, u32) -> Vec<u8>,
+    ) -> Result<Reply, TrackerError> {
+        let mut st = self.state.lock().await;
+        let result = self.request_locked(&mut st, cfg, action, build).await;
+        if matches!(result, Err(TrackerError::Io(_))) {
+            *st = State::default(); // a fresh socket next time
+        }
+        result
+    }
+
+    async fn request_locked(
+        &self,
+        st: &mut State,
+        cfg: &TrackerConfig,
+        action: Action,
+        build: impl Fn(u64, u32) -> Vec<u8>,
+    ) -> Result<Reply, TrackerError> {
+        if st.socket.is_none() {
+            st.socket = Some(self.open(cfg.connect_timeout).await?);
+        }
+        let Some((socket, ipv6)) = st.socket.as_ref() else {
+            return Err(TrackerError::Io("UDP socket unavailable".into()));
+        };
+        let started = Instant::now();
+        for n in 0..=cfg.udp_max_retries {
+            let wait = cfg.udp_base_timeout.saturating_mul(1 << n.min(16));
+            let fresh = st
+                .conn
+                .filter(|(_, at)| at.elapsed() < cfg.udp_connection_ttl);
+            let conn = match fresh {
+                Some((id, _)) => id,
+                None => {
+                    let tid = rand::random();
+                    send(socket, &encode_connect(tid)).await?;
+                    match recv(socket, tid, Action::Connect, *ipv6, wait).await? {
+                        None => continue,
+                        Some(Reply::Connect(id)) => {
+                            st.conn = Some((id, Instant::now()));
+                            id
+                        }
+                        Some(Reply::Error(msg)) => return Err(TrackerError::Failure(msg)),
+                        Some(other) => {
+                            return Err(TrackerError::Malformed(format!(
+                                "unexpected reply {other:?}"
+                            )))
+                        }
+                    }
+                }
+            };
+            let tid = rand::random();
+            send(socket, &build(conn, tid)).await?;
+            match recv(socket, tid, action, *ipv6, wait).await? {
+                None => continue,
+                Some(Reply::Error(msg)) => {
+                    st.conn = None; // the usual cause is an expired connection id
+                    return Err(TrackerError::Failure(msg));
+                }
+                Some(reply) => return Ok(reply),
+            }
+        }
+        Err(TrackerError::Timeout(started.elapsed()))
+    }
+
+    async fn open(&self, timeout: Duration) -> Result<(UdpSocket, bool), TrackerError> {
+        let lookup =
+            tokio::time::timeout(timeout, tokio::net::lookup_host(self.host_port.as_str()))
+                .await
+                .map_err(|_| {
+                    TrackerError::Io(format!("DNS lookup of {} timed out", self.host_port))
+                })?;
+        let addr = lookup
+            .map_err(|e| TrackerError::Io(format!("cannot resolve {}: {e}", self.host_port)))?
+            .next()
+            .ok_or_else(|| TrackerError::Io(format!("{} has no address", self.host_port)))?;
+        let bind = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let socket = UdpSocket::bind(bind)
+            .await
+            .map_err(|e| TrackerError::Io(format!("UDP bind: {e}")))?;
+        // Connected: the kernel filters other senders and reports ICMP "port unreachable" as an error.
+        socket
+            .connect(addr)
+            .await
+            .map_err(|e| TrackerError::Io(format!("UDP connect to {addr}: {e}")))?;
+        Ok((socket, addr.is_ipv6()))
+    }
+}
+
+async fn send(socket: &UdpSocket, packet: &[u8]) -> Result<(), TrackerError> {
+    socket.send(packet).await.map(drop).map_err(io_error)
+}
+
+/// Waits up to `wait` for the reply to `tid`, skipping stray datagrams. `Ok(None)`: nothing in time.
+async fn recv(
+    socket: &UdpSocket,
+    tid: u32,
+    action: Action,
+    ipv6: bool,
+    wait: Duration,
+) -> Result<Option<Reply>, TrackerError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            Err(_) => return Ok(None),
+            Ok(Err(e)) => return Err(io_error(e)),
+            Ok(Ok(len)) => {
+                if let Some(reply) = parse_reply(&buf[..len], tid, action, ipv6)? {
+                    return Ok(Some(reply));
+                }
+            }
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> TrackerError {
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        TrackerError::Io("connection refused (nothing listens on that UDP port)".into())
+    } else {
+        TrackerError::Io(format!("UDP: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
