@@ -82,7 +82,7 @@ impl Info {
 pub enum MetainfoError {
     /// Not bencode, or over a limit.
     #[error("not a valid torrent file: {0}")]
-    Bencode(#[from] BencodeError),
+    Bencode(BencodeError),
     /// The top level is not a dictionary.
     #[error("not a torrent file: the top level is a {0}, not a dictionary")]
     NotADict(&'static str),
@@ -132,6 +132,13 @@ pub enum MetainfoError {
     /// BEP 52 without a v1 part.
     #[error("unsupported torrent: BitTorrent v2-only (no v1 `pieces`); only v1 and hybrid torrents are supported")]
     V2Only,
+}
+
+// By hand rather than `#[from]`, which would also make it the `source` and print the cause twice.
+impl From<BencodeError> for MetainfoError {
+    fn from(e: BencodeError) -> Self {
+        MetainfoError::Bencode(e)
+    }
 }
 
 impl Metainfo {

@@ -110,7 +110,7 @@ pub enum TrackerError {
     #[error("tracker refused: {0}")]
     Failure(String),
     /// Could not talk HTTP to it.
-    #[error("{0}")]
+    #[error(transparent)]
     Fetch(#[from] FetchError),
     /// An HTTP error status without a bencoded reason.
     #[error("HTTP {status} {reason}")]

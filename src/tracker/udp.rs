@@ -140,6 +140,12 @@ pub fn parse_reply(
             Reply::Connect(u64::from_be_bytes(id))
         }
         Action::Announce => {
+            if buf.len() == 8 {
+                // opentracker's answer for a torrent off its whitelist: the header and nothing else.
+                return Err(TrackerError::Malformed(
+                    "empty UDP announce reply (the tracker may not track this torrent)".into(),
+                ));
+            }
             if buf.len() < 20 {
                 return Err(short(20));
             }

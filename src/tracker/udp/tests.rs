@@ -94,6 +94,11 @@ fn reply_parsing() {
     // The same 12 peer bytes are not a whole IPv6 peer.
     assert!(parse_reply(&a, 5, Action::Announce, true).is_err());
     assert!(parse_reply(&a[..19], 5, Action::Announce, false).is_err());
+    let empty = parse_reply(&a[..8], 5, Action::Announce, false).unwrap_err();
+    assert!(
+        empty.to_string().contains("may not track this torrent"),
+        "{empty}"
+    );
     // Wrong action for the transaction.
     assert!(matches!(
         parse_reply(&a, 5, Action::Scrape, false),

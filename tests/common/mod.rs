@@ -1,0 +1,272 @@
+//! Shared fixtures for integration tests: a real opentracker on 127.0.0.1, a junk HTTP "tracker", and
+//! torrents written to temporary directories. Every process a fixture starts is killed (by pid) and
+//! reaped when the fixture is dropped; every loop is bounded.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pixtorrent::bencode::Value;
+use pixtorrent::types::InfoHash;
+
+/// Whether missing external tools fail the test (CI, via the README's test command) or skip it.
+pub fn tools_required() -> bool {
+    std::env::var_os("PIXTORRENT_REQUIRE_TOOLS").is_some_and(|v| v == "1")
+}
+
+/// `Some(path)` when `tool` is installed; otherwise skips (prints why) or, under CI, panics.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            !tools_required(),
+            "{name} is not installed but PIXTORRENT_REQUIRE_TOOLS=1"
+        );
+        eprintln!("SKIPPED: {name} is not installed (the README's test command installs it)");
+    }
+    found
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A UDP port nothing listens on right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running Debian opentracker, whitelist mode, HTTP and UDP on 127.0.0.1.
+pub struct Opentracker {
+    child: Child,
+    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:P/announce`
+    pub http: String,
+    /// `udp://127.0.0.1:U/announce`
+    pub udp: String,
+}
+
+impl Opentracker {
+    /// Starts opentracker serving only `hashes`; `None` (skipped) when it is not installed.
+    pub fn start(hashes: &[InfoHash]) -> Option<Opentracker> {
+        let bin = tool("opentracker")?;
+        let dir = tempfile::tempdir().unwrap();
+        // opentracker chroots into -d and drops to `nobody`: the directory must be world-readable and
+        // the whitelist path is given relative to the chroot.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let list: String = hashes.iter().map(|h| format!("{h}\n")).collect();
+        std::fs::write(dir.path().join("whitelist.txt"), list).unwrap();
+        let (tcp, udp) = (free_tcp_port(), free_udp_port());
+        let child = Command::new(bin)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &tcp.to_string(),
+                "-P",
+                &udp.to_string(),
+            ])
+            .arg("-d")
+            .arg(dir.path())
+            .args(["-w", "/whitelist.txt"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start opentracker");
+        let tracker = Opentracker {
+            child,
+            _dir: dir,
+            http: format!("http://127.0.0.1:{tcp}/announce"),
+            udp: format!("udp://127.0.0.1:{udp}/announce"),
+        };
+        wait_for_tcp(
+            SocketAddr::from(([127, 0, 0, 1], tcp)),
+            Duration::from_secs(10),
+        );
+        Some(tracker)
+    }
+}
+
+impl Drop for Opentracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (bounded) until something accepts TCP connections on `addr`.
+pub fn wait_for_tcp(addr: SocketAddr, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listening on {addr} after {limit:?}");
+}
+
+/// An HTTP server on 127.0.0.1 that answers like a broken tracker, by path:
+/// `/html`, `/garbage`, `/404`, `/truncated`, `/huge`, `/silent`, `/failure`.
+pub struct JunkServer {
+    /// `http://127.0.0.1:P`
+    pub base: String,
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl JunkServer {
+    /// Starts the server thread.
+    pub fn start() -> JunkServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most 200 connections, and the test stops it long before.
+            for stream in listener.incoming().take(200) {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || serve_junk(stream, &flag));
+                }
+            }
+        });
+        JunkServer {
+            base: format!("http://{addr}"),
+            stop,
+            addr,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn serve_junk(mut stream: TcpStream, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    // Skip the headers.
+    let mut header = String::new();
+    for _ in 0..100 {
+        header.clear();
+        if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+            break;
+        }
+    }
+    let path = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    let ok = |body: &[u8]| {
+        let mut r = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    };
+    let reply: Vec<u8> = match path.as_str() {
+        "/html" => ok(b"<!DOCTYPE html><html><body>Not a tracker</body></html>"),
+        "/garbage" => ok(b"hello, this is not bencode"),
+        "/404" => b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope".to_vec(),
+        "/failure" => ok(b"d14:failure reason12:unregisterede"),
+        "/truncated" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nd8:intervali1800e5:pee".to_vec(),
+        "/huge" => {
+            // No Content-Length: the client must stop reading at its own limit.
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..64 {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            return;
+        }
+        "/silent" => {
+            for _ in 0..100 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
+        _ => b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    };
+    let _ = stream.write_all(&reply);
+}
+
+impl Drop for JunkServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A small single-file torrent announcing to `tiers`; returns its path and info-hash.
+pub fn write_torrent(dir: &Path, name: &str, tiers: &[Vec<String>]) -> (PathBuf, InfoHash) {
+    let info = Value::dict([
+        ("name", Value::str(name)),
+        ("piece length", Value::Int(16384)),
+        ("pieces", Value::Bytes(vec![0xab; 20])),
+        ("length", Value::Int(1000)),
+    ]);
+    let mut torrent = Value::dict([("info", info)]);
+    if let Some(first) = tiers.first().and_then(|t| t.first()) {
+        torrent.insert("announce", Value::str(first));
+    }
+    let list = tiers
+        .iter()
+        .map(|t| Value::List(t.iter().map(|u| Value::str(u)).collect()))
+        .collect();
+    torrent.insert("announce-list", Value::List(list));
+    let bytes = torrent.encode();
+    let path = dir.join(format!("{name}.torrent"));
+    std::fs::write(&path, &bytes).unwrap();
+    let meta = pixtorrent::metainfo::Metainfo::from_bytes(&bytes).unwrap();
+    (path, meta.info_hash)
+}
+
+/// The info-hash `write_torrent` will produce for `name` (it does not depend on the trackers).
+pub fn hash_for(name: &str) -> InfoHash {
+    let dir = tempfile::tempdir().unwrap();
+    write_torrent(dir.path(), name, &[]).1
+}
