@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use bip_bencode::ext::BRefAccessExt;
-use bip_bencode::{BDecodeOpt, BRefAccess, BencodeParseErrorKind, BencodeRef, BencodeRefKind};
+use bip_bencode::{BDecodeOpt, BRefAccess, BencodeRef, BencodeRefKind};
 
 /// Bounds applied to every bencoded document read from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +72,10 @@ enum Frame {
     DictValue,
 }
 
-/// Validates `bytes` as exactly one bencoded value within `limits`, without allocating more than the
-/// depth stack. Stricter than `bip_bencode`: no `+` sign, no empty integer, no leading zeros.
+/// Validates `bytes` as exactly one bencoded value within `limits`. Stricter than `bip_bencode`: no `+`
+/// sign, no empty integer, no leading zeros; duplicate keys are found here too, so that `bip_bencode`
+/// never fails (its errors capture a symbolized backtrace, tens of MB, when `RUST_BACKTRACE` is set).
+/// Memory: the depth stack, plus the keys of the dictionaries currently open.
 pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
     if bytes.is_empty() {
         return Err(BencodeError::Empty);
@@ -86,6 +88,7 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
     }
     let syntax = |offset, what| BencodeError::Syntax { offset, what };
     let mut stack: Vec<Frame> = Vec::new();
+    let mut keys = DictKeys::default();
     let mut pos = 0usize;
     let mut items = 0usize;
     loop {
@@ -96,6 +99,9 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
             match stack.pop() {
                 Some(Frame::DictValue) => {
                     return Err(syntax(pos, "dictionary key without a value"))
+                }
+                Some(Frame::DictKey) if keys.close() => {
+                    return Err(syntax(pos, "duplicate dictionary key"));
                 }
                 _ => pos += 1,
             }
@@ -118,6 +124,9 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
                         .ok_or(syntax(pos, "byte string length too large"))?;
                     if len > bytes.len() - start {
                         return Err(syntax(pos, "byte string runs past the end of the input"));
+                    }
+                    if top == Some(Frame::DictKey) {
+                        keys.push(&bytes[start..start + len]);
                     }
                     pos = start + len;
                 }
@@ -142,7 +151,10 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
             }
             match byte {
                 b'l' => stack.push(Frame::List),
-                b'd' => stack.push(Frame::DictKey),
+                b'd' => {
+                    stack.push(Frame::DictKey);
+                    keys.open();
+                }
                 _ => {}
             }
         }
@@ -157,6 +169,46 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
         });
     }
     Ok(())
+}
+
+/// The keys of the dictionaries open during a scan, to find duplicates. Sorted dictionaries (the norm:
+/// BEP 3 requires it) are checked by comparing each key with the previous one; only a dictionary with
+/// keys out of order is sorted when it closes.
+#[derive(Default)]
+struct DictKeys<'a> {
+    /// Keys of every open dictionary, innermost last.
+    keys: Vec<&'a [u8]>,
+    /// Per open dictionary: where its keys start in `keys`, and whether they arrived out of order.
+    frames: Vec<(usize, bool)>,
+}
+
+impl<'a> DictKeys<'a> {
+    fn open(&mut self) {
+        self.frames.push((self.keys.len(), false));
+    }
+
+    fn push(&mut self, key: &'a [u8]) {
+        if let Some((start, unsorted)) = self.frames.last_mut() {
+            if self.keys.len() > *start && self.keys.last().is_some_and(|prev| key <= *prev) {
+                *unsorted = true;
+            }
+            self.keys.push(key);
+        }
+    }
+
+    /// Closes the innermost dictionary; `true` if it had a duplicate key.
+    fn close(&mut self) -> bool {
+        let Some((start, unsorted)) = self.frames.pop() else {
+            return false;
+        };
+        let mine = &mut self.keys[start..];
+        let duplicate = unsorted && {
+            mine.sort_unstable();
+            mine.windows(2).any(|w| w[0] == w[1])
+        };
+        self.keys.truncate(start);
+        duplicate
+    }
 }
 
 /// Reads `[-]digits` up to `delim` starting at `pos`; returns the offset after `delim`.
@@ -214,14 +266,10 @@ pub struct Decoded<'a> {
 pub fn decode(bytes: &[u8], limits: Limits) -> Result<Decoded<'_>, BencodeError> {
     scan(bytes, limits)?;
     let opts = BDecodeOpt::new(limits.max_depth + 1, false, true);
-    let root = BencodeRef::decode(bytes, opts).map_err(|e| {
-        let (offset, what) = match *e.kind() {
-            BencodeParseErrorKind::InvalidKeyDuplicates { pos, .. } => {
-                (pos, "duplicate dictionary key")
-            }
-            _ => (0, "rejected by the bencode decoder"),
-        };
-        BencodeError::Syntax { offset, what }
+    // The scan accepts only what bip_bencode accepts, so this error path should be unreachable.
+    let root = BencodeRef::decode(bytes, opts).map_err(|_| BencodeError::Syntax {
+        offset: 0,
+        what: "rejected by the bencode decoder",
     })?;
     Ok(Decoded { root })
 }
@@ -526,13 +574,36 @@ mod tests {
                 extra: 1
             }
         );
-        assert!(matches!(
-            err(b"d1:ai1e1:ai2ee"),
-            BencodeError::Syntax {
-                what: "duplicate dictionary key",
-                ..
-            }
-        ));
+        let dup = |input: &[u8]| {
+            matches!(
+                scan(input, L),
+                Err(BencodeError::Syntax {
+                    what: "duplicate dictionary key",
+                    ..
+                })
+            )
+        };
+        assert!(dup(b"d1:ai1e1:ai2ee"));
+        assert!(
+            dup(b"d1:bi1e1:ai2e1:bi3ee"),
+            "unsorted, duplicate not adjacent"
+        );
+        assert!(
+            dup(b"d1:ad1:xi1e1:xi1ee1:bi1ee"),
+            "inside a nested dictionary"
+        );
+        assert!(
+            !dup(b"d1:bi1e1:ai2ee"),
+            "unsorted without duplicates is accepted"
+        );
+        assert!(
+            !dup(b"d1:ad1:ai1ee1:bd1:ai1eee"),
+            "same key in sibling dictionaries"
+        );
+        assert!(
+            !dup(b"ld1:ai1eed1:ai1eee"),
+            "same key in dictionaries of a list"
+        );
         assert!(err(b"<html>").to_string().contains("byte 0"));
     }
 
