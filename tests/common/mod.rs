@@ -131,7 +131,8 @@ pub fn wait_for_tcp(addr: SocketAddr, limit: Duration) {
 }
 
 /// An HTTP server on 127.0.0.1 that answers like a broken tracker, by path:
-/// `/html`, `/garbage`, `/404`, `/truncated`, `/huge`, `/silent`, `/failure`.
+/// `/html`, `/garbage`, `/404`, `/truncated`, `/huge` (12 MiB, no length), `/silent`, `/failure`, and
+/// `/file` (the bytes given to [`JunkServer::with_file`]).
 pub struct JunkServer {
     /// `http://127.0.0.1:P`
     pub base: String,
@@ -143,6 +144,12 @@ pub struct JunkServer {
 impl JunkServer {
     /// Starts the server thread.
     pub fn start() -> JunkServer {
+        Self::with_file(Vec::new())
+    }
+
+    /// Starts the server thread, serving `file` at `/file`.
+    pub fn with_file(file: Vec<u8>) -> JunkServer {
+        let file = Arc::new(file);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -154,8 +161,8 @@ impl JunkServer {
                     break;
                 }
                 if let Ok(stream) = stream {
-                    let flag = flag.clone();
-                    std::thread::spawn(move || serve_junk(stream, &flag));
+                    let (flag, file) = (flag.clone(), file.clone());
+                    std::thread::spawn(move || serve_junk(stream, &flag, &file));
                 }
             }
         });
@@ -168,7 +175,7 @@ impl JunkServer {
     }
 }
 
-fn serve_junk(mut stream: TcpStream, stop: &AtomicBool) {
+fn serve_junk(mut stream: TcpStream, stop: &AtomicBool, file: &[u8]) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -205,12 +212,13 @@ fn serve_junk(mut stream: TcpStream, stop: &AtomicBool) {
         "/garbage" => ok(b"hello, this is not bencode"),
         "/404" => b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope".to_vec(),
         "/failure" => ok(b"d14:failure reason12:unregisterede"),
+        "/file" => ok(file),
         "/truncated" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nd8:intervali1800e5:pee".to_vec(),
         "/huge" => {
             // No Content-Length: the client must stop reading at its own limit.
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
             let chunk = vec![b'x'; 64 * 1024];
-            for _ in 0..64 {
+            for _ in 0..192 {
                 if stream.write_all(&chunk).is_err() {
                     break;
                 }
