@@ -22,4 +22,11 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Missing tools fail the tests here instead of skipping them.
-PIXTORRENT_REQUIRE_TOOLS=1 cargo test --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+PIXTORRENT_REQUIRE_TOOLS=1 cargo test --locked 2>&1 | tee "$log" || status=$?
+# One closing total over every test binary (cargo's own last line is the doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
