@@ -19,25 +19,39 @@ pub struct Limits {
     pub max_len: usize,
     /// Deepest nesting of lists and dictionaries accepted.
     pub max_depth: usize,
-    /// Most values (integers, strings, lists, dictionaries, dictionary keys) in one document; bounds the
-    /// memory of the decoded tree to a small multiple of this.
+    /// Most values (integers, strings, lists, dictionaries, dictionary keys) in one document.
     pub max_items: usize,
+    /// Most memory the decoded tree may need, as estimated by the scan (an upper bound of
+    /// `bip_bencode`'s allocations: [`VALUE_COST`], [`DICT_COST`], [`LIST_COST`]).
+    pub max_tree_bytes: usize,
 }
+
+/// Tree memory charged per value: a 48-byte node in its parent's `Vec` or map, doubled for growth
+/// (measured: 94 bytes).
+pub const VALUE_COST: usize = 128;
+/// Extra charged per dictionary: a `BTreeMap` leaf of 11 entries (measured: 688 bytes).
+pub const DICT_COST: usize = 768;
+/// Extra charged per list: its first `Vec` allocation (measured: 160 bytes).
+pub const LIST_COST: usize = 192;
 
 impl Limits {
     /// Limits for `.torrent` files: 10 MiB, like libtorrent's default `max_buffer_size`; depth 50, far past
-    /// any real torrent (a v2 `file tree` is as deep as the deepest path); 2 million items, above
-    /// libtorrent's 2M-token default for the largest real multi-file torrents.
+    /// any real torrent (a v2 `file tree` is as deep as the deepest path); 2 million items, libtorrent's
+    /// token default; a 128 MiB tree, room for about 60,000 files described the Internet Archive's way
+    /// (six keys each) while a hostile 10 MiB file cannot cost more.
     pub const TORRENT: Limits = Limits {
         max_len: 10 * 1024 * 1024,
         max_depth: 50,
         max_items: 2_000_000,
+        max_tree_bytes: 128 * 1024 * 1024,
     };
-    /// Limits for tracker replies: 2 MiB is thousands of peers in any form; replies are shallow.
+    /// Limits for tracker replies: 2 MiB is thousands of peers in any form; replies are shallow; a 4 MiB
+    /// tree holds about 3,000 peers in dictionary form (we keep 1,000).
     pub const TRACKER_REPLY: Limits = Limits {
         max_len: 2 * 1024 * 1024,
         max_depth: 16,
         max_items: 200_000,
+        max_tree_bytes: 4 * 1024 * 1024,
     };
 }
 
@@ -56,6 +70,9 @@ pub enum BencodeError {
     /// More values than [`Limits::max_items`].
     #[error("more than {max} bencoded values")]
     TooManyItems { max: usize },
+    /// The decoded tree would need more than [`Limits::max_tree_bytes`].
+    #[error("too complex: decoding it would need more than {} MiB of memory", max / (1024 * 1024))]
+    TooComplex { max: usize },
     /// Not bencode at this offset.
     #[error("not valid bencode at byte {offset}: {what}")]
     Syntax { offset: usize, what: &'static str },
@@ -91,6 +108,7 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
     let mut keys = DictKeys::default();
     let mut pos = 0usize;
     let mut items = 0usize;
+    let mut tree_bytes = 0usize;
     loop {
         let Some(&byte) = bytes.get(pos) else {
             return Err(syntax(pos, "input ends inside a list or dictionary"));
@@ -113,6 +131,18 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
                 });
             }
             let top = stack.last().copied();
+            // Keys live inside their dictionary's node; every other value takes a node of its own.
+            tree_bytes += match byte {
+                _ if top == Some(Frame::DictKey) => 0,
+                b'd' => VALUE_COST + DICT_COST,
+                b'l' => VALUE_COST + LIST_COST,
+                _ => VALUE_COST,
+            };
+            if tree_bytes > limits.max_tree_bytes {
+                return Err(BencodeError::TooComplex {
+                    max: limits.max_tree_bytes,
+                });
+            }
             if top == Some(Frame::DictKey) && !byte.is_ascii_digit() {
                 return Err(syntax(pos, "dictionary key is not a byte string"));
             }
@@ -613,6 +643,7 @@ mod tests {
             max_len: 4,
             max_depth: 2,
             max_items: 3,
+            max_tree_bytes: 1 << 20,
         };
         assert_eq!(
             decode(b"12345", tiny).unwrap_err(),
@@ -627,6 +658,7 @@ mod tests {
             max_len: 100,
             max_depth: 5,
             max_items: 3,
+            max_tree_bytes: 1 << 20,
         };
         assert!(decode(b"li1ei2ee", few).is_ok());
         assert_eq!(
@@ -639,6 +671,44 @@ mod tests {
             decode(&deep, L).unwrap_err(),
             BencodeError::TooDeep { max: 50, .. }
         ));
+    }
+
+    #[test]
+    fn tree_memory_is_budgeted() {
+        let max = 10 * 1024;
+        let budget = Limits {
+            max_tree_bytes: max,
+            ..L
+        };
+        let list_of_dicts = |n: usize| {
+            let mut d = b"l".to_vec();
+            d.extend(std::iter::repeat_n(&b"d0:0:e"[..], n).flatten());
+            d.push(b'e');
+            d
+        };
+        let per_dict = VALUE_COST + DICT_COST + VALUE_COST; // the dict, its node, its one value
+        let fits = (max - VALUE_COST - LIST_COST) / per_dict;
+        assert!(decode(&list_of_dicts(fits), budget).is_ok());
+        assert_eq!(
+            decode(&list_of_dicts(fits + 1), budget).unwrap_err(),
+            BencodeError::TooComplex { max }
+        );
+        assert!(BencodeError::TooComplex { max: 128 << 20 }
+            .to_string()
+            .contains("128 MiB"));
+    }
+
+    proptest::proptest! {
+        /// `decode` relies on this: whatever the scan accepts, bip_bencode accepts too.
+        #[test]
+        fn scan_accepts_only_what_bip_accepts(bytes in proptest::collection::vec(
+            proptest::sample::select(b"0123456789:ilde-ax".to_vec()), 0..48)) {
+            let limits = Limits { max_depth: 3, ..L };
+            if scan(&bytes, limits).is_ok() {
+                let opts = BDecodeOpt::new(limits.max_depth + 1, false, true);
+                proptest::prop_assert!(BencodeRef::decode(&bytes, opts).is_ok(), "{:?}", String::from_utf8_lossy(&bytes));
+            }
+        }
     }
 
     #[test]

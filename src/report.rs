@@ -8,6 +8,8 @@ use serde_json::json;
 use crate::magnet::magnet_link;
 use crate::metainfo::Metainfo;
 use crate::tracker::probe::ProbeOutcome;
+use crate::tracker::sanitize;
+use crate::types::is_unprintable;
 
 /// `1.50 MiB`: binary units, two decimals, bytes below 1 KiB.
 pub fn human_size(bytes: u64) -> String {
@@ -46,7 +48,7 @@ pub fn clean_text(text: &str, indent: usize) -> String {
                 out.extend(std::iter::repeat_n(' ', indent));
             }
             '\r' => {}
-            c if c.is_control() => out.push('?'),
+            c if is_unprintable(c) => out.push('?'),
             c => out.push(c),
         }
     }
@@ -111,7 +113,7 @@ pub fn info_text(m: &Metainfo) -> String {
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(s, "{k:<13}{v}");
     };
-    line("Name:", &i.name);
+    line("Name:", &sanitize(&i.name));
     line("Info hash:", &m.info_hash.to_hex());
     line("Size:", &size_both(l.total()));
     line(
@@ -144,7 +146,7 @@ pub fn info_text(m: &Metainfo) -> String {
         let _ = writeln!(s, "Trackers:");
         for (t, urls) in tiers.iter().enumerate() {
             for url in urls {
-                let _ = writeln!(s, "  tier {}: {url}", t + 1);
+                let _ = writeln!(s, "  tier {}: {}", t + 1, sanitize(url));
             }
         }
     }
@@ -153,7 +155,7 @@ pub fn info_text(m: &Metainfo) -> String {
     } else {
         let _ = writeln!(s, "Web seeds:");
         for url in &m.url_list {
-            let _ = writeln!(s, "  {url}");
+            let _ = writeln!(s, "  {}", sanitize(url));
         }
     }
     let _ = writeln!(s, "Files ({}):", i.files.len());
@@ -218,19 +220,12 @@ pub fn info_json(m: &Metainfo) -> serde_json::Value {
 
 /// One line per tracker for `--announce-only`, then a summary line; and whether any tracker answered.
 pub fn probe_lines(outcomes: &[ProbeOutcome]) -> (String, bool) {
-    let width = outcomes
-        .iter()
-        .map(|o| o.url.chars().count())
-        .max()
-        .unwrap_or(0);
+    let urls: Vec<String> = outcomes.iter().map(|o| sanitize(&o.url)).collect();
+    let width = urls.iter().map(|u| u.chars().count()).max().unwrap_or(0);
     let mut s = String::new();
     let mut answered = 0;
-    for o in outcomes {
-        let head = format!(
-            "tier {:<2} {:<width$}",
-            o.tier + 1,
-            crate::tracker::sanitize(&o.url)
-        );
+    for (o, url) in outcomes.iter().zip(&urls) {
+        let head = format!("tier {:<2} {url:<width$}", o.tier + 1);
         let ms = o.latency.as_millis();
         match &o.result {
             Ok(r) => {
@@ -286,6 +281,7 @@ mod tests {
     #[test]
     fn free_text_is_terminal_safe() {
         assert_eq!(clean_text("a\r\nb\x1b[2J\n", 2), "a\n  b?[2J");
+        assert_eq!(clean_text("gpj.\u{202e}exe", 0), "gpj.?exe");
         assert_eq!(
             clean_text(&"x".repeat(MAX_TEXT + 9), 0).chars().count(),
             MAX_TEXT + 1
@@ -334,6 +330,20 @@ mod tests {
         assert_eq!(
             probe_lines(&[]),
             ("0 of 0 trackers answered\n".to_string(), false)
+        );
+        // A URL too long to pad (format widths stop at 65,535) is shortened first; no panic.
+        let long = ProbeOutcome {
+            tier: 0,
+            url: format!("http://{}\x1b[2J", "x".repeat(70_000)),
+            latency: Duration::ZERO,
+            result: Err(TrackerError::Timeout(Duration::from_secs(1))),
+            stop_error: None,
+        };
+        let (text, _) = probe_lines(&[long]);
+        assert!(
+            text.len() < 1000 && !text.contains('\x1b'),
+            "{}",
+            text.len()
         );
     }
 }

@@ -220,9 +220,9 @@ proptest! {
     }
 
     #[test]
-    fn udp_replies(bytes in prop::collection::vec(any::<u8>(), 0..256), v6 in any::<bool>()) {
-        // Make the transaction id match half the time so the body parsers run.
-        let tid = if bytes.len() >= 8 && v6 { u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) } else { 0 };
+    fn udp_replies(bytes in prop::collection::vec(any::<u8>(), 0..256), v6 in any::<bool>(), matching in any::<bool>()) {
+        // Make the transaction id match half the time so the body parsers run, for IPv4 and IPv6 alike.
+        let tid = if bytes.len() >= 8 && matching { u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) } else { 0 };
         check_bounded(&bytes, |b| {
             for action in [Action::Connect, Action::Announce, Action::Scrape] {
                 let _ = parse_reply(b, tid, action, v6);
@@ -243,6 +243,26 @@ fn pathological_documents_stay_bounded() {
     }
     many_keys.push(b'e');
     let deep = vec![b'l'; 1_000_000];
+    // Each one-key dictionary makes bip_bencode allocate a map node (~780 bytes for 6 input bytes): 4 MB
+    // of these once cost 518 MB. Now the scan refuses the document before any tree is built.
+    let mut dicts = b"l".to_vec();
+    dicts.extend(std::iter::repeat_n(&b"d0:0:e"[..], 666_000).flatten());
+    dicts.push(b'e');
+    let peak = peak_heap(|| Metainfo::from_bytes(&dicts).map(|_| ()));
+    assert!(
+        peak < FIXED_ALLOWANCE,
+        "refusing 4 MB of dictionaries allocated {peak} bytes"
+    );
+    // The largest such document under the budget decodes within the budget.
+    let fits = Limits::TORRENT.max_tree_bytes / (2 * bencode::VALUE_COST + bencode::DICT_COST) - 1;
+    let mut within = b"l".to_vec();
+    within.extend(std::iter::repeat_n(&b"d0:0:e"[..], fits).flatten());
+    within.push(b'e');
+    let peak = peak_heap(|| bencode::decode(&within, Limits::TORRENT).map(|_| ()));
+    assert!(
+        peak <= Limits::TORRENT.max_tree_bytes,
+        "{peak} bytes for a document the budget allows"
+    );
     for doc in [many_lists, many_keys, deep] {
         check_bounded(&doc, |b| {
             let _ = bencode::decode(b, Limits::TORRENT);

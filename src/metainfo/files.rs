@@ -1,13 +1,16 @@
 //! The file list of an `info` dictionary: lengths, offsets, BEP 47 attributes, and the path rules that
 //! keep every file inside the output directory (no `..`, no separators, no duplicates).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::{required_int, wrong_type, MetainfoError};
 use crate::bencode::Node;
+use crate::types::is_unprintable;
 
 /// Longest path component accepted: the usual file-system limit (`NAME_MAX`).
 pub const MAX_COMPONENT_LEN: usize = 255;
+/// Longest path of one file inside the torrent, separators included: Linux's `PATH_MAX`.
+pub const MAX_PATH_LEN: usize = 4096;
 
 /// BEP 47 file attributes (the `attr` string).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,6 +96,12 @@ pub(super) fn file_list(list: Node<'_, '_>) -> Result<Vec<FileEntry>, MetainfoEr
                 why: "is an empty list",
             });
         }
+        if path.iter().map(|c| c.len() + 1).sum::<usize>() > MAX_PATH_LEN + 1 {
+            return Err(MetainfoError::BadPath {
+                key: format!("{key}.path"),
+                why: "is longer than 4096 bytes, the file-system limit",
+            });
+        }
         files.push(FileEntry {
             path,
             length,
@@ -105,7 +114,8 @@ pub(super) fn file_list(list: Node<'_, '_>) -> Result<Vec<FileEntry>, MetainfoEr
     Ok(files)
 }
 
-/// One path component: a byte string that is not empty, `.` or `..`, and has no separator or NUL.
+/// One path component: a byte string that is not empty, `.` or `..`, and has no separator, NUL, other
+/// control character (terminal escapes) or bidirectional override (names that display reversed).
 pub(super) fn path_component(node: Node<'_, '_>, key: &str) -> Result<String, MetainfoError> {
     let bytes = node
         .as_bytes()
@@ -128,6 +138,12 @@ pub(super) fn path_component(node: Node<'_, '_>, key: &str) -> Result<String, Me
         });
     }
     let text = String::from_utf8_lossy(bytes).into_owned();
+    if text.chars().any(is_unprintable) {
+        return Err(MetainfoError::BadPath {
+            key: key.into(),
+            why: "contains a control character",
+        });
+    }
     if text.len() > MAX_COMPONENT_LEN {
         return Err(MetainfoError::BadPath {
             key: key.into(),
@@ -154,23 +170,31 @@ fn attr(dict: Node<'_, '_>) -> FileAttr {
 }
 
 /// No two real files on one path, and no file where another needs a directory. Pad files are exempt:
-/// they are never written, and hybrid torrents give same-sized ones the same `.pad/N` path.
+/// they are never written, and hybrid torrents give same-sized ones the same `.pad/N` path. Linear in the
+/// number of path components: each path walks a tree of (parent node, component) -> node.
 fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
-    let mut file_paths: HashSet<&[String]> = HashSet::new();
-    let mut dir_paths: HashSet<&[String]> = HashSet::new();
+    const ROOT: usize = 0;
+    let mut children: HashMap<(usize, &str), usize> = HashMap::new();
+    let mut is_file: Vec<bool> = vec![false]; // per node; node 0 is the torrent's directory
     for file in files.iter().filter(|f| !f.attr.pad) {
-        let path = file.path.as_slice();
-        if file_paths.contains(path) || dir_paths.contains(path) {
-            return Err(MetainfoError::DuplicatePath(path.join("/")));
+        let mut node = ROOT;
+        for (depth, component) in file.path.iter().enumerate() {
+            let last = depth + 1 == file.path.len();
+            node = match children.get(&(node, component.as_str())) {
+                // Something is already here: a second file on this path, a file where a directory is
+                // needed, or a directory where this file should go.
+                Some(&existing) if last || is_file[existing] => {
+                    return Err(MetainfoError::DuplicatePath(file.path[..=depth].join("/")));
+                }
+                Some(&existing) => existing,
+                None => {
+                    let id = is_file.len();
+                    is_file.push(last);
+                    children.insert((node, component.as_str()), id);
+                    id
+                }
+            };
         }
-        for end in 1..path.len() {
-            let dir = &path[..end];
-            if file_paths.contains(dir) {
-                return Err(MetainfoError::DuplicatePath(dir.join("/")));
-            }
-            dir_paths.insert(dir);
-        }
-        file_paths.insert(path);
     }
     Ok(())
 }

@@ -264,16 +264,22 @@ fn parse_info(info: Node<'_, '_>) -> Result<Info, MetainfoError> {
         (None, None) => return Err(MetainfoError::Missing("info.length` or `info.files".into())),
     };
     let total = files.last().map_or(0, |f| f.offset + f.length);
-    let lengths = Lengths::new(total, piece_length).ok_or(MetainfoError::Empty)?;
-    let actual = pieces.len() / 20;
-    if actual as u64 != u64::from(lengths.piece_count()) {
-        return Err(MetainfoError::PieceCount {
-            total,
-            piece_length,
-            expected: total.div_ceil(u64::from(piece_length)),
-            actual,
-        });
+    if total == 0 {
+        return Err(MetainfoError::Empty);
     }
+    let actual = pieces.len() / 20;
+    let expected = total.div_ceil(u64::from(piece_length));
+    let count_error = MetainfoError::PieceCount {
+        total,
+        piece_length,
+        expected,
+        actual,
+    };
+    if actual as u64 != expected {
+        return Err(count_error);
+    }
+    // Cannot fail once the counts agree (`pieces` is far under 2^32 hashes), but stays checked.
+    let lengths = Lengths::new(total, piece_length).ok_or(count_error)?;
     let piece_hashes = pieces
         .chunks_exact(20)
         .map(|c| {

@@ -399,7 +399,7 @@ fn size_rules() {
 
 #[test]
 fn path_rules() {
-    let bad: [(&[u8], &str); 7] = [
+    let bad: [(&[u8], &str); 10] = [
         (b"", "is empty"),
         (b".", "`.`"),
         (b"..", "`..`"),
@@ -407,6 +407,9 @@ fn path_rules() {
         (b"a\\b", "separator"),
         (b"a\0b", "NUL"),
         (&[b'x'; 256], "255"),
+        (b"evil\x1b]0;pwned\x07", "control character"),
+        (b"two\nlines", "control character"),
+        ("gpj.\u{202e}exe".as_bytes(), "control character"),
     ];
     for (component, why) in bad {
         let mut t = multi();
@@ -438,6 +441,36 @@ fn path_rules() {
     let mut t = single(10);
     info(&mut t).insert("name", Value::Bytes(vec![b'x'; 255]));
     assert!(parse(&t).is_ok());
+}
+
+#[test]
+fn path_length_is_bounded() {
+    // 2,000 two-byte components (3,999 bytes with separators) are fine; 2,049 are past PATH_MAX.
+    let deep = |n: usize| {
+        let mut t = multi();
+        files(&mut t)[2] = file(0, &vec!["d"; n]);
+        t
+    };
+    assert!(parse(&deep(2000)).is_ok());
+    let e = err(&deep(2049));
+    assert!(e.to_string().contains("longer than 4096 bytes"), "{e}");
+    // A very deep path is refused at once, not after quadratic work (it used to take seconds).
+    let start = std::time::Instant::now();
+    assert!(matches!(err(&deep(40_000)), MetainfoError::BadPath { .. }));
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn piece_count_that_cannot_be_counted() {
+    let mut t = single(0);
+    info(&mut t).insert("length", Value::Int(1 << 40));
+    info(&mut t).insert("piece length", Value::Int(1));
+    let e = err(&t);
+    assert!(
+        matches!(e, MetainfoError::PieceCount { expected, actual: 0, .. } if expected == 1 << 40),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("total size 0"));
 }
 
 #[test]

@@ -44,6 +44,9 @@ pub fn announce_url(base: &str, req: &AnnounceRequest) -> Result<String, Tracker
 /// `scrape`; the query is kept. `None` when the tracker has no scrape URL.
 pub fn scrape_url(announce: &str) -> Option<String> {
     let url = reqwest::Url::parse(announce).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None; // UDP scrapes on the same endpoint (BEP 15 action 2)
+    }
     let path = url.path();
     let slash = path.rfind('/')?;
     let rest = path[slash + 1..].strip_prefix("announce")?;

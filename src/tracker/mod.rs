@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::fetch::FetchError;
-use crate::types::{InfoHash, PeerId};
+use crate::types::{is_unprintable, InfoHash, PeerId};
 
 /// Most peers kept from one reply; a tracker that sends more is trimmed, not trusted.
 pub const MAX_PEERS_PER_REPLY: usize = 1000;
@@ -247,7 +247,7 @@ pub fn sanitize(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(MAX_MESSAGE_LEN)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if is_unprintable(c) { '?' } else { c })
         .collect();
     if text.chars().count() > MAX_MESSAGE_LEN {
         out.push('…');

@@ -79,9 +79,10 @@ fn scrape_urls_follow_bep_48() {
             Some("http://example.com/scrape?x=2/4"),
         ),
         ("http://example.com/x%064announce", None),
+        ("udp://example.com:80/announce", None),
         (
-            "udp://example.com:80/announce",
-            Some("udp://example.com:80/scrape"),
+            "https://example.com/announce",
+            Some("https://example.com/scrape"),
         ),
         ("nonsense", None),
     ];
