@@ -56,12 +56,10 @@ impl FileEntry {
     }
 }
 
-/// The single file of a torrent without `files`.
-pub(super) fn single_file(info: Node<'_, '_>) -> Result<FileEntry, MetainfoError> {
-    let name = super::prefer_utf8(info, "name")
-        .ok_or_else(|| MetainfoError::Missing("info.name".into()))?;
+/// The single file of a torrent without `files`; `name` is the already validated `info.name`.
+pub(super) fn single_file(info: Node<'_, '_>, name: &str) -> Result<FileEntry, MetainfoError> {
     Ok(FileEntry {
-        path: vec![path_component(name, "info.name")?],
+        path: vec![name.to_string()],
         length: length(info, "info.")?,
         offset: 0,
         attr: attr(info),

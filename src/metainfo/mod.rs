@@ -259,7 +259,7 @@ fn parse_info(info: Node<'_, '_>) -> Result<Info, MetainfoError> {
 
     let (files, multi_file) = match (info.get(b"length"), info.get(b"files")) {
         (Some(_), Some(_)) => return Err(MetainfoError::LengthAndFiles),
-        (Some(_), None) => (vec![files::single_file(info)?], false),
+        (Some(_), None) => (vec![files::single_file(info, &name)?], false),
         (None, Some(list)) => (files::file_list(list)?, true),
         (None, None) => return Err(MetainfoError::Missing("info.length` or `info.files".into())),
     };

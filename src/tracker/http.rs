@@ -115,12 +115,11 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
         return Err(err);
     }
     let mut peers = Vec::new();
-    match root.get(b"peers") {
-        Some(p) if p.as_bytes().is_some() => {
-            compact(p.as_bytes().unwrap_or_default(), 6, &mut peers)?
-        }
-        Some(p) if p.as_list().is_some() => {
-            for entry in p.as_list().into_iter().flatten().take(MAX_PEERS_PER_REPLY) {
+    if let Some(p) = root.get(b"peers") {
+        if let Some(bytes) = p.as_bytes() {
+            compact(bytes, 6, &mut peers)?;
+        } else if let Some(list) = p.as_list() {
+            for entry in list.take(MAX_PEERS_PER_REPLY) {
                 let ip = entry
                     .get(b"ip")
                     .and_then(|n| n.as_str())
@@ -135,14 +134,12 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
                     }
                 }
             }
-        }
-        Some(p) => {
+        } else {
             return Err(TrackerError::Malformed(format!(
                 "`peers` is a {}",
                 p.kind_name()
-            )))
+            )));
         }
-        None => {}
     }
     if let Some(p6) = root.get(b"peers6").and_then(|n| n.as_bytes()) {
         compact(p6, 18, &mut peers)?;

@@ -220,9 +220,7 @@ impl UdpTracker {
             .await?
         {
             Reply::Announce(r) => Ok(r),
-            other => Err(TrackerError::Malformed(format!(
-                "unexpected reply {other:?}"
-            ))),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -239,9 +237,7 @@ impl UdpTracker {
             .await?
         {
             Reply::Scrape(stats) => Ok(hashes.iter().copied().zip(stats).collect()),
-            other => Err(TrackerError::Malformed(format!(
-                "unexpected reply {other:?}"
-            ))),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -292,11 +288,7 @@ impl UdpTracker {
                             id
                         }
                         Some(Reply::Error(msg)) => return Err(TrackerError::Failure(msg)),
-                        Some(other) => {
-                            return Err(TrackerError::Malformed(format!(
-                                "unexpected reply {other:?}"
-                            )))
-                        }
+                        Some(other) => return Err(unexpected(other)),
                     }
                 }
             };
@@ -367,6 +359,11 @@ async fn recv(
             }
         }
     }
+}
+
+/// A well-formed reply of the wrong kind for the request.
+fn unexpected(reply: Reply) -> TrackerError {
+    TrackerError::Malformed(format!("unexpected reply {reply:?}"))
 }
 
 fn io_error(e: std::io::Error) -> TrackerError {
