@@ -28,9 +28,11 @@
 //! - Nothing imports `session` but the binaries and tests.
 
 pub mod bencode;
+pub mod bitfield;
 pub mod fetch;
 pub mod magnet;
 pub mod metainfo;
 pub mod report;
 pub mod tracker;
 pub mod types;
+pub mod wire;

@@ -1,0 +1,173 @@
+//! The 68-byte handshake: `\x13BitTorrent protocol`, 8 reserved bytes, info-hash, peer id.
+
+use super::WireError;
+use crate::types::{InfoHash, PeerId};
+
+/// Length of a handshake on the wire.
+pub const HANDSHAKE_LEN: usize = 68;
+const PROTOCOL: &[u8; 20] = b"\x13BitTorrent protocol";
+
+/// Reserved bits we advertise: none yet. Each extension sets its bit when it is implemented
+/// (BEP 10: byte 5 0x10; BEP 6: byte 7 0x04; BEP 5: byte 7 0x01), never before.
+pub const OUR_RESERVED: [u8; 8] = [0; 8];
+
+/// A parsed handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// Extension bits the sender supports.
+    pub reserved: [u8; 8],
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// The sender's peer id.
+    pub peer_id: PeerId,
+}
+
+impl Handshake {
+    /// Ours, for `info_hash`.
+    pub fn ours(info_hash: InfoHash, peer_id: PeerId) -> Handshake {
+        Handshake {
+            reserved: OUR_RESERVED,
+            info_hash,
+            peer_id,
+        }
+    }
+
+    /// The 68 wire bytes.
+    pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
+        let mut out = [0u8; HANDSHAKE_LEN];
+        out[..20].copy_from_slice(PROTOCOL);
+        out[20..28].copy_from_slice(&self.reserved);
+        out[28..48].copy_from_slice(&self.info_hash.0);
+        out[48..].copy_from_slice(&self.peer_id.0);
+        out
+    }
+
+    /// Parses 68 bytes without judging them.
+    pub fn decode(bytes: &[u8; HANDSHAKE_LEN]) -> Result<Handshake, WireError> {
+        if &bytes[..20] != PROTOCOL {
+            return Err(WireError::NotBitTorrent);
+        }
+        let mut reserved = [0u8; 8];
+        reserved.copy_from_slice(&bytes[20..28]);
+        let mut info_hash = [0u8; 20];
+        info_hash.copy_from_slice(&bytes[28..48]);
+        let mut peer_id = [0u8; 20];
+        peer_id.copy_from_slice(&bytes[48..]);
+        Ok(Handshake {
+            reserved,
+            info_hash: InfoHash(info_hash),
+            peer_id: PeerId(peer_id),
+        })
+    }
+
+    /// Parses and checks a peer's handshake: our torrent, and not ourselves.
+    pub fn check(
+        bytes: &[u8; HANDSHAKE_LEN],
+        info_hash: InfoHash,
+        our_id: PeerId,
+    ) -> Result<Handshake, WireError> {
+        let hs = Handshake::decode(bytes)?;
+        if hs.info_hash != info_hash {
+            return Err(WireError::WrongInfoHash(hs.info_hash));
+        }
+        if hs.peer_id == our_id {
+            return Err(WireError::SelfConnection);
+        }
+        Ok(hs)
+    }
+}
+
+/// A short name for the client behind a peer id (Azureus-style `-XX1234-` or Shad0w-style), for logs
+/// and the summary. Never more than a few printable characters of the peer's choosing.
+pub fn client_name(id: &PeerId) -> String {
+    let b = &id.0;
+    if b[0] == b'-' && b[7] == b'-' && b[1..7].iter().all(|c| c.is_ascii_alphanumeric()) {
+        let code = std::str::from_utf8(&b[1..3]).unwrap_or("??");
+        let name = match code {
+            "lt" | "LT" => "libtorrent",
+            "TR" => "Transmission",
+            "qB" => "qBittorrent",
+            "DE" => "Deluge",
+            "UT" | "ut" => "uTorrent",
+            "rq" | "RQ" => "rqbit",
+            "PX" => "pixtorrent",
+            "AZ" => "Vuze",
+            _ => "",
+        };
+        let version = std::str::from_utf8(&b[3..7]).unwrap_or("");
+        if name.is_empty() {
+            return format!("-{code}{version}-");
+        }
+        return format!("{name} {version}");
+    }
+    if b.starts_with(b"A2-") {
+        return "aria2".to_string();
+    }
+    let printable: String = b[..8]
+        .iter()
+        .map(|&c| {
+            if c.is_ascii_graphic() {
+                c as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    printable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs() -> Handshake {
+        Handshake {
+            reserved: [0, 0, 0, 0, 0, 0x10, 0, 0x05],
+            info_hash: InfoHash([7; 20]),
+            peer_id: PeerId(*b"-lt2080-abcdefghijkl"),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_68_bytes() {
+        let bytes = hs().encode();
+        assert_eq!(bytes.len(), 68);
+        assert_eq!(bytes[0], 19);
+        assert_eq!(&bytes[1..20], b"BitTorrent protocol");
+        assert_eq!(Handshake::decode(&bytes), Ok(hs()));
+    }
+
+    #[test]
+    fn checks_protocol_hash_and_self() {
+        let me = PeerId(*b"-PX0100-000000000000");
+        let mut bytes = hs().encode();
+        assert_eq!(Handshake::check(&bytes, InfoHash([7; 20]), me), Ok(hs()));
+        assert_eq!(
+            Handshake::check(&bytes, InfoHash([8; 20]), me),
+            Err(WireError::WrongInfoHash(InfoHash([7; 20])))
+        );
+        assert_eq!(
+            Handshake::check(&bytes, InfoHash([7; 20]), hs().peer_id),
+            Err(WireError::SelfConnection)
+        );
+        bytes[5] = b'X';
+        assert_eq!(Handshake::decode(&bytes), Err(WireError::NotBitTorrent));
+        bytes[5] = b'o';
+        bytes[0] = 18;
+        assert_eq!(Handshake::decode(&bytes), Err(WireError::NotBitTorrent));
+    }
+
+    #[test]
+    fn we_advertise_nothing_we_do_not_implement() {
+        assert_eq!(Handshake::ours(InfoHash([0; 20]), PeerId([0; 20])).reserved, [0; 8]);
+    }
+
+    #[test]
+    fn client_names() {
+        assert_eq!(client_name(&PeerId(*b"-lt2080-abcdefghijkl")), "libtorrent 2080");
+        assert_eq!(client_name(&PeerId(*b"-TR3000-abcdefghijkl")), "Transmission 3000");
+        assert_eq!(client_name(&PeerId(*b"A2-1-36-0-abcdefghij")), "aria2");
+        assert_eq!(client_name(&PeerId(*b"-ZZ0001-abcdefghijkl")), "-ZZ0001-");
+        assert_eq!(client_name(&PeerId([0; 20])), "........");
+    }
+}

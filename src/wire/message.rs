@@ -1,0 +1,393 @@
+//! BEP 3 messages and their framing: a 4-byte big-endian length, an id byte, a payload. [`Codec`]
+//! turns buffered bytes into [`Message`]s, refusing frames over the torrent's limit, bitfields of the
+//! wrong shape and `have`s out of range; unknown ids that frame correctly are skipped.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::WireError;
+use crate::bitfield::Bitfield;
+use crate::types::BLOCK_LEN;
+
+/// One peer wire message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A zero-length frame.
+    KeepAlive,
+    /// id 0.
+    Choke,
+    /// id 1.
+    Unchoke,
+    /// id 2.
+    Interested,
+    /// id 3.
+    NotInterested,
+    /// id 4: the sender has this piece (range-checked by the codec).
+    Have(u32),
+    /// id 5: the sender's pieces (shape-checked by the codec).
+    Bitfield(Bitfield),
+    /// id 6.
+    Request { index: u32, begin: u32, length: u32 },
+    /// id 7: a block; `data` shares the read buffer (no copy).
+    Piece { index: u32, begin: u32, data: Bytes },
+    /// id 8.
+    Cancel { index: u32, begin: u32, length: u32 },
+    /// id 9: the sender's DHT port (BEP 5).
+    Port(u16),
+    /// Any other id, well framed, skipped.
+    Unknown(u8),
+}
+
+impl Message {
+    /// Appends the framed message to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        let triple = |out: &mut BytesMut, id: u8, a: u32, b: u32, c: u32| {
+            out.put_u32(13);
+            out.put_u8(id);
+            out.put_u32(a);
+            out.put_u32(b);
+            out.put_u32(c);
+        };
+        match self {
+            Message::KeepAlive => out.put_u32(0),
+            Message::Choke => simple(out, 0),
+            Message::Unchoke => simple(out, 1),
+            Message::Interested => simple(out, 2),
+            Message::NotInterested => simple(out, 3),
+            Message::Have(i) => {
+                out.put_u32(5);
+                out.put_u8(4);
+                out.put_u32(*i);
+            }
+            Message::Bitfield(b) => {
+                out.put_u32(1 + b.as_bytes().len() as u32);
+                out.put_u8(5);
+                out.put_slice(b.as_bytes());
+            }
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => triple(out, 6, *index, *begin, *length),
+            Message::Piece { index, begin, data } => {
+                out.put_u32(9 + data.len() as u32);
+                out.put_u8(7);
+                out.put_u32(*index);
+                out.put_u32(*begin);
+                out.put_slice(data);
+            }
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => triple(out, 8, *index, *begin, *length),
+            Message::Port(p) => {
+                out.put_u32(3);
+                out.put_u8(9);
+                out.put_u16(*p);
+            }
+            Message::Unknown(id) => simple(out, *id),
+        }
+    }
+}
+
+fn simple(out: &mut BytesMut, id: u8) {
+    out.put_u32(1);
+    out.put_u8(id);
+}
+
+/// Decodes one peer's stream for one torrent.
+#[derive(Debug, Clone)]
+pub struct Codec {
+    pieces: u32,
+    max_frame: u32,
+    seen_message: bool,
+}
+
+impl Codec {
+    /// A codec for a torrent of `pieces` pieces. The frame limit is the larger of a 16 KiB block
+    /// message and this torrent's bitfield message: nothing legitimate is longer.
+    pub fn new(pieces: u32) -> Codec {
+        let bitfield = 1 + Bitfield::byte_len(pieces) as u32;
+        Codec {
+            pieces,
+            max_frame: (BLOCK_LEN + 9).max(bitfield),
+            seen_message: false,
+        }
+    }
+
+    /// The longest frame this codec accepts.
+    pub fn max_frame(&self) -> u32 {
+        self.max_frame
+    }
+
+    /// Takes one whole message off the front of `buf`; `Ok(None)` when more bytes are needed. On an
+    /// error the stream is unusable: drop the peer.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, WireError> {
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if len > self.max_frame {
+            return Err(WireError::FrameTooLong {
+                len,
+                max: self.max_frame,
+            });
+        }
+        if buf.len() < 4 + len as usize {
+            buf.reserve(4 + len as usize - buf.len());
+            return Ok(None);
+        }
+        buf.advance(4);
+        if len == 0 {
+            return Ok(Some(Message::KeepAlive));
+        }
+        let mut frame = buf.split_to(len as usize);
+        let id = frame.get_u8();
+        let first = !self.seen_message;
+        self.seen_message = true;
+        let payload = len - 1;
+        let want = |n: u32| {
+            if payload == n {
+                Ok(())
+            } else {
+                Err(WireError::BadLength { id, len })
+            }
+        };
+        let msg = match id {
+            0 => want(0).map(|_| Message::Choke)?,
+            1 => want(0).map(|_| Message::Unchoke)?,
+            2 => want(0).map(|_| Message::Interested)?,
+            3 => want(0).map(|_| Message::NotInterested)?,
+            4 => {
+                want(4)?;
+                let index = frame.get_u32();
+                if index >= self.pieces {
+                    return Err(WireError::HaveOutOfRange {
+                        index,
+                        pieces: self.pieces,
+                    });
+                }
+                Message::Have(index)
+            }
+            5 => {
+                if !first {
+                    return Err(WireError::LateBitfield);
+                }
+                let b = Bitfield::from_bytes(&frame, self.pieces).ok_or(
+                    WireError::BadBitfield {
+                        len: frame.len(),
+                        pieces: self.pieces,
+                    },
+                )?;
+                Message::Bitfield(b)
+            }
+            6 | 8 => {
+                want(12)?;
+                let (index, begin, length) = (frame.get_u32(), frame.get_u32(), frame.get_u32());
+                if id == 6 {
+                    Message::Request {
+                        index,
+                        begin,
+                        length,
+                    }
+                } else {
+                    Message::Cancel {
+                        index,
+                        begin,
+                        length,
+                    }
+                }
+            }
+            7 => {
+                if payload < 8 {
+                    return Err(WireError::BadLength { id, len });
+                }
+                let (index, begin) = (frame.get_u32(), frame.get_u32());
+                Message::Piece {
+                    index,
+                    begin,
+                    data: frame.freeze(),
+                }
+            }
+            9 => {
+                want(2)?;
+                Message::Port(frame.get_u16())
+            }
+            other => Message::Unknown(other),
+        };
+        Ok(Some(msg))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_messages() -> Vec<Message> {
+        let mut bf = Bitfield::new(20);
+        bf.set(3);
+        bf.set(19);
+        vec![
+            Message::Bitfield(bf),
+            Message::KeepAlive,
+            Message::Choke,
+            Message::Unchoke,
+            Message::Interested,
+            Message::NotInterested,
+            Message::Have(19),
+            Message::Request {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Piece {
+                index: 2,
+                begin: 0,
+                data: Bytes::from_static(b"hello"),
+            },
+            Message::Cancel {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Port(6881),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_even_byte_by_byte() {
+        let mut wire = BytesMut::new();
+        for m in all_messages() {
+            m.encode(&mut wire);
+        }
+        // Whole stream at once.
+        let mut codec = Codec::new(20);
+        let mut buf = wire.clone();
+        let mut got = Vec::new();
+        while let Some(m) = codec.decode(&mut buf).unwrap() {
+            got.push(m);
+        }
+        assert_eq!(got, all_messages());
+        assert!(buf.is_empty());
+        // One byte at a time.
+        let mut codec = Codec::new(20);
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in wire.iter() {
+            buf.put_u8(*b);
+            while let Some(m) = codec.decode(&mut buf).unwrap() {
+                got.push(m);
+            }
+        }
+        assert_eq!(got, all_messages());
+    }
+
+    #[test]
+    fn known_wire_bytes() {
+        let mut out = BytesMut::new();
+        Message::Request {
+            index: 1,
+            begin: 2,
+            length: 3,
+        }
+        .encode(&mut out);
+        assert_eq!(&out[..], &[0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]);
+        out.clear();
+        Message::Interested.encode(&mut out);
+        assert_eq!(&out[..], &[0, 0, 0, 1, 2]);
+    }
+
+    fn decode_one(pieces: u32, bytes: &[u8]) -> Result<Option<Message>, WireError> {
+        Codec::new(pieces).decode(&mut BytesMut::from(bytes))
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_buffering() {
+        let max = Codec::new(10).max_frame();
+        assert_eq!(max, BLOCK_LEN + 9);
+        let mut b = BytesMut::new();
+        b.put_u32(max + 1);
+        assert_eq!(
+            Codec::new(10).decode(&mut b),
+            Err(WireError::FrameTooLong { len: max + 1, max })
+        );
+        b.clear();
+        b.put_u32(u32::MAX);
+        assert!(Codec::new(10).decode(&mut b).is_err());
+        // A torrent with many pieces allows its bitfield and no more.
+        assert_eq!(Codec::new(1_000_000).max_frame(), 1 + 125_000);
+    }
+
+    #[test]
+    fn bitfield_shape_rules() {
+        // 10 pieces need 2 bytes.
+        assert!(matches!(
+            decode_one(10, &[0, 0, 0, 3, 5, 0xff, 0xc0]),
+            Ok(Some(Message::Bitfield(b))) if b.count() == 10
+        ));
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 3, 5, 0xff, 0xe0]),
+            Err(WireError::BadBitfield { len: 2, pieces: 10 })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 2, 5, 0xff]),
+            Err(WireError::BadBitfield { len: 1, pieces: 10 })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 4, 5, 0xff, 0xc0, 0]),
+            Err(WireError::BadBitfield { len: 3, pieces: 10 })
+        );
+        // Only as the first message.
+        let mut codec = Codec::new(10);
+        let mut buf = BytesMut::from(&[0, 0, 0, 1, 1, 0, 0, 0, 3, 5, 0xff, 0xc0][..]);
+        assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unchoke)));
+        assert_eq!(codec.decode(&mut buf), Err(WireError::LateBitfield));
+    }
+
+    #[test]
+    fn have_out_of_range_and_bad_lengths() {
+        assert_eq!(decode_one(10, &[0, 0, 0, 5, 4, 0, 0, 0, 9]), Ok(Some(Message::Have(9))));
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 5, 4, 0, 0, 0, 10]),
+            Err(WireError::HaveOutOfRange {
+                index: 10,
+                pieces: 10
+            })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 2, 1, 0]),
+            Err(WireError::BadLength { id: 1, len: 2 })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 4, 4, 0, 0, 0]),
+            Err(WireError::BadLength { id: 4, len: 4 })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 9, 6, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(WireError::BadLength { id: 6, len: 9 })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 5, 7, 0, 0, 0, 0]),
+            Err(WireError::BadLength { id: 7, len: 5 })
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 2, 9, 0]),
+            Err(WireError::BadLength { id: 9, len: 2 })
+        );
+    }
+
+    #[test]
+    fn unknown_ids_are_skipped_and_the_stream_goes_on() {
+        let mut codec = Codec::new(10);
+        let mut buf = BytesMut::from(&[0, 0, 0, 4, 20, 1, 2, 3, 0, 0, 0, 1, 2][..]);
+        assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unknown(20))));
+        assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Interested)));
+        assert_eq!(codec.decode(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn partial_frames_wait() {
+        assert_eq!(decode_one(10, &[0, 0]), Ok(None));
+        assert_eq!(decode_one(10, &[0, 0, 0, 5, 4, 0]), Ok(None));
+    }
+}
