@@ -32,6 +32,8 @@ pub mod bitfield;
 pub mod fetch;
 pub mod magnet;
 pub mod metainfo;
+pub mod picker;
+pub mod pipeline;
 pub mod report;
 pub mod tracker;
 pub mod types;

@@ -1,0 +1,409 @@
+//! Which blocks to ask which peer for: availability from bitfields and `have`s, piece order
+//! (rarest-first with random ties and a random start, sequential, random), block reservations per peer,
+//! partial pieces finished first, endgame duplicates. Pure and synchronous: no IO, no clock.
+
+use rand::Rng;
+
+use crate::bitfield::Bitfield;
+use crate::types::{BlockRef, Lengths, PieceIndex};
+
+/// A peer as the picker knows it: an opaque number the session hands out.
+pub type PeerKey = u64;
+
+/// Piece order for new pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Rarest in the swarm first, random among equals (the swarm-friendly default).
+    Rarest,
+    /// Lowest index first (streaming).
+    Sequential,
+    /// Uniformly random.
+    Random,
+}
+
+/// Pieces picked at random before rarest-first takes over, so we have something to trade quickly
+/// (the first pieces of a rarest-first client are otherwise the slowest to find).
+pub const RANDOM_FIRST_PIECES: u32 = 4;
+/// Most peers asked for one block at once in endgame: enough to beat one slow peer, without flooding.
+pub const MAX_ENDGAME_REQUESTERS: usize = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Block {
+    Free,
+    Requested(Vec<PeerKey>),
+    Received,
+}
+
+#[derive(Debug)]
+struct Active {
+    blocks: Vec<Block>,
+    free: u32,
+    received: u32,
+    /// Peers holding requests in this piece.
+    peers: Vec<PeerKey>,
+    /// Set for a piece that failed its hash check: fetched again from one peer only, so the blame for
+    /// another failure is exact.
+    owner: Option<PeerKey>,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Missing,
+    Active(Box<Active>),
+    Verifying,
+    Have,
+}
+
+/// What a received block meant.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Receipt {
+    /// New data: store it. `complete` when it was the piece's last block (hash it now); `cancel` lists
+    /// the other peers that were asked for the same block (endgame).
+    Useful { complete: bool, cancel: Vec<PeerKey> },
+    /// Already have it, or nothing of this piece is being fetched: drop the bytes.
+    Useless,
+}
+
+/// The download plan of one torrent.
+#[derive(Debug)]
+pub struct Picker {
+    lengths: Lengths,
+    strategy: Strategy,
+    pieces: Vec<Piece>,
+    have: Bitfield,
+    /// Pieces that failed a hash check once.
+    failed: Bitfield,
+    availability: Vec<u32>,
+    /// Indices of `Piece::Active`, for scans that must not walk the whole torrent.
+    active: Vec<u32>,
+    /// Count of `Piece::Missing`.
+    missing: u32,
+    /// Most pieces in progress at once: bounds the memory held in partial piece buffers.
+    max_active: usize,
+}
+
+impl Picker {
+    /// A plan for `lengths`, with `have` already verified, at most `max_active` partial pieces.
+    pub fn new(lengths: Lengths, strategy: Strategy, have: Bitfield, max_active: usize) -> Picker {
+        let n = lengths.piece_count();
+        let pieces = (0..n)
+            .map(|i| if have.get(i) { Piece::Have } else { Piece::Missing })
+            .collect();
+        Picker {
+            lengths,
+            strategy,
+            pieces,
+            missing: n - have.count(),
+            have,
+            failed: Bitfield::new(n),
+            availability: vec![0; n as usize],
+            active: Vec::new(),
+            max_active: max_active.max(1),
+        }
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Bytes not yet verified.
+    pub fn left(&self) -> u64 {
+        self.lengths
+            .pieces()
+            .filter(|p| !self.have.get(p.get()))
+            .map(|p| u64::from(self.lengths.piece_len(p)))
+            .sum()
+    }
+
+    /// Whether every block still missing is already requested from someone.
+    pub fn in_endgame(&self) -> bool {
+        self.missing == 0 && self.active.iter().all(|&i| self.active_ref(i).free == 0)
+    }
+
+    /// How many peers announced `piece`.
+    pub fn availability(&self, piece: PieceIndex) -> u32 {
+        self.availability[piece.get() as usize]
+    }
+
+    /// A peer's bitfield arrived.
+    pub fn add_peer(&mut self, has: &Bitfield) {
+        for i in has.ones() {
+            self.availability[i as usize] += 1;
+        }
+    }
+
+    /// A peer left: forget what it had (its requests are returned with [`Picker::unrequest`]).
+    pub fn remove_peer(&mut self, has: &Bitfield) {
+        for i in has.ones() {
+            let a = &mut self.availability[i as usize];
+            *a = a.saturating_sub(1);
+        }
+    }
+
+    /// A peer announced one more piece.
+    pub fn add_have(&mut self, piece: PieceIndex) {
+        self.availability[piece.get() as usize] += 1;
+    }
+
+    /// Whether a peer with `has` has any piece we still need.
+    pub fn wants_any(&self, has: &Bitfield) -> bool {
+        has.ones().any(|i| !self.have.get(i))
+    }
+
+    /// Reserves up to `max` blocks for `peer`, which has `has`. Order: pieces this peer is already
+    /// fetching, new pieces by strategy, other partial pieces, then (endgame) blocks others were asked
+    /// for.
+    pub fn pick<R: Rng>(
+        &mut self,
+        peer: PeerKey,
+        has: &Bitfield,
+        max: usize,
+        rng: &mut R,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return out;
+        }
+        // 1. Pieces this peer is already working on.
+        for k in 0..self.active.len() {
+            let i = self.active[k];
+            if self.active_ref(i).peers.contains(&peer) {
+                self.take_free(i, peer, max, &mut out);
+            }
+        }
+        // 2. New pieces.
+        while out.len() < max && self.active.len() < self.max_active && self.missing > 0 {
+            let Some(i) = self.choose_new(has, rng) else {
+                break;
+            };
+            self.start(i);
+            if self.failed.get(i) {
+                self.active_mut(i).owner = Some(peer);
+            }
+            self.take_free(i, peer, max, &mut out);
+        }
+        // 3. Other partial pieces the peer can serve.
+        for k in 0..self.active.len() {
+            if out.len() >= max {
+                break;
+            }
+            let i = self.active[k];
+            let a = self.active_ref(i);
+            if !has.get(i) || a.free == 0 || a.owner.is_some_and(|o| o != peer) {
+                continue;
+            }
+            if self.failed.get(i) && a.owner.is_none() {
+                self.active_mut(i).owner = Some(peer);
+            }
+            self.take_free(i, peer, max, &mut out);
+        }
+        // 4. Endgame: duplicate requests for blocks still in flight elsewhere.
+        if out.is_empty() && self.in_endgame() {
+            for k in 0..self.active.len() {
+                let i = self.active[k];
+                if !has.get(i) {
+                    continue;
+                }
+                let lengths = self.lengths;
+                let a = self.active_mut(i);
+                for (b, block) in a.blocks.iter_mut().enumerate() {
+                    if out.len() >= max {
+                        break;
+                    }
+                    if let Block::Requested(peers) = block {
+                        if !peers.contains(&peer) && peers.len() < MAX_ENDGAME_REQUESTERS {
+                            peers.push(peer);
+                            out.extend(block_ref(lengths, i, b));
+                        }
+                    }
+                }
+                if !a.peers.contains(&peer) {
+                    a.peers.push(peer);
+                }
+            }
+        }
+        out
+    }
+
+    /// A block arrived from `peer` (requested or not).
+    pub fn received(&mut self, peer: PeerKey, block: BlockRef) -> Receipt {
+        let i = block.piece.get();
+        let Piece::Active(a) = &mut self.pieces[i as usize] else {
+            return Receipt::Useless;
+        };
+        let b = (block.offset / crate::types::BLOCK_LEN) as usize;
+        let cancel = match std::mem::replace(&mut a.blocks[b], Block::Received) {
+            Block::Received => return Receipt::Useless,
+            Block::Free => {
+                a.free -= 1;
+                Vec::new()
+            }
+            Block::Requested(peers) => peers.into_iter().filter(|&p| p != peer).collect(),
+        };
+        a.received += 1;
+        let complete = a.received as usize == a.blocks.len();
+        if complete {
+            self.pieces[i as usize] = Piece::Verifying;
+            self.active.retain(|&x| x != i);
+        }
+        Receipt::Useful { complete, cancel }
+    }
+
+    /// `peer` will not deliver `block` (choked, timed out, gone): it goes back to the pool unless
+    /// someone else is also fetching it.
+    pub fn unrequest(&mut self, peer: PeerKey, block: BlockRef) {
+        let i = block.piece.get();
+        let Piece::Active(a) = &mut self.pieces[i as usize] else {
+            return;
+        };
+        let b = (block.offset / crate::types::BLOCK_LEN) as usize;
+        if let Block::Requested(peers) = &mut a.blocks[b] {
+            peers.retain(|&p| p != peer);
+            if peers.is_empty() {
+                a.blocks[b] = Block::Free;
+                a.free += 1;
+            }
+        }
+        let still = a
+            .blocks
+            .iter()
+            .any(|blk| matches!(blk, Block::Requested(p) if p.contains(&peer)));
+        if !still {
+            a.peers.retain(|&p| p != peer);
+            if a.owner == Some(peer) {
+                a.owner = None;
+            }
+        }
+        if a.received == 0 && a.free as usize == a.blocks.len() {
+            // Nobody is on it and nothing arrived: back to missing, freeing its active slot.
+            self.pieces[i as usize] = Piece::Missing;
+            self.missing += 1;
+            self.active.retain(|&x| x != i);
+        }
+    }
+
+    /// The hash check of a complete piece finished.
+    pub fn verified(&mut self, piece: PieceIndex, ok: bool) {
+        let i = piece.get();
+        if !matches!(self.pieces[i as usize], Piece::Verifying) {
+            return;
+        }
+        if ok {
+            self.pieces[i as usize] = Piece::Have;
+            self.have.set(i);
+        } else {
+            self.pieces[i as usize] = Piece::Missing;
+            self.missing += 1;
+            self.failed.set(i);
+        }
+    }
+
+    fn choose_new<R: Rng>(&self, has: &Bitfield, rng: &mut R) -> Option<u32> {
+        let candidates = || {
+            has.ones()
+                .filter(|&i| matches!(self.pieces[i as usize], Piece::Missing))
+        };
+        let strategy = match self.strategy {
+            Strategy::Rarest if self.have.count() < RANDOM_FIRST_PIECES => Strategy::Random,
+            s => s,
+        };
+        match strategy {
+            Strategy::Sequential => candidates().next(),
+            Strategy::Random => {
+                // Reservoir sampling: one pass, uniform.
+                let mut chosen = None;
+                for (seen, i) in candidates().enumerate() {
+                    if rng.random_range(0..=seen) == 0 {
+                        chosen = Some(i);
+                    }
+                }
+                chosen
+            }
+            Strategy::Rarest => {
+                let mut best: Option<(u32, u32)> = None;
+                let mut ties = 0usize;
+                for i in candidates() {
+                    let a = self.availability[i as usize];
+                    match best {
+                        Some((_, b)) if a > b => {}
+                        Some((_, b)) if a == b => {
+                            ties += 1;
+                            if rng.random_range(0..=ties) == 0 {
+                                best = Some((i, a));
+                            }
+                        }
+                        _ => {
+                            best = Some((i, a));
+                            ties = 0;
+                        }
+                    }
+                }
+                best.map(|(i, _)| i)
+            }
+        }
+    }
+
+    fn start(&mut self, i: u32) {
+        let Some(piece) = self.lengths.piece(i) else {
+            return;
+        };
+        let n = self.lengths.block_count(piece);
+        self.pieces[i as usize] = Piece::Active(Box::new(Active {
+            blocks: vec![Block::Free; n as usize],
+            free: n,
+            received: 0,
+            peers: Vec::new(),
+            owner: None,
+        }));
+        self.active.push(i);
+        self.missing -= 1;
+    }
+
+    fn take_free(&mut self, i: u32, peer: PeerKey, max: usize, out: &mut Vec<BlockRef>) {
+        let lengths = self.lengths;
+        let a = self.active_mut(i);
+        if a.free == 0 || out.len() >= max {
+            return;
+        }
+        for (b, block) in a.blocks.iter_mut().enumerate() {
+            if out.len() >= max {
+                break;
+            }
+            if *block == Block::Free {
+                *block = Block::Requested(vec![peer]);
+                a.free -= 1;
+                out.extend(block_ref(lengths, i, b));
+            }
+        }
+        if !a.peers.contains(&peer) {
+            a.peers.push(peer);
+        }
+    }
+
+    fn active_ref(&self, i: u32) -> &Active {
+        match &self.pieces[i as usize] {
+            Piece::Active(a) => a,
+            _ => unreachable!("piece {i} listed as active"),
+        }
+    }
+
+    fn active_mut(&mut self, i: u32) -> &mut Active {
+        match &mut self.pieces[i as usize] {
+            Piece::Active(a) => a,
+            _ => unreachable!("piece {i} listed as active"),
+        }
+    }
+}
+
+fn block_ref(lengths: Lengths, piece: u32, b: usize) -> Option<BlockRef> {
+    lengths.block(lengths.piece(piece)?, b as u32)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! Unit tests of the picker: piece orders, reservations, choke returns, endgame, failed pieces.
+
+use super::*;
+use crate::types::BLOCK_LEN;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// 8 pieces of 2 blocks, the last piece one short block.
+fn lengths() -> Lengths {
+    Lengths::new(7 * 2 * u64::from(BLOCK_LEN) + 100, 2 * BLOCK_LEN).unwrap()
+}
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(7)
+}
+
+fn bits(n: u32, set: &[u32]) -> Bitfield {
+    let mut b = Bitfield::new(n);
+    for &i in set {
+        b.set(i);
+    }
+    b
+}
+
+fn with_have(strategy: Strategy, have: &[u32]) -> Picker {
+    Picker::new(lengths(), strategy, bits(8, have), 100)
+}
+
+fn pieces_of(blocks: &[BlockRef]) -> Vec<u32> {
+    let mut v: Vec<u32> = blocks.iter().map(|b| b.piece.get()).collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn rarest_first_after_the_random_start() {
+    // Four pieces already verified, so rarest-first is in force.
+    let mut p = with_have(Strategy::Rarest, &[0, 1, 2, 3]);
+    p.add_peer(&bits(8, &[4, 5, 6, 7]));
+    p.add_peer(&bits(8, &[4, 5, 7]));
+    p.add_peer(&bits(8, &[5, 7]));
+    // availability: 4→2, 5→3, 6→1, 7→3
+    let got = p.pick(1, &Bitfield::full(8), 2, &mut rng());
+    assert_eq!(pieces_of(&got), vec![6]);
+    let got = p.pick(1, &Bitfield::full(8), 2, &mut rng());
+    assert_eq!(pieces_of(&got), vec![4]);
+    let got = p.pick(1, &Bitfield::full(8), 4, &mut rng());
+    assert_eq!(got.len(), 3, "last piece has one block");
+    let mut ps = pieces_of(&got);
+    ps.sort();
+    assert_eq!(ps, vec![5, 7]);
+}
+
+#[test]
+fn rarest_ties_are_broken_at_random() {
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..40 {
+        let mut p = with_have(Strategy::Rarest, &[0, 1, 2, 3]);
+        let got = p.pick(1, &Bitfield::full(8), 1, &mut StdRng::seed_from_u64(seed));
+        seen.insert(got[0].piece.get());
+    }
+    assert!(seen.len() >= 3, "ties spread over pieces: {seen:?}");
+}
+
+#[test]
+fn first_pieces_are_random_not_rarest() {
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..40 {
+        let mut p = with_have(Strategy::Rarest, &[]);
+        p.add_peer(&bits(8, &[0])); // piece 0 is the most common; the others tie
+        p.add_peer(&Bitfield::full(8));
+        let got = p.pick(1, &Bitfield::full(8), 1, &mut StdRng::seed_from_u64(seed));
+        seen.insert(got[0].piece.get());
+    }
+    assert!(seen.len() > 2, "random start: {seen:?}");
+}
+
+#[test]
+fn sequential_goes_in_order_and_random_covers_everything() {
+    let mut p = with_have(Strategy::Sequential, &[1]);
+    let got = p.pick(1, &Bitfield::full(8), 6, &mut rng());
+    assert_eq!(pieces_of(&got), vec![0, 2, 3]);
+    let mut p = with_have(Strategy::Random, &[]);
+    let got = p.pick(1, &Bitfield::full(8), 100, &mut rng());
+    assert_eq!(got.len(), 15);
+    let mut ps = pieces_of(&got);
+    ps.sort();
+    ps.dedup();
+    assert_eq!(ps, (0..8).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_peer_with_nothing_gets_nothing_and_one_with_everything_gets_all() {
+    let mut p = with_have(Strategy::Rarest, &[]);
+    assert!(p.pick(1, &Bitfield::new(8), 10, &mut rng()).is_empty());
+    assert!(!p.wants_any(&Bitfield::new(8)));
+    assert!(p.wants_any(&Bitfield::full(8)));
+    let got = p.pick(2, &Bitfield::full(8), 1000, &mut rng());
+    assert_eq!(got.len(), 15, "7 pieces × 2 blocks + 1 short block");
+    let last = got.iter().find(|b| b.piece.get() == 7).unwrap();
+    assert_eq!(last.len, 100);
+    // Nothing is left to hand out but endgame duplicates, and those never to the same peer.
+    assert!(p.in_endgame());
+    assert!(p.pick(2, &Bitfield::full(8), 10, &mut rng()).is_empty());
+}
+
+#[test]
+fn a_peer_finishes_its_own_pieces_before_starting_new_ones() {
+    let mut p = with_have(Strategy::Sequential, &[]);
+    let first = p.pick(1, &Bitfield::full(8), 1, &mut rng());
+    assert_eq!(first[0].piece.get(), 0);
+    let next = p.pick(1, &Bitfield::full(8), 1, &mut rng());
+    assert_eq!((next[0].piece.get(), next[0].offset), (0, BLOCK_LEN));
+    // Another peer starts its own piece rather than squeezing into piece 0.
+    let other = p.pick(2, &Bitfield::full(8), 1, &mut rng());
+    assert_eq!(other[0].piece.get(), 1);
+}
+
+#[test]
+fn partial_pieces_are_joined_when_no_new_piece_may_start() {
+    let mut p = Picker::new(lengths(), Strategy::Sequential, Bitfield::new(8), 1);
+    let a = p.pick(1, &Bitfield::full(8), 1, &mut rng());
+    let b = p.pick(2, &Bitfield::full(8), 5, &mut rng());
+    assert_eq!(a[0].piece.get(), 0);
+    assert_eq!(b.len(), 1, "only piece 0's second block may go out");
+    assert_eq!((b[0].piece.get(), b[0].offset), (0, BLOCK_LEN));
+}
+
+#[test]
+fn choke_returns_blocks_to_the_pool() {
+    let mut p = with_have(Strategy::Sequential, &[]);
+    let got = p.pick(1, &Bitfield::full(8), 3, &mut rng());
+    assert_eq!(got.len(), 3);
+    for b in &got {
+        p.unrequest(1, *b);
+    }
+    // All of them go out again, in the same order, to another peer.
+    let again = p.pick(2, &Bitfield::full(8), 3, &mut rng());
+    assert_eq!(again, got);
+}
+
+#[test]
+fn received_blocks_complete_a_piece_once() {
+    let mut p = with_have(Strategy::Sequential, &[]);
+    let got = p.pick(1, &Bitfield::full(8), 2, &mut rng());
+    assert_eq!(
+        p.received(1, got[0]),
+        Receipt::Useful {
+            complete: false,
+            cancel: vec![]
+        }
+    );
+    assert_eq!(p.received(1, got[0]), Receipt::Useless, "duplicate");
+    assert_eq!(
+        p.received(1, got[1]),
+        Receipt::Useful {
+            complete: true,
+            cancel: vec![]
+        }
+    );
+    assert_eq!(p.received(1, got[1]), Receipt::Useless, "piece is being verified");
+    let piece = got[0].piece;
+    p.verified(piece, true);
+    assert!(p.have().get(0));
+    assert_eq!(p.left(), lengths().total() - 2 * u64::from(BLOCK_LEN));
+}
+
+#[test]
+fn a_block_nobody_requested_is_still_useful_for_an_active_piece() {
+    let mut p = with_have(Strategy::Sequential, &[]);
+    let got = p.pick(1, &Bitfield::full(8), 1, &mut rng());
+    let second = lengths().block(got[0].piece, 1).unwrap();
+    assert!(matches!(p.received(2, second), Receipt::Useful { .. }));
+    // A block of a piece nobody is fetching is dropped.
+    let far = lengths().block(lengths().piece(5).unwrap(), 0).unwrap();
+    assert_eq!(p.received(2, far), Receipt::Useless);
+}
+
+#[test]
+fn endgame_duplicates_then_cancels() {
+    let mut p = with_have(Strategy::Sequential, &[0, 1, 2, 3, 4, 5, 6]);
+    let a = p.pick(1, &Bitfield::full(8), 10, &mut rng());
+    assert_eq!(a.len(), 1);
+    assert!(p.in_endgame());
+    let b = p.pick(2, &Bitfield::full(8), 10, &mut rng());
+    assert_eq!(b, a, "peer 2 duplicates peer 1's request");
+    let c = p.pick(3, &Bitfield::full(8), 10, &mut rng());
+    assert_eq!(c, a);
+    let d = p.pick(4, &Bitfield::full(8), 10, &mut rng());
+    assert!(d.is_empty(), "at most {MAX_ENDGAME_REQUESTERS} requesters");
+    assert_eq!(
+        p.received(2, a[0]),
+        Receipt::Useful {
+            complete: true,
+            cancel: vec![1, 3]
+        }
+    );
+    p.verified(a[0].piece, true);
+    assert!(p.is_complete());
+}
+
+#[test]
+fn not_endgame_while_an_unrequested_piece_remains() {
+    let mut p = with_have(Strategy::Sequential, &[0, 1, 2, 3, 4, 5]);
+    let a = p.pick(1, &bits(8, &[6]), 10, &mut rng());
+    assert_eq!(a.len(), 2);
+    assert!(!p.in_endgame(), "piece 7 is still unrequested");
+    assert!(p.pick(2, &bits(8, &[6]), 10, &mut rng()).is_empty());
+}
+
+#[test]
+fn a_failed_piece_goes_back_and_is_fetched_from_one_peer() {
+    let mut p = with_have(Strategy::Sequential, &[1, 2, 3, 4, 5, 6, 7]);
+    let got = p.pick(1, &Bitfield::full(8), 10, &mut rng());
+    for b in &got {
+        p.received(1, *b);
+    }
+    p.verified(got[0].piece, false);
+    assert!(!p.have().get(0));
+    // Peer 2 takes the first block; peer 3 may not join piece 0 (owner 2) until endgame.
+    let two = p.pick(2, &Bitfield::full(8), 1, &mut rng());
+    assert_eq!(two.len(), 1);
+    let three = p.pick(3, &Bitfield::full(8), 10, &mut rng());
+    assert!(three.is_empty());
+    // Owner 2 leaves: the piece is free for whoever comes next.
+    p.unrequest(2, two[0]);
+    let three = p.pick(3, &Bitfield::full(8), 10, &mut rng());
+    assert_eq!(three.len(), 2);
+}
+
+#[test]
+fn availability_follows_peers() {
+    let mut p = with_have(Strategy::Rarest, &[]);
+    let b = bits(8, &[1, 2]);
+    p.add_peer(&b);
+    p.add_have(lengths().piece(3).unwrap());
+    assert_eq!(p.availability(lengths().piece(1).unwrap()), 1);
+    assert_eq!(p.availability(lengths().piece(3).unwrap()), 1);
+    p.remove_peer(&b);
+    assert_eq!(p.availability(lengths().piece(1).unwrap()), 0);
+}
+
+#[test]
+fn stale_verification_results_are_ignored() {
+    let mut p = with_have(Strategy::Sequential, &[]);
+    p.verified(lengths().piece(0).unwrap(), true);
+    assert!(!p.have().get(0), "piece 0 was never complete");
+}

@@ -1,0 +1,168 @@
+//! How many requests to keep in flight to one peer: never below the baseline of 10, growing with the
+//! peer's measured rate × round-trip time (the bandwidth-delay product, doubled for headroom) up to a
+//! cap. Pure: the caller passes the clock.
+
+use std::time::{Duration, Instant};
+
+use crate::types::BLOCK_LEN;
+
+/// The project's baseline pipeline: 10 × 16 KiB outstanding per unchoked peer, and the floor.
+pub const BASELINE_REQUESTS: usize = 10;
+/// Most requests in flight to one peer: libtorrent and Transmission queue at least 250 requests per
+/// peer (`reqq`), so more would be dropped by some peers; 250 × 16 KiB sustains 80 MB/s at 50 ms.
+pub const MAX_REQUESTS: usize = 250;
+/// Rate samples are taken over at least this long.
+const RATE_PERIOD: Duration = Duration::from_millis(500);
+/// The minimum round-trip time is forgotten after this long (routes and queues change).
+const RTT_MEMORY: Duration = Duration::from_secs(10);
+
+/// The request window of one peer.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pinned: Option<usize>,
+    target: usize,
+    /// Smallest request→block delay seen lately: the round trip without queueing.
+    min_rtt: Option<Duration>,
+    min_rtt_at: Option<Instant>,
+    /// Smoothed bytes per second.
+    rate: f64,
+    period_start: Option<Instant>,
+    period_bytes: u64,
+}
+
+impl Pipeline {
+    /// A window that adapts, or one pinned at `pinned` requests (`--requests-per-peer`).
+    pub fn new(pinned: Option<usize>) -> Pipeline {
+        let pinned = pinned.map(|n| n.max(1));
+        Pipeline {
+            pinned,
+            target: pinned.unwrap_or(BASELINE_REQUESTS),
+            min_rtt: None,
+            min_rtt_at: None,
+            rate: 0.0,
+            period_start: None,
+            period_bytes: 0,
+        }
+    }
+
+    /// Requests to keep outstanding now.
+    pub fn target(&self) -> usize {
+        self.target
+    }
+
+    /// Smoothed download rate from this peer, bytes per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// A requested block of `bytes` arrived at `now`, `latency` after its request went out.
+    pub fn on_block(&mut self, now: Instant, latency: Duration, bytes: u32) {
+        let stale = self
+            .min_rtt_at
+            .is_none_or(|at| now.saturating_duration_since(at) > RTT_MEMORY);
+        if stale || self.min_rtt.is_none_or(|m| latency < m) {
+            self.min_rtt = Some(latency);
+            self.min_rtt_at = Some(now);
+        }
+        let start = *self.period_start.get_or_insert(now);
+        self.period_bytes += u64::from(bytes);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= RATE_PERIOD {
+            let sample = self.period_bytes as f64 / elapsed.as_secs_f64();
+            self.rate = if self.rate == 0.0 {
+                sample
+            } else {
+                0.5 * self.rate + 0.5 * sample
+            };
+            self.period_start = Some(now);
+            self.period_bytes = 0;
+            self.retarget();
+        }
+    }
+
+    /// The peer stopped sending (choke, stall): start measuring afresh.
+    pub fn reset_rate(&mut self) {
+        self.period_start = None;
+        self.period_bytes = 0;
+    }
+
+    fn retarget(&mut self) {
+        if self.pinned.is_some() {
+            return;
+        }
+        let rtt = self.min_rtt.unwrap_or_default().as_secs_f64();
+        let bdp_blocks = 2.0 * self.rate * rtt / f64::from(BLOCK_LEN);
+        self.target = (bdp_blocks.ceil() as usize).clamp(BASELINE_REQUESTS, MAX_REQUESTS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Simulates a peer on a link of `rtt` and `capacity` bytes/s for `secs` seconds, the window
+    /// limiting the rate as it would: rate = min(capacity, window × block / rtt).
+    fn simulate(p: &mut Pipeline, rtt: Duration, capacity: f64, secs: u32) {
+        let t0 = Instant::now();
+        let step = Duration::from_millis(10);
+        for k in 0..(secs * 100) {
+            let now = t0 + step * k;
+            let rate = capacity.min(p.target() as f64 * f64::from(BLOCK_LEN) / rtt.as_secs_f64());
+            let blocks = (rate * step.as_secs_f64() / f64::from(BLOCK_LEN)).round() as u32;
+            for _ in 0..blocks.max(1) {
+                p.on_block(now, rtt, BLOCK_LEN);
+            }
+        }
+    }
+
+    #[test]
+    fn starts_at_the_baseline() {
+        assert_eq!(Pipeline::new(None).target(), BASELINE_REQUESTS);
+    }
+
+    #[test]
+    fn grows_to_fill_a_long_fat_link() {
+        // 50 ms round trip, 40 MB/s: the fixed 10-block window would give 3.3 MB/s.
+        let mut p = Pipeline::new(None);
+        simulate(&mut p, Duration::from_millis(50), 40e6, 10);
+        let bdp = 40e6 * 0.05 / f64::from(BLOCK_LEN);
+        assert!(p.target() as f64 >= bdp, "target {} < BDP {bdp}", p.target());
+        assert!(p.target() <= MAX_REQUESTS);
+        assert!(p.rate() > 35e6, "rate {}", p.rate());
+    }
+
+    #[test]
+    fn is_capped_on_a_huge_link() {
+        let mut p = Pipeline::new(None);
+        simulate(&mut p, Duration::from_millis(200), 1e9, 20);
+        assert_eq!(p.target(), MAX_REQUESTS);
+    }
+
+    #[test]
+    fn stays_at_the_floor_on_a_short_slow_link() {
+        let mut p = Pipeline::new(None);
+        simulate(&mut p, Duration::from_millis(1), 1e6, 5);
+        assert_eq!(p.target(), BASELINE_REQUESTS);
+    }
+
+    #[test]
+    fn pinned_never_moves() {
+        let mut p = Pipeline::new(Some(4));
+        simulate(&mut p, Duration::from_millis(50), 40e6, 5);
+        assert_eq!(p.target(), 4);
+        assert_eq!(Pipeline::new(Some(0)).target(), 1);
+    }
+
+    #[test]
+    fn queueing_delay_does_not_inflate_the_window() {
+        // Latencies grow with the queue, but the minimum stays the true round trip.
+        let mut p = Pipeline::new(None);
+        let t0 = Instant::now();
+        for k in 0..400u32 {
+            let lat = Duration::from_millis(10 + u64::from(k % 50) * 10);
+            p.on_block(t0 + Duration::from_millis(u64::from(k) * 5), lat, BLOCK_LEN);
+        }
+        // ~3.2 MB/s × 10 ms × 2 / 16 KiB ≈ 4 → the floor.
+        assert_eq!(p.target(), BASELINE_REQUESTS);
+    }
+}
