@@ -35,6 +35,7 @@ pub mod metainfo;
 pub mod picker;
 pub mod pipeline;
 pub mod report;
+pub mod storage;
 pub mod tracker;
 pub mod types;
 pub mod wire;

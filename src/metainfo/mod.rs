@@ -5,6 +5,8 @@
 //! of the wrong shape is skipped, as libtorrent does, because it cannot corrupt a download.
 
 mod files;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,261 @@
+//! [`MmapStorage`]: the torrent's files created (zero-length ones too), pre-allocated, and mapped
+//! with memmap2. A verified piece is copied into the mapping and its pages are then released from our
+//! address space (they stay in the page cache, dirty, and reach the disk even if we are killed), so
+//! the resident set does not grow with the download.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use memmap2::{MmapRaw, UncheckedAdvice};
+
+use super::{Layout, Storage, StorageError};
+use crate::bitfield::Bitfield;
+use crate::metainfo::Info;
+use crate::types::PieceIndex;
+
+/// One stored file: open, sized, mapped (`map` is `None` for an empty file).
+struct Mapped {
+    path: PathBuf,
+    file: File,
+    map: Option<MmapRaw>,
+}
+
+/// Memory-mapped files of one torrent.
+pub struct MmapStorage {
+    layout: Layout,
+    /// Per file of the layout; `None` for pad files, which are never stored.
+    files: Vec<Option<Mapped>>,
+}
+
+/// What [`MmapStorage::open`] found.
+pub struct Opened {
+    /// The storage.
+    pub storage: MmapStorage,
+    /// Pieces that touch a file that already held data: the ones worth re-checking.
+    pub maybe_present: Bitfield,
+}
+
+impl MmapStorage {
+    /// Creates or opens every file of `info` under `root`, at its full size, pre-allocated.
+    pub fn open(root: &Path, info: &Info) -> Result<Opened, StorageError> {
+        let layout = Layout::new(info);
+        let mut maybe_present = Bitfield::new(layout.lengths().piece_count());
+        let mut files = Vec::with_capacity(info.files.len());
+        for (i, slot) in layout.files().iter().enumerate() {
+            if slot.pad {
+                files.push(None);
+                continue;
+            }
+            let rel = info.file_path(i).unwrap_or_default();
+            let path = root.join(rel);
+            let (mapped, had_data) = open_file(&path, slot.length)?;
+            if had_data {
+                for p in layout.pieces_of_file(i) {
+                    maybe_present.set(p);
+                }
+            }
+            files.push(Some(mapped));
+        }
+        Ok(Opened {
+            storage: MmapStorage { layout, files },
+            maybe_present,
+        })
+    }
+
+    fn mapped(&self, file: usize) -> Result<Option<&Mapped>, StorageError> {
+        Ok(self.files.get(file).and_then(|f| f.as_ref()))
+    }
+}
+
+fn open_file(path: &Path, length: u64) -> Result<(Mapped, bool), StorageError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotADirectory
+                || e.kind() == std::io::ErrorKind::AlreadyExists
+            {
+                StorageError::InTheWay(parent.display().to_string())
+            } else {
+                StorageError::io(parent, e, length)
+            }
+        })?;
+    }
+    let had_data = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => return Err(StorageError::InTheWay(path.display().to_string())),
+        Ok(m) => m.len() > 0,
+        Err(_) => false,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StorageError::io(path, e, length))?;
+    let current = file.metadata().map_err(|e| StorageError::io(path, e, length))?.len();
+    if current != length {
+        file.set_len(length)
+            .map_err(|e| StorageError::io(path, e, length))?;
+    }
+    let map = if length > 0 {
+        allocate(&file, length).map_err(|e| StorageError::io(path, e, length))?;
+        Some(MmapRaw::map_raw(&file).map_err(|e| StorageError::io(path, e, length))?)
+    } else {
+        None
+    };
+    Ok((
+        Mapped {
+            path: path.to_path_buf(),
+            file,
+            map,
+        },
+        had_data,
+    ))
+}
+
+/// Reserves the file's blocks now, so a full disk is reported at the start and mapped writes do not
+/// fault into holes. Filesystems without fallocate fall back to the sparse file.
+fn allocate(file: &File, length: u64) -> std::io::Result<()> {
+    let Ok(len) = libc::off_t::try_from(length) else {
+        return Err(std::io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    // SAFETY: a plain syscall on a file descriptor we own.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match rc {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// The page-aligned part of `[start, start+len)`, for releasing pages without touching neighbours.
+fn inner_pages(start: u64, len: u64) -> Option<(usize, usize)> {
+    let page = page_size();
+    let lo = start.div_ceil(page) * page;
+    let hi = (start + len) / page * page;
+    (hi > lo).then(|| (lo as usize, (hi - lo) as usize))
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
+impl Mapped {
+    /// Drops our mapping of `[offset, offset+len)` (page-aligned inside): the dirty pages stay in the
+    /// page cache and are written back by the kernel.
+    fn release(&self, offset: u64, len: u64) {
+        if let (Some(map), Some((off, n))) = (&self.map, inner_pages(offset, len)) {
+            // SAFETY: MADV_DONTNEED on a shared file mapping only unmaps pages from this process; their
+            // contents stay in the page cache and are re-read on the next access. No Rust reference
+            // into the mapping outlives a call of ours.
+            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, off, n) };
+        }
+    }
+
+    fn check(&self, offset: u64, len: usize) -> Result<&MmapRaw, StorageError> {
+        let map = self.map.as_ref().ok_or_else(|| self.short())?;
+        if offset.checked_add(len as u64).is_none_or(|end| end > map.len() as u64) {
+            return Err(self.short());
+        }
+        Ok(map)
+    }
+
+    fn short(&self) -> StorageError {
+        StorageError::Io {
+            path: self.path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "range past the end"),
+        }
+    }
+}
+
+impl Storage for MmapStorage {
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn write_piece(&self, piece: PieceIndex, data: &[u8]) -> Result<(), StorageError> {
+        for span in self.layout.spans(piece) {
+            let Some(m) = self.mapped(span.file)? else {
+                continue; // pad file
+            };
+            let src = data
+                .get(span.piece_offset as usize..(span.piece_offset + span.len) as usize)
+                .ok_or_else(|| m.short())?;
+            let map = m.check(span.file_offset, src.len())?;
+            // SAFETY: the range is inside the mapping (checked above). Pieces are disjoint byte ranges
+            // and the session writes a piece only once, after its hash matched, so no two writers
+            // touch the same bytes; readers only read verified pieces.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    map.as_mut_ptr().add(span.file_offset as usize),
+                    src.len(),
+                );
+            }
+            m.release(span.file_offset, u64::from(span.len));
+        }
+        Ok(())
+    }
+
+    fn read(&self, piece: PieceIndex, offset: u32, out: &mut [u8]) -> Result<(), StorageError> {
+        let want_end = u64::from(offset) + out.len() as u64;
+        let mut filled = 0usize;
+        for span in self.layout.spans(piece) {
+            let s_lo = u64::from(span.piece_offset);
+            let s_hi = s_lo + u64::from(span.len);
+            let lo = s_lo.max(u64::from(offset));
+            let hi = s_hi.min(want_end);
+            if hi <= lo {
+                continue;
+            }
+            let dst = &mut out[(lo - u64::from(offset)) as usize..(hi - u64::from(offset)) as usize];
+            match self.mapped(span.file)? {
+                None => dst.fill(0),
+                Some(m) => {
+                    let at = span.file_offset + (lo - s_lo);
+                    let map = m.check(at, dst.len())?;
+                    // SAFETY: in range (checked); see write_piece for why no one writes these bytes now.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            map.as_ptr().add(at as usize),
+                            dst.as_mut_ptr(),
+                            dst.len(),
+                        );
+                    }
+                }
+            }
+            filled += dst.len();
+        }
+        if filled != out.len() {
+            return Err(StorageError::Io {
+                path: "(torrent)".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "read past the end of the piece",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn release(&self, piece: PieceIndex) {
+        for span in self.layout.spans(piece) {
+            if let Ok(Some(m)) = self.mapped(span.file) {
+                m.release(span.file_offset, u64::from(span.len));
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        for m in self.files.iter().flatten() {
+            m.file
+                .sync_data()
+                .map_err(|e| StorageError::io(&m.path, e, 0))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
