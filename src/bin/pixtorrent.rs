@@ -12,6 +12,8 @@ use clap::{Parser, ValueEnum};
 use pixtorrent::bencode::Limits;
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::report;
+use pixtorrent::session::{self, Config, SessionError};
+use pixtorrent::{picker, ui};
 use pixtorrent::tracker::probe::probe_all;
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
 use pixtorrent::types::PeerId;
@@ -51,9 +53,22 @@ struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     tracker_timeout: u64,
 
-    /// The port we tell trackers we accept peers on.
+    /// Port to accept peers on (the next free one up to +8 if taken; 0: any). The port announced is
+    /// the one actually bound.
     #[arg(long, default_value_t = 6881)]
     port: u16,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    bind: std::net::IpAddr,
+
+    /// Most peers connected at once.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_peers: u32,
+
+    /// Pin the number of outstanding 16 KiB requests per peer (default: adaptive, at least 10).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    requests_per_peer: Option<u32>,
 
     /// Piece selection order for downloads.
     #[arg(long, value_enum, default_value_t = Strategy::Rarest)]
@@ -126,8 +141,52 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     if cli.announce_only {
         return announce_only(&cli, &meta).await;
     }
-    let _ = (cli.strategy, &cli.output);
-    bail!("downloading is not implemented in this version yet; use --info or --announce-only")
+    download(&cli, meta).await
+}
+
+async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
+    let mut config = Config::new(cli.output.clone());
+    config.port = cli.port;
+    config.bind = cli.bind;
+    config.max_peers = cli.max_peers as usize;
+    config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
+    config.strategy = match cli.strategy {
+        Strategy::Rarest => picker::Strategy::Rarest,
+        Strategy::Sequential => picker::Strategy::Sequential,
+        Strategy::Random => picker::Strategy::Random,
+    };
+    let name = meta.info.name.clone();
+    let handle = session::start(Arc::new(meta), config, interrupted());
+    let ui = tokio::spawn(ui::show(handle.progress, name.clone()));
+    let result = handle.done.await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), ui).await;
+    match result.context("the download task failed")? {
+        Ok(outcome) => {
+            print!("{}", ui::summary(&name, &outcome));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(SessionError::Interrupted) => {
+            eprintln!("interrupted: verified pieces are kept; run the same command to resume");
+            Ok(std::process::ExitCode::from(130))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 async fn announce_only(cli: &Cli, meta: &Metainfo) -> Result<std::process::ExitCode> {

@@ -1,0 +1,169 @@
+//! Announcing to the trackers: every BEP 12 tier in parallel, trackers within a tier in order with the
+//! one that answers moved to the front; `started`, then regular announces at the tracker's interval
+//! (clamped), early ones when we run short of peers, `completed`, and `stopped` on the way out. Each
+//! announce has its own deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Ctx;
+use crate::tracker::tiers::Tiers;
+use crate::tracker::{AnnounceRequest, Event, TrackerClient};
+
+/// Deadline of one regular announce (a UDP tracker's retransmissions would otherwise run for hours).
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of the `stopped` announce on the way out (Ctrl-C must exit within 3 s).
+const STOP_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Re-announce interval bounds whatever the tracker says: not hammering it, not vanishing from it.
+const MIN_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// Interval when the tracker gives none.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1800);
+/// Soonest early re-announce when short of peers.
+const MIN_EARLY: Duration = Duration::from_secs(30);
+/// Retry delays after a whole tier failed: 30 s doubling to 30 min.
+const RETRY_BASE: Duration = Duration::from_secs(30);
+const RETRY_MAX: Duration = Duration::from_secs(1800);
+/// Peers asked for per announce.
+const NUMWANT: u32 = 100;
+
+/// Announces to one tier until shutdown.
+pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, port: u16) {
+    let mut tier = Tiers::new(vec![urls], &mut rand::rng());
+    let mut shutdown = ctx.shutdown.subscribe();
+    let mut status = ctx.status.subscribe();
+    let mut event = Event::Started;
+    let mut tracker_id: Option<Vec<u8>> = None;
+    let mut working: Option<String> = None;
+    let mut failures = 0u32;
+    let mut first_round = true;
+    let mut completed_sent = false;
+    loop {
+        let urls: Vec<String> = tier.in_order().map(|(_, u)| u.to_string()).collect();
+        let mut answered = false;
+        for url in urls {
+            let req = request(&ctx, port, event, tracker_id.clone());
+            let result = tokio::select! {
+                r = tokio::time::timeout(ANNOUNCE_TIMEOUT, client.announce(&url, &req)) => r,
+                _ = shutdown.changed() => break,
+            };
+            match result {
+                Ok(Ok(resp)) => {
+                    tracing::debug!(tracker = %url, peers = resp.peers.len(), "announce answered");
+                    tier.promote(&url);
+                    working = Some(url);
+                    if resp.tracker_id.is_some() {
+                        tracker_id = resp.tracker_id.clone();
+                    }
+                    let wait = resp
+                        .interval
+                        .map(|s| Duration::from_secs(u64::from(s)))
+                        .unwrap_or(DEFAULT_INTERVAL)
+                        .clamp(MIN_INTERVAL, MAX_INTERVAL);
+                    let min_interval = resp
+                        .min_interval
+                        .map(|s| Duration::from_secs(u64::from(s)))
+                        .unwrap_or(MIN_EARLY)
+                        .clamp(MIN_EARLY, MAX_INTERVAL);
+                    {
+                        let mut t = ctx.lock();
+                        t.pool.add(&resp.peers, Instant::now());
+                        t.trackers.answered += 1;
+                    }
+                    ctx.wake.notify_one();
+                    if event == Event::Completed {
+                        completed_sent = true;
+                    }
+                    event = Event::None;
+                    failures = 0;
+                    answered = true;
+                    let _ = wait_next(&ctx, wait, min_interval, Instant::now(), &mut shutdown, &mut status, completed_sent).await;
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(tracker = %url, error = %e, "announce failed");
+                    ctx.lock().trackers.last_error = Some(format!("{url}: {e}"));
+                }
+                Err(_) => {
+                    tracing::debug!(tracker = %url, "announce timed out");
+                    ctx.lock().trackers.last_error = Some(format!("{url}: no answer in time"));
+                }
+            }
+        }
+        if first_round {
+            first_round = false;
+            ctx.lock().trackers.tiers_tried += 1;
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        if !answered {
+            failures += 1;
+            let wait = RETRY_BASE
+                .saturating_mul(1 << (failures - 1).min(10))
+                .min(RETRY_MAX);
+            let _ = wait_next(&ctx, wait, wait, Instant::now(), &mut shutdown, &mut status, true).await;
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        if !completed_sent && *status.borrow() == super::Status::Complete {
+            event = Event::Completed;
+        }
+    }
+    // On the way out: `completed` if not yet said, then `stopped`, to the tracker that last answered.
+    let Some(url) = working else { return };
+    if !completed_sent && *status.borrow() == super::Status::Complete {
+        let req = request(&ctx, port, Event::Completed, tracker_id.clone());
+        let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
+    }
+    let req = request(&ctx, port, Event::Stopped, tracker_id);
+    let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
+}
+
+/// Sleeps until the next announce is due: `wait` elapsed, or (not before `min` after `last`) the
+/// torrent completing or running short of peers. Returns early on shutdown.
+async fn wait_next(
+    ctx: &Ctx,
+    wait: Duration,
+    min: Duration,
+    last: Instant,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    status: &mut tokio::sync::watch::Receiver<super::Status>,
+    completed_sent: bool,
+) -> bool {
+    let deadline = tokio::time::Instant::from_std(last + wait);
+    let early = tokio::time::Instant::from_std(last + min);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return true,
+            _ = shutdown.changed() => return false,
+            r = status.changed(), if !completed_sent => {
+                if r.is_err() || *status.borrow() == super::Status::Complete {
+                    return true;
+                }
+            }
+            _ = ctx.need_peers.notified() => {
+                if tokio::time::Instant::now() >= early {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+fn request(ctx: &Ctx, port: u16, event: Event, tracker_id: Option<Vec<u8>>) -> AnnounceRequest {
+    let t = ctx.lock();
+    AnnounceRequest {
+        info_hash: ctx.info_hash,
+        peer_id: ctx.peer_id,
+        port,
+        uploaded: t.uploaded,
+        downloaded: t.verified_bytes,
+        left: t.picker.left(),
+        event,
+        numwant: (event != Event::Stopped).then_some(NUMWANT),
+        key: ctx.key,
+        tracker_id,
+    }
+}

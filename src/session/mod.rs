@@ -1,0 +1,470 @@
+//! One torrent alive: storage opened and re-checked, a listening socket, the trackers announced to,
+//! peers dialled and accepted (one task each), pieces verified and stored, until every piece is on
+//! disk, a fatal error, or Ctrl-C. The binaries drive it through [`start`] and a [`Handle`].
+
+pub mod announce;
+pub mod peer;
+pub mod pool;
+pub mod state;
+mod verify;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+use crate::metainfo::Metainfo;
+use crate::picker::{Picker, Strategy};
+use crate::storage::mmap::MmapStorage;
+use crate::storage::{recheck, Storage, StorageError};
+use crate::tracker::{TrackerClient, TrackerConfig};
+use crate::types::{InfoHash, Lengths, PeerId};
+use state::Torrent;
+
+/// Settings of one download, each default with its reason.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory the torrent's files go under.
+    pub output: PathBuf,
+    /// Address to listen on: all interfaces, like every client.
+    pub bind: IpAddr,
+    /// Port to listen on (and announce): 6881, the BitTorrent default; the next free one up to
+    /// `port + 8` if taken; 0 for any.
+    pub port: u16,
+    /// Most connected peers: 50, enough to saturate a home link without exhausting a router.
+    pub max_peers: usize,
+    /// Piece order: rarest first.
+    pub strategy: Strategy,
+    /// A fixed request window per peer (`None`: adaptive, from 10 up).
+    pub requests_per_peer: Option<usize>,
+    /// Time for a TCP connect: 10 s (a SYN retried twice).
+    pub connect_timeout: Duration,
+    /// Memory for pieces being assembled: 64 MiB keeps peak RSS far below 256 MiB while letting
+    /// 50 peers each work on their own pieces of up to 1 MiB.
+    pub max_partial_bytes: u64,
+    /// Threads for the start-up re-check: every core.
+    pub hash_threads: usize,
+}
+
+impl Config {
+    /// Defaults for downloading into `output`.
+    pub fn new(output: PathBuf) -> Config {
+        Config {
+            output,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 6881,
+            max_peers: 50,
+            strategy: Strategy::Rarest,
+            requests_per_peer: None,
+            connect_timeout: Duration::from_secs(10),
+            max_partial_bytes: 64 * 1024 * 1024,
+            hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Where the download stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Still fetching.
+    Running,
+    /// Every piece verified.
+    Complete,
+    /// Stopped by an error that concerns the whole torrent.
+    Failed(String),
+}
+
+/// Why a download did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The output directory cannot be used.
+    #[error("cannot write to the output directory {path}: {source}")]
+    Output {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storage failed (disk full, IO error).
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No tracker answered and no peer was found.
+    #[error("no tracker reachable and no peers found ({0})")]
+    NoPeers(String),
+    /// The torrent has no way to find peers.
+    #[error("the torrent lists no trackers, and DHT and web seeds are not supported yet")]
+    NoTrackers,
+    /// Interrupted by the user.
+    #[error("interrupted")]
+    Interrupted,
+    /// Anything else fatal.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// A progress sample for the UI.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Bytes verified on disk.
+    pub have: u64,
+    /// Torrent size.
+    pub total: u64,
+    /// Block bytes received this run.
+    pub fetched: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Whether the start-up re-check is still running.
+    pub checking: bool,
+}
+
+/// How a finished download went, for the summary.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Torrent size.
+    pub total: u64,
+    /// Pieces.
+    pub pieces: u32,
+    /// Pieces already verified on disk at the start.
+    pub pieces_on_disk: u32,
+    /// Block bytes received.
+    pub fetched: u64,
+    /// Received bytes that were duplicates, unusable, or in pieces that failed.
+    pub wasted: u64,
+    /// Wall time from start to finish.
+    pub elapsed: Duration,
+    /// Per peer that sent useful data: address, client, bytes.
+    pub peers: Vec<(SocketAddr, String, u64)>,
+    /// Banned addresses and why.
+    pub banned: Vec<(SocketAddr, String)>,
+    /// The port we listened on.
+    pub port: u16,
+}
+
+/// What the tasks of one torrent share.
+pub struct Ctx {
+    pub(crate) info_hash: InfoHash,
+    pub(crate) peer_id: PeerId,
+    pub(crate) key: u32,
+    pub(crate) lengths: Lengths,
+    pub(crate) hashes: Vec<[u8; 20]>,
+    pub(crate) config: Config,
+    pub(crate) storage: Arc<dyn Storage>,
+    /// The torrent's state. A `std` mutex, held only in short synchronous sections and never across
+    /// an `.await`.
+    torrent: Mutex<Torrent>,
+    /// Wakes the dialler (a peer left, a tracker brought addresses).
+    pub(crate) wake: Notify,
+    /// Tells announcers we are short of peers.
+    pub(crate) need_peers: Notify,
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl Ctx {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Torrent> {
+        self.torrent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn fail(&self, why: String) {
+        self.status.send_if_modified(|s| {
+            let first = matches!(s, Status::Running);
+            if first {
+                *s = Status::Failed(why.clone());
+            }
+            first
+        });
+    }
+}
+
+/// A running download.
+pub struct Handle {
+    /// Progress samples, about twice a second.
+    pub progress: watch::Receiver<Snapshot>,
+    /// The download itself.
+    pub done: tokio::task::JoinHandle<Result<Outcome, SessionError>>,
+}
+
+/// Starts downloading `meta` as `config` says; `stop` resolving means the user asked to stop.
+pub fn start(
+    meta: Arc<Metainfo>,
+    config: Config,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Handle {
+    let (tx, rx) = watch::channel(Snapshot {
+        total: meta.info.lengths.total(),
+        checking: true,
+        ..Snapshot::default()
+    });
+    let done = tokio::spawn(run(meta, config, tx, stop));
+    Handle { progress: rx, done }
+}
+
+async fn run(
+    meta: Arc<Metainfo>,
+    config: Config,
+    progress: watch::Sender<Snapshot>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Outcome, SessionError> {
+    let started = Instant::now();
+    let tiers = meta.tiers();
+    if tiers.is_empty() {
+        return Err(SessionError::NoTrackers);
+    }
+    std::fs::create_dir_all(&config.output).map_err(|source| SessionError::Output {
+        path: config.output.display().to_string(),
+        source,
+    })?;
+    check_writable(&config.output)?;
+    let lengths = meta.info.lengths;
+    let (storage, have) = {
+        let meta = meta.clone();
+        let output = config.output.clone();
+        let threads = config.hash_threads;
+        tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            let opened = MmapStorage::open(&output, &meta.info)?;
+            let have = recheck(
+                &opened.storage,
+                &meta.info.piece_hashes,
+                &opened.maybe_present,
+                threads,
+            );
+            Ok((Arc::new(opened.storage) as Arc<dyn Storage>, have))
+        })
+        .await
+        .map_err(|e| SessionError::Fatal(format!("start-up check failed: {e}")))??
+    };
+    let pieces_on_disk = have.count();
+    tracing::debug!(pieces_on_disk, pieces = lengths.piece_count(), "re-check done");
+
+    let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
+    let picker = Picker::new(lengths, config.strategy, have, max_active);
+    let (status, _) = watch::channel(Status::Running);
+    let (shutdown, _) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        info_hash: meta.info_hash,
+        peer_id: PeerId::generate(&mut rand::rng()),
+        key: rand::random(),
+        lengths,
+        hashes: meta.info.piece_hashes.clone(),
+        config: config.clone(),
+        storage,
+        torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::from_os_rng())),
+        wake: Notify::new(),
+        need_peers: Notify::new(),
+        status,
+        shutdown,
+    });
+    if ctx.lock().picker.is_complete() {
+        ctx.status.send_replace(Status::Complete);
+        send_progress(&ctx, &progress);
+        return Ok(outcome(&ctx, pieces_on_disk, started, 0, 0));
+    }
+
+    let listener = bind(&config).await?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(config.port);
+    tracing::debug!(port, "listening");
+    let client = Arc::new(
+        TrackerClient::new(TrackerConfig::default())
+            .map_err(|e| SessionError::Fatal(e.to_string()))?,
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(accept_loop(ctx.clone(), listener));
+    tasks.spawn(dial_loop(ctx.clone()));
+    let mut announcers = tokio::task::JoinSet::new();
+    for urls in tiers {
+        announcers.spawn(announce::tier(ctx.clone(), client.clone(), urls, port));
+    }
+
+    let mut status = ctx.status.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tokio::pin!(stop);
+    let result = loop {
+        tokio::select! {
+            _ = &mut stop => break Err(SessionError::Interrupted),
+            _ = status.changed() => {
+                let s = status.borrow().clone();
+                match s {
+                    Status::Running => {}
+                    Status::Complete => break Ok(()),
+                    Status::Failed(why) => break Err(SessionError::Fatal(why)),
+                }
+            }
+            _ = tick.tick() => {
+                send_progress(&ctx, &progress);
+                if let Some(why) = hopeless(&ctx, started) {
+                    break Err(SessionError::NoPeers(why));
+                }
+            }
+        }
+    };
+    // Shut down: peers and dialler stop, announcers say `completed`/`stopped` (bounded), data is
+    // flushed (bounded on interrupt: the page cache keeps it either way).
+    ctx.shutdown.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while announcers.join_next().await.is_some() {}
+    })
+    .await;
+    announcers.abort_all();
+    tasks.abort_all();
+    let storage = ctx.storage.clone();
+    let flush = tokio::task::spawn_blocking(move || storage.flush());
+    let flushed = match &result {
+        Err(SessionError::Interrupted) => tokio::time::timeout(Duration::from_millis(700), flush)
+            .await
+            .ok(),
+        _ => Some(flush.await),
+    };
+    send_progress(&ctx, &progress);
+    result?;
+    if let Some(Ok(Err(e))) = flushed {
+        return Err(e.into());
+    }
+    let fetched = ctx.lock().fetched;
+    Ok(outcome(&ctx, pieces_on_disk, started, fetched, port))
+}
+
+/// Fails fast on an output directory we cannot write, before any network traffic.
+fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
+    let probe = dir.join(format!(".pixtorrent-write-test-{}", std::process::id()));
+    let result = std::fs::write(&probe, b"");
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(|source| SessionError::Output {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+/// `Some(reason)` when every tracker has failed at least once, none ever answered, and we have no
+/// peer and no address to try: nothing will ever arrive.
+fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
+    let t = ctx.lock();
+    let all_tried = t.trackers.tiers_tried >= 1 && t.trackers.answered == 0;
+    let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
+    let settled = started.elapsed() > Duration::from_secs(5);
+    (all_tried && no_peers && settled && t.trackers.peers_seen == 0).then(|| {
+        t.trackers
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "no tracker answered".into())
+    })
+}
+
+async fn bind(config: &Config) -> Result<TcpListener, SessionError> {
+    let ports: Vec<u16> = if config.port == 0 {
+        vec![0]
+    } else {
+        (config.port..=config.port.saturating_add(8)).collect()
+    };
+    let mut last = None;
+    for p in ports {
+        match TcpListener::bind(SocketAddr::new(config.bind, p)).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(SessionError::Listen {
+        addr: format!("{}:{}", config.bind, config.port),
+        source: last.unwrap_or_else(|| std::io::Error::other("no port to try")),
+    })
+}
+
+async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let full = {
+            let t = ctx.lock();
+            t.peers.len() + t.pool.connecting() >= ctx.config.max_peers
+        };
+        if full {
+            continue;
+        }
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _ = peer::accept(ctx, stream, addr).await;
+        });
+    }
+}
+
+async fn dial_loop(ctx: Arc<Ctx>) {
+    let mut last_need = Instant::now();
+    loop {
+        let due = {
+            let mut t = ctx.lock();
+            let busy = t.peers.len() + t.pool.connecting();
+            let room = ctx.config.max_peers.saturating_sub(busy);
+            let due = t.pool.due(Instant::now(), room);
+            let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
+            if short && last_need.elapsed() > Duration::from_secs(5) {
+                last_need = Instant::now();
+                ctx.need_peers.notify_waiters();
+            }
+            due
+        };
+        for addr in due {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let result = peer::connect(ctx.clone(), addr).await;
+                let permanent = result.as_ref().is_err_and(|e| e.is_permanent());
+                {
+                    let mut t = ctx.lock();
+                    t.pool.ended(addr, permanent, Instant::now());
+                }
+                ctx.wake.notify_one();
+            });
+        }
+        tokio::select! {
+            _ = ctx.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
+    let t = ctx.lock();
+    let total = ctx.lengths.total();
+    progress.send_replace(Snapshot {
+        have: total - t.picker.left(),
+        total,
+        fetched: t.fetched,
+        peers: t.peers.len(),
+        checking: false,
+    });
+}
+
+fn outcome(ctx: &Ctx, pieces_on_disk: u32, started: Instant, fetched: u64, port: u16) -> Outcome {
+    let t = ctx.lock();
+    let mut peers: Vec<(SocketAddr, String, u64)> = t
+        .tallies
+        .iter()
+        .filter(|(_, v)| v.bytes > 0)
+        .map(|(a, v)| (*a, v.client.clone(), v.bytes))
+        .collect();
+    peers.sort_by(|a, b| b.2.cmp(&a.2));
+    let mut banned: Vec<(SocketAddr, String)> =
+        t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
+    banned.sort();
+    Outcome {
+        total: ctx.lengths.total(),
+        pieces: ctx.lengths.piece_count(),
+        pieces_on_disk,
+        fetched,
+        wasted: t.wasted,
+        elapsed: started.elapsed(),
+        peers,
+        banned,
+        port,
+    }
+}

@@ -1,0 +1,439 @@
+//! One task per peer: handshake, then the reader and the torrent's commands raced in `select!`, with
+//! a one-second tick for timeouts and keep-alives. The task keeps its own view of the peer (what it
+//! has, what we asked for, its request window) and talks to the torrent only through short locked
+//! calls on [`super::state::Torrent`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::state::{Command, PeerEntry};
+use super::Ctx;
+use crate::bitfield::Bitfield;
+use crate::picker::PeerKey;
+use crate::pipeline::Pipeline;
+use crate::types::{BlockRef, PeerId};
+use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
+use crate::wire::{Codec, Handshake, Message, WireError};
+
+/// Time for the peer to answer our handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// We send a keep-alive after this long without writing (peers drop links idle for 2 minutes).
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(100);
+/// A peer that sends nothing at all for this long is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
+/// Requests not answered within this long (nothing arrived) go back to the picker, and the peer is
+/// left alone for a while (snubbed).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a snubbed peer gets no new requests.
+const SNUB_PAUSE: Duration = Duration::from_secs(30);
+/// Neither side interested for this long: the connection is useless, make room for another.
+const USELESS_AFTER: Duration = Duration::from_secs(60);
+/// Blocks a peer may send unasked (late after a timeout or cancel is normal, a stream is not).
+const MAX_UNREQUESTED: u32 = 64;
+/// Time allowed for one batch of our writes.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes read from the socket per call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a peer connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// Socket error or timeout.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Protocol violation.
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    /// The peer closed the connection.
+    #[error("closed by the peer")]
+    Closed,
+    /// We closed it, for the reason given.
+    #[error("{0}")]
+    Dropped(&'static str),
+}
+
+impl PeerError {
+    /// Whether trying this address again is pointless (ourselves, another torrent, a ban).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Wire(WireError::SelfConnection | WireError::WrongInfoHash(_))
+                | PeerError::Dropped("banned")
+        )
+    }
+}
+
+/// Runs the outgoing connection to `addr` until it ends.
+pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
+    let stream = tokio::time::timeout(ctx.config.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| timed_out("connect timed out"))??;
+    run(ctx, stream, addr, true).await
+}
+
+/// Runs an accepted connection until it ends.
+pub async fn accept(ctx: Arc<Ctx>, stream: TcpStream, addr: SocketAddr) -> Result<(), PeerError> {
+    run(ctx, stream, addr, false).await
+}
+
+fn timed_out(what: &'static str) -> PeerError {
+    PeerError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+}
+
+async fn handshake(
+    ctx: &Ctx,
+    stream: &mut TcpStream,
+    outgoing: bool,
+) -> Result<Handshake, PeerError> {
+    let ours = Handshake::ours(ctx.info_hash, ctx.peer_id).encode();
+    let exchange = async {
+        if outgoing {
+            stream.write_all(&ours).await?;
+        }
+        let mut theirs = [0u8; HANDSHAKE_LEN];
+        stream.read_exact(&mut theirs).await?;
+        let hs = Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?;
+        if !outgoing {
+            stream.write_all(&ours).await?;
+        }
+        Ok::<_, PeerError>(hs)
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| timed_out("handshake timed out"))?
+}
+
+async fn run(
+    ctx: Arc<Ctx>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    outgoing: bool,
+) -> Result<(), PeerError> {
+    let _ = stream.set_nodelay(true);
+    let hs = handshake(&ctx, &mut stream, outgoing).await?;
+    let client = client_name(&hs.peer_id);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (key, ours) = {
+        let mut t = ctx.lock();
+        if t.is_banned(&addr, Some(&hs.peer_id.0)) {
+            return Err(PeerError::Dropped("banned"));
+        }
+        if t.peers.values().any(|p| p.id == hs.peer_id.0) {
+            return Err(PeerError::Dropped("already connected"));
+        }
+        t.pool.connected(addr);
+        t.trackers.peers_seen += 1;
+        t.tallies.entry(addr).or_default().client = client.clone();
+        t.register(PeerEntry {
+            addr,
+            id: hs.peer_id.0,
+            tx,
+        })
+    };
+    tracing::debug!(peer = %addr, client = %client, outgoing, "connected");
+    let mut conn = Conn::new(ctx.clone(), key, addr, hs.peer_id, ours);
+    let result = conn.serve(&mut stream, rx).await;
+    let pending: Vec<BlockRef> = conn.pending.iter().map(|p| p.0).collect();
+    ctx.lock().unregister(key, &conn.has, &pending);
+    ctx.wake.notify_one();
+    tracing::debug!(peer = %addr, reason = %result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "disconnected");
+    result
+}
+
+/// One live connection's view of its peer.
+struct Conn {
+    ctx: Arc<Ctx>,
+    key: PeerKey,
+    addr: SocketAddr,
+    /// What the peer has.
+    has: Bitfield,
+    /// What we have, as far as this task has been told.
+    ours: Bitfield,
+    /// Pieces the peer has and we lack.
+    wanted: u32,
+    codec: Codec,
+    pipeline: Pipeline,
+    /// Our outstanding requests, oldest first, with when each went out.
+    pending: Vec<(BlockRef, Instant)>,
+    out: BytesMut,
+    peer_choking: bool,
+    am_interested: bool,
+    peer_interested: bool,
+    snubbed_until: Option<Instant>,
+    unrequested: u32,
+    last_read: Instant,
+    last_write: Instant,
+    last_block: Instant,
+    last_useful: Instant,
+}
+
+impl Conn {
+    fn new(ctx: Arc<Ctx>, key: PeerKey, addr: SocketAddr, _id: PeerId, ours: Bitfield) -> Conn {
+        let n = ctx.lengths.piece_count();
+        let now = Instant::now();
+        let pinned = ctx.config.requests_per_peer;
+        Conn {
+            ctx,
+            key,
+            addr,
+            has: Bitfield::new(n),
+            ours,
+            wanted: 0,
+            codec: Codec::new(n),
+            pipeline: Pipeline::new(pinned),
+            pending: Vec::new(),
+            out: BytesMut::with_capacity(4096),
+            peer_choking: true,
+            am_interested: false,
+            peer_interested: false,
+            snubbed_until: None,
+            unrequested: 0,
+            last_read: now,
+            last_write: now,
+            last_block: now,
+            last_useful: now,
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        stream: &mut TcpStream,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), PeerError> {
+        let (mut rd, mut wr) = stream.split();
+        if self.ours.count() > 0 {
+            Message::Bitfield(self.ours.clone()).encode(&mut self.out);
+        }
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.ctx.shutdown.subscribe();
+        loop {
+            self.flush(&mut wr).await?;
+            tokio::select! {
+                n = rd.read_buf(&mut rbuf) => {
+                    if n? == 0 {
+                        return Err(PeerError::Closed);
+                    }
+                    self.last_read = Instant::now();
+                    while let Some(msg) = self.codec.decode(&mut rbuf)? {
+                        self.on_message(msg)?;
+                    }
+                    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                        rbuf.reserve(READ_CHUNK);
+                    }
+                }
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd)?,
+                    None => return Err(PeerError::Dropped("torrent closed")),
+                },
+                _ = tick.tick() => self.on_tick()?,
+                _ = shutdown.changed() => return Err(PeerError::Dropped("shutting down")),
+            }
+            self.refill();
+        }
+    }
+
+    async fn flush(&mut self, wr: &mut tokio::net::tcp::WriteHalf<'_>) -> Result<(), PeerError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&self.out))
+            .await
+            .map_err(|_| timed_out("write timed out"))??;
+        self.out.clear();
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
+        match msg {
+            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Choke => {
+                self.peer_choking = true;
+                self.return_pending();
+            }
+            Message::Unchoke => {
+                self.peer_choking = false;
+                self.pipeline.reset_rate();
+                self.last_block = Instant::now();
+            }
+            Message::Interested => self.peer_interested = true,
+            Message::NotInterested => self.peer_interested = false,
+            Message::Have(i) => {
+                if self.has.set(i) {
+                    if !self.ours.get(i) {
+                        self.wanted += 1;
+                    }
+                    if let Some(p) = self.ctx.lengths.piece(i) {
+                        self.ctx.lock().picker.add_have(p);
+                    }
+                    self.update_interest();
+                }
+            }
+            Message::Bitfield(b) => {
+                self.wanted = b.ones().filter(|&i| !self.ours.get(i)).count() as u32;
+                self.ctx.lock().picker.add_peer(&b);
+                self.has = b;
+                self.update_interest();
+            }
+            Message::Request { .. } | Message::Cancel { .. } => {
+                // We choke every peer until uploading is implemented; requests are not answered.
+            }
+            Message::Piece { index, begin, data } => self.on_piece(index, begin, &data)?,
+        }
+        Ok(())
+    }
+
+    fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), PeerError> {
+        let now = Instant::now();
+        let lengths = self.ctx.lengths;
+        let Some(block) = lengths.block_at(index, begin, data.len() as u32) else {
+            return self.unrequested();
+        };
+        match self.pending.iter().position(|(b, _)| *b == block) {
+            Some(k) => {
+                let (_, sent) = self.pending.remove(k);
+                self.pipeline
+                    .on_block(now, now.saturating_duration_since(sent), block.len);
+                self.last_block = now;
+            }
+            None => self.unrequested()?,
+        }
+        self.last_useful = now;
+        let piece_len = lengths.piece_len(block.piece);
+        let complete = self
+            .ctx
+            .lock()
+            .block(self.key, self.addr, block, data, piece_len);
+        if let Some(c) = complete {
+            super::verify::spawn(self.ctx.clone(), c);
+        }
+        Ok(())
+    }
+
+    fn unrequested(&mut self) -> Result<(), PeerError> {
+        self.unrequested += 1;
+        if self.unrequested > MAX_UNREQUESTED {
+            return Err(PeerError::Dropped("kept sending blocks we did not request"));
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, cmd: Command) -> Result<(), PeerError> {
+        match cmd {
+            Command::Have(i) => {
+                if self.ours.set(i) {
+                    if self.has.get(i) {
+                        self.wanted = self.wanted.saturating_sub(1);
+                        self.update_interest();
+                    } else {
+                        Message::Have(i).encode(&mut self.out);
+                    }
+                }
+            }
+            Command::Cancel(block) => {
+                if let Some(k) = self.pending.iter().position(|(b, _)| *b == block) {
+                    self.pending.remove(k);
+                    Message::Cancel {
+                        index: block.piece.get(),
+                        begin: block.offset,
+                        length: block.len,
+                    }
+                    .encode(&mut self.out);
+                }
+            }
+            Command::Disconnect(why) => return Err(PeerError::Dropped(why)),
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self) -> Result<(), PeerError> {
+        let now = Instant::now();
+        if now.duration_since(self.last_read) > IDLE_TIMEOUT {
+            return Err(PeerError::Dropped("idle"));
+        }
+        if !self.pending.is_empty() && now.duration_since(self.last_block) > REQUEST_TIMEOUT {
+            tracing::debug!(peer = %self.addr, n = self.pending.len(), "requests timed out; snubbed");
+            self.return_pending();
+            self.snubbed_until = Some(now + SNUB_PAUSE);
+        }
+        if self.am_interested || self.peer_interested {
+            self.last_useful = now;
+        } else if now.duration_since(self.last_useful) > USELESS_AFTER {
+            return Err(PeerError::Dropped("neither side interested"));
+        }
+        if now.duration_since(self.last_write) > KEEPALIVE_AFTER && self.out.is_empty() {
+            Message::KeepAlive.encode(&mut self.out);
+        }
+        Ok(())
+    }
+
+    fn update_interest(&mut self) {
+        let want = self.wanted > 0;
+        if want != self.am_interested {
+            self.am_interested = want;
+            let msg = if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
+            msg.encode(&mut self.out);
+            self.last_useful = Instant::now();
+        }
+    }
+
+    fn return_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut t = self.ctx.lock();
+        for (b, _) in self.pending.drain(..) {
+            t.picker.unrequest(self.key, b);
+        }
+        drop(t);
+        self.ctx.wake.notify_waiters();
+    }
+
+    /// Tops the request window up from the picker.
+    fn refill(&mut self) {
+        if self.peer_choking || !self.am_interested {
+            return;
+        }
+        let now = Instant::now();
+        if self.snubbed_until.is_some_and(|t| now < t) {
+            return;
+        }
+        let want = self.pipeline.target().saturating_sub(self.pending.len());
+        // Ask in batches: one lock and one write per several blocks.
+        if want == 0 || (want < 4 && !self.pending.is_empty()) {
+            return;
+        }
+        let blocks = {
+            let mut guard = self.ctx.lock();
+            let t = &mut *guard;
+            t.picker.pick(self.key, &self.has, want, &mut t.rng)
+        };
+        if blocks.is_empty() {
+            return;
+        }
+        if self.pending.is_empty() {
+            self.last_block = now;
+        }
+        for b in blocks {
+            Message::Request {
+                index: b.piece.get(),
+                begin: b.offset,
+                length: b.len,
+            }
+            .encode(&mut self.out);
+            self.pending.push((b, now));
+        }
+    }
+}

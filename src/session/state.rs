@@ -1,0 +1,239 @@
+//! The state one torrent shares between its peer tasks: the picker, partial piece buffers, who gave
+//! what, strikes and bans, byte counters. All of it sits behind one `std::sync::Mutex` in
+//! [`super::Ctx`], held only for short synchronous steps and never across `.await`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+use rand::rngs::StdRng;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::bitfield::Bitfield;
+use crate::picker::{PeerKey, Picker, Receipt};
+use crate::types::{BlockRef, PieceIndex};
+
+/// A peer that took part in this many pieces that failed their hash check is banned for the session.
+pub const MAX_STRIKES: u32 = 3;
+
+/// What the torrent tells a peer task.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// We verified this piece.
+    Have(u32),
+    /// Another peer delivered this block first (endgame).
+    Cancel(BlockRef),
+    /// Close the connection (ban, shutdown).
+    Disconnect(&'static str),
+}
+
+/// A connected peer, as the torrent knows it.
+pub struct PeerEntry {
+    /// Where we reached it (or where it came from).
+    pub addr: SocketAddr,
+    /// Its peer id.
+    pub id: [u8; 20],
+    /// Its mailbox.
+    pub tx: UnboundedSender<Command>,
+}
+
+/// A piece being assembled in memory.
+struct PieceBuf {
+    data: Vec<u8>,
+    /// Peers that delivered at least one block of it.
+    contributors: Vec<SocketAddr>,
+}
+
+/// A complete piece ready to be hashed.
+pub struct Complete {
+    /// The piece.
+    pub piece: PieceIndex,
+    /// Its bytes.
+    pub data: Vec<u8>,
+    /// Who delivered them (blamed if the hash fails).
+    pub contributors: Vec<SocketAddr>,
+}
+
+/// Totals for one peer address over the session.
+#[derive(Debug, Clone, Default)]
+pub struct PeerTally {
+    /// Client name from its peer id.
+    pub client: String,
+    /// Useful block bytes it sent.
+    pub bytes: u64,
+}
+
+/// The torrent's shared, lock-protected state.
+pub struct Torrent {
+    /// Reservations and piece states.
+    pub picker: Picker,
+    buffers: HashMap<u32, PieceBuf>,
+    /// Connected peers.
+    pub peers: HashMap<PeerKey, PeerEntry>,
+    next_key: PeerKey,
+    strikes: HashMap<SocketAddr, u32>,
+    /// Banned addresses, with the reason.
+    pub banned: HashMap<SocketAddr, String>,
+    /// Banned peer ids (a banned peer reconnecting from another port).
+    pub banned_ids: HashSet<[u8; 20]>,
+    /// Block payload bytes received this run (useful or not).
+    pub fetched: u64,
+    /// Bytes received that we already had or could not use.
+    pub wasted: u64,
+    /// Bytes verified this run (for the tracker's `downloaded`).
+    pub verified_bytes: u64,
+    /// Bytes uploaded this run.
+    pub uploaded: u64,
+    /// Per address: client and useful bytes.
+    pub tallies: HashMap<SocketAddr, PeerTally>,
+    /// Randomness for the picker.
+    pub rng: StdRng,
+    /// Peer addresses to dial.
+    pub pool: super::pool::Pool,
+    /// How the trackers are doing.
+    pub trackers: TrackerStatus,
+}
+
+/// What the announcers report, for the "no tracker and no peer" check and the summary.
+#[derive(Debug, Default)]
+pub struct TrackerStatus {
+    /// Tiers that finished their first round of attempts.
+    pub tiers_tried: usize,
+    /// Announces answered.
+    pub answered: usize,
+    /// The last tracker error, for the message.
+    pub last_error: Option<String>,
+    /// Peers ever connected (handshake done).
+    pub peers_seen: usize,
+}
+
+impl Torrent {
+    /// State around a picker.
+    pub fn new(picker: Picker, rng: StdRng) -> Torrent {
+        Torrent {
+            picker,
+            buffers: HashMap::new(),
+            peers: HashMap::new(),
+            next_key: 1,
+            strikes: HashMap::new(),
+            banned: HashMap::new(),
+            banned_ids: HashSet::new(),
+            fetched: 0,
+            wasted: 0,
+            verified_bytes: 0,
+            uploaded: 0,
+            tallies: HashMap::new(),
+            rng,
+            pool: Default::default(),
+            trackers: Default::default(),
+        }
+    }
+
+    /// Registers a connected peer; returns its key and a snapshot of what we have (its task then
+    /// receives a [`Command::Have`] for every piece verified later, exactly once).
+    pub fn register(&mut self, entry: PeerEntry) -> (PeerKey, Bitfield) {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.peers.insert(key, entry);
+        (key, self.picker.have().clone())
+    }
+
+    /// A peer task ended: forget it and what it had; `pending` blocks go back to the pool.
+    pub fn unregister(&mut self, key: PeerKey, has: &Bitfield, pending: &[BlockRef]) {
+        for b in pending {
+            self.picker.unrequest(key, *b);
+        }
+        self.picker.remove_peer(has);
+        self.peers.remove(&key);
+    }
+
+    /// Whether `addr` (or `id`) is banned.
+    pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {
+        self.banned.contains_key(addr) || id.is_some_and(|id| self.banned_ids.contains(id))
+    }
+
+    /// Stores a received block; returns a complete piece when this was its last block.
+    pub fn block(
+        &mut self,
+        key: PeerKey,
+        addr: SocketAddr,
+        block: BlockRef,
+        data: &[u8],
+        piece_len: u32,
+    ) -> Option<Complete> {
+        self.fetched += data.len() as u64;
+        match self.picker.received(key, block) {
+            Receipt::Useless => {
+                self.wasted += data.len() as u64;
+                None
+            }
+            Receipt::Useful { complete, cancel } => {
+                for other in cancel {
+                    if let Some(p) = self.peers.get(&other) {
+                        let _ = p.tx.send(Command::Cancel(block));
+                    }
+                }
+                self.tallies.entry(addr).or_default().bytes += data.len() as u64;
+                let i = block.piece.get();
+                let buf = self.buffers.entry(i).or_insert_with(|| PieceBuf {
+                    data: vec![0; piece_len as usize],
+                    contributors: Vec::new(),
+                });
+                let at = block.offset as usize;
+                buf.data[at..at + data.len()].copy_from_slice(data);
+                if !buf.contributors.contains(&addr) {
+                    buf.contributors.push(addr);
+                }
+                if !complete {
+                    return None;
+                }
+                let buf = self.buffers.remove(&i)?;
+                Some(Complete {
+                    piece: block.piece,
+                    data: buf.data,
+                    contributors: buf.contributors,
+                })
+            }
+        }
+    }
+
+    /// The hash check of `piece` finished. Good: tell every peer that lacks it. Bad: blame the
+    /// contributors; returns the addresses banned just now.
+    pub fn verified(
+        &mut self,
+        piece: PieceIndex,
+        ok: bool,
+        len: u32,
+        contributors: &[SocketAddr],
+    ) -> Vec<SocketAddr> {
+        self.picker.verified(piece, ok);
+        if ok {
+            self.verified_bytes += u64::from(len);
+            // Each task knows whether its peer already has the piece and stays quiet if so.
+            for p in self.peers.values() {
+                let _ = p.tx.send(Command::Have(piece.get()));
+            }
+            return Vec::new();
+        }
+        self.wasted += u64::from(len);
+        let mut newly = Vec::new();
+        for addr in contributors {
+            let n = self.strikes.entry(*addr).or_default();
+            *n += 1;
+            if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
+                self.banned
+                    .insert(*addr, format!("sent data for {n} pieces that failed the hash check"));
+                newly.push(*addr);
+            }
+        }
+        for p in self.peers.values().filter(|p| newly.contains(&p.addr)) {
+            self.banned_ids.insert(p.id);
+            let _ = p.tx.send(Command::Disconnect("banned: took part in bad pieces"));
+        }
+        newly
+    }
+
+    /// The bytes held in partial piece buffers.
+    pub fn buffered(&self) -> usize {
+        self.buffers.values().map(|b| b.data.len()).sum()
+    }
+}

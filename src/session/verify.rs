@@ -1,0 +1,62 @@
+//! Hashing and storing complete pieces off the async workers: SHA-1 on the blocking pool, a good
+//! piece written to storage, then the verdict reported to the torrent (have broadcast, or blame).
+
+use std::sync::Arc;
+
+use super::state::Complete;
+use super::{Ctx, Status};
+use crate::storage::hash_matches;
+
+/// Hashes `c` and stores it if good, in the background.
+pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
+    tokio::spawn(async move {
+        let Complete {
+            piece,
+            data,
+            contributors,
+        } = c;
+        let expected = ctx.hashes[piece.get() as usize];
+        let storage = ctx.storage.clone();
+        let len = data.len() as u32;
+        let outcome = tokio::task::spawn_blocking(move || {
+            if !hash_matches(&data, &expected) {
+                return Ok(false);
+            }
+            storage.write_piece(piece, &data).map(|()| true)
+        })
+        .await;
+        let ok = match outcome {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(e)) => {
+                ctx.fail(e.to_string());
+                return;
+            }
+            Err(e) => {
+                ctx.fail(format!("hashing task failed: {e}"));
+                return;
+            }
+        };
+        let (banned, complete) = {
+            let mut t = ctx.lock();
+            let banned = t.verified(piece, ok, len, &contributors);
+            (banned, t.picker.is_complete())
+        };
+        if ok {
+            tracing::trace!(piece = piece.get(), "piece verified");
+        } else {
+            tracing::debug!(piece = piece.get(), ?contributors, "piece failed its hash check");
+        }
+        for addr in banned {
+            tracing::info!(peer = %addr, "banned: took part in pieces that failed the hash check");
+        }
+        if complete {
+            ctx.status.send_if_modified(|s| {
+                let changed = *s == Status::Running;
+                if changed {
+                    *s = Status::Complete;
+                }
+                changed
+            });
+        }
+    });
+}

@@ -1,0 +1,181 @@
+//! What the user sees while downloading: an indicatif bar on a terminal (percent, bytes, rate, peers,
+//! ETA), a plain `progress:` line every few seconds otherwise, and the closing summary.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+
+use crate::report::human_size;
+use crate::session::{Outcome, Snapshot};
+
+/// Seconds between plain progress lines when stderr is not a terminal (`PIXTORRENT_PROGRESS_SECS`).
+pub const DEFAULT_LINE_SECS: u64 = 2;
+
+/// Shows progress until the sender is dropped or `stop` is set.
+pub async fn show(mut rx: watch::Receiver<Snapshot>, name: String) {
+    if std::io::stderr().is_terminal() {
+        bar(&mut rx, name).await
+    } else {
+        let secs = std::env::var("PIXTORRENT_PROGRESS_SECS")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|&s| s > 0)
+            .unwrap_or(DEFAULT_LINE_SECS);
+        lines(&mut rx, Duration::from_secs(secs)).await
+    }
+}
+
+/// Download rate over a sliding window of samples.
+struct Rate {
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl Rate {
+    fn new() -> Rate {
+        Rate {
+            samples: Default::default(),
+        }
+    }
+
+    fn push(&mut self, bytes: u64) -> f64 {
+        let now = Instant::now();
+        self.samples.push_back((now, bytes));
+        while self.samples.len() > 2
+            && now.duration_since(self.samples[0].0) > Duration::from_secs(5)
+        {
+            self.samples.pop_front();
+        }
+        let (t0, b0) = self.samples[0];
+        let dt = now.duration_since(t0).as_secs_f64();
+        if dt <= 0.0 {
+            0.0
+        } else {
+            bytes.saturating_sub(b0) as f64 / dt
+        }
+    }
+}
+
+fn eta(s: &Snapshot, rate: f64) -> String {
+    if rate < 1.0 {
+        return "-".into();
+    }
+    let secs = (s.total - s.have) as f64 / rate;
+    format_duration(Duration::from_secs_f64(secs.min(1e7)))
+}
+
+/// `1h02m`, `3m05s`, `12s`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn percent(s: &Snapshot) -> f64 {
+    if s.total == 0 {
+        100.0
+    } else {
+        s.have as f64 * 100.0 / s.total as f64
+    }
+}
+
+async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
+    let mut rate = Rate::new();
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if rx.has_changed().is_err() {
+            return;
+        }
+        let s = rx.borrow_and_update().clone();
+        if s.checking {
+            eprintln!("progress: checking existing files");
+            continue;
+        }
+        let r = rate.push(s.fetched);
+        eprintln!(
+            "progress: {:.1}% {}/{} {}/s peers {} ETA {}",
+            percent(&s),
+            human_size(s.have),
+            human_size(s.total),
+            human_size(r as u64),
+            s.peers,
+            eta(&s, r)
+        );
+    }
+}
+
+async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
+    let total = rx.borrow().total;
+    let pb = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_prefix(crate::report::clean_text(&name, 0));
+    let mut rate = Rate::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        if rx.has_changed().is_err() {
+            pb.finish_and_clear();
+            return;
+        }
+        let s = rx.borrow_and_update().clone();
+        if s.checking {
+            pb.set_message("checking existing files");
+            continue;
+        }
+        let r = rate.push(s.fetched);
+        pb.set_position(s.have);
+        pb.set_message(format!(
+            "{}/s  {} peers  ETA {}",
+            human_size(r as u64),
+            s.peers,
+            eta(&s, r)
+        ));
+    }
+}
+
+/// The closing summary (stdout). Line shapes are stable: scripts and tests read them.
+pub fn summary(name: &str, o: &Outcome) -> String {
+    let mut out = String::new();
+    let secs = o.elapsed.as_secs_f64().max(0.001);
+    out.push_str(&format!(
+        "Completed {}: {} in {}\n",
+        crate::report::clean_text(name, 0),
+        human_size(o.total),
+        format_duration(o.elapsed)
+    ));
+    out.push_str(&format!(
+        "  pieces already on disk: {}/{}\n",
+        o.pieces_on_disk, o.pieces
+    ));
+    out.push_str(&format!(
+        "  fetched: {} bytes ({}, {}/s average, {} wasted) from {} peers\n",
+        o.fetched,
+        human_size(o.fetched),
+        human_size((o.fetched as f64 / secs) as u64),
+        human_size(o.wasted),
+        o.peers.len()
+    ));
+    for (addr, client, bytes) in &o.peers {
+        out.push_str(&format!(
+            "  peer {addr} ({}): {bytes} bytes\n",
+            crate::report::clean_text(client, 0)
+        ));
+    }
+    for (addr, why) in &o.banned {
+        out.push_str(&format!("  banned {addr}: {why}\n"));
+    }
+    out
+}
