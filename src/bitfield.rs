@@ -136,9 +136,15 @@ mod tests {
     #[test]
     fn wire_form_checks_length_and_spare_bits() {
         assert!(Bitfield::from_bytes(&[0xff, 0xc0], 10).is_some_and(|b| b.is_full()));
-        assert!(Bitfield::from_bytes(&[0xff, 0xe0], 10).is_none(), "spare bit set");
+        assert!(
+            Bitfield::from_bytes(&[0xff, 0xe0], 10).is_none(),
+            "spare bit set"
+        );
         assert!(Bitfield::from_bytes(&[0xff], 10).is_none(), "too short");
-        assert!(Bitfield::from_bytes(&[0xff, 0, 0], 10).is_none(), "too long");
+        assert!(
+            Bitfield::from_bytes(&[0xff, 0, 0], 10).is_none(),
+            "too long"
+        );
         assert!(Bitfield::from_bytes(&[0xff], 8).is_some_and(|b| b.count() == 8));
         assert_eq!(Bitfield::full(10).as_bytes(), &[0xff, 0xc0]);
     }

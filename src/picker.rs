@@ -59,7 +59,10 @@ enum Piece {
 pub enum Receipt {
     /// New data: store it. `complete` when it was the piece's last block (hash it now); `cancel` lists
     /// the other peers that were asked for the same block (endgame).
-    Useful { complete: bool, cancel: Vec<PeerKey> },
+    Useful {
+        complete: bool,
+        cancel: Vec<PeerKey>,
+    },
     /// Already have it, or nothing of this piece is being fetched: drop the bytes.
     Useless,
 }
@@ -87,7 +90,13 @@ impl Picker {
     pub fn new(lengths: Lengths, strategy: Strategy, have: Bitfield, max_active: usize) -> Picker {
         let n = lengths.piece_count();
         let pieces = (0..n)
-            .map(|i| if have.get(i) { Piece::Have } else { Piece::Missing })
+            .map(|i| {
+                if have.get(i) {
+                    Piece::Have
+                } else {
+                    Piece::Missing
+                }
+            })
             .collect();
         Picker {
             lengths,

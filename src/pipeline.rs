@@ -126,7 +126,11 @@ mod tests {
         let mut p = Pipeline::new(None);
         simulate(&mut p, Duration::from_millis(50), 40e6, 10);
         let bdp = 40e6 * 0.05 / f64::from(BLOCK_LEN);
-        assert!(p.target() as f64 >= bdp, "target {} < BDP {bdp}", p.target());
+        assert!(
+            p.target() as f64 >= bdp,
+            "target {} < BDP {bdp}",
+            p.target()
+        );
         assert!(p.target() <= MAX_REQUESTS);
         assert!(p.rate() > 35e6, "rate {}", p.rate());
     }

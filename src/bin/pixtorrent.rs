@@ -13,10 +13,10 @@ use pixtorrent::bencode::Limits;
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::report;
 use pixtorrent::session::{self, Config, SessionError};
-use pixtorrent::{picker, ui};
 use pixtorrent::tracker::probe::probe_all;
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
 use pixtorrent::types::PeerId;
+use pixtorrent::{picker, ui};
 
 /// Time allowed to fetch a `.torrent` given by URL.
 const TORRENT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -116,6 +116,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 

@@ -158,7 +158,11 @@ fn received_blocks_complete_a_piece_once() {
             cancel: vec![]
         }
     );
-    assert_eq!(p.received(1, got[1]), Receipt::Useless, "piece is being verified");
+    assert_eq!(
+        p.received(1, got[1]),
+        Receipt::Useless,
+        "piece is being verified"
+    );
     let piece = got[0].piece;
     p.verified(piece, true);
     assert!(p.have().get(0));

@@ -77,7 +77,16 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                     event = Event::None;
                     failures = 0;
                     answered = true;
-                    let _ = wait_next(&ctx, wait, min_interval, Instant::now(), &mut shutdown, &mut status, completed_sent).await;
+                    let _ = wait_next(
+                        &ctx,
+                        wait,
+                        min_interval,
+                        Instant::now(),
+                        &mut shutdown,
+                        &mut status,
+                        completed_sent,
+                    )
+                    .await;
                     break;
                 }
                 Ok(Err(e)) => {
@@ -102,7 +111,16 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
             let wait = RETRY_BASE
                 .saturating_mul(1 << (failures - 1).min(10))
                 .min(RETRY_MAX);
-            let _ = wait_next(&ctx, wait, wait, Instant::now(), &mut shutdown, &mut status, true).await;
+            let _ = wait_next(
+                &ctx,
+                wait,
+                wait,
+                Instant::now(),
+                &mut shutdown,
+                &mut status,
+                true,
+            )
+            .await;
         }
         if *shutdown.borrow() {
             break;

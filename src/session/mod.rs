@@ -244,7 +244,11 @@ async fn run(
         .map_err(|e| SessionError::Fatal(format!("start-up check failed: {e}")))??
     };
     let pieces_on_disk = have.count();
-    tracing::debug!(pieces_on_disk, pieces = lengths.piece_count(), "re-check done");
+    tracing::debug!(
+        pieces_on_disk,
+        pieces = lengths.piece_count(),
+        "re-check done"
+    );
 
     let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
     let picker = Picker::new(lengths, config.strategy, have, max_active);
@@ -271,7 +275,10 @@ async fn run(
     }
 
     let listener = bind(&config).await?;
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(config.port);
+    let port = listener
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or(config.port);
     tracing::debug!(port, "listening");
     let client = Arc::new(
         TrackerClient::new(TrackerConfig::default())
@@ -452,7 +459,7 @@ fn outcome(ctx: &Ctx, pieces_on_disk: u32, started: Instant, fetched: u64, port:
         .filter(|(_, v)| v.bytes > 0)
         .map(|(a, v)| (*a, v.client.clone(), v.bytes))
         .collect();
-    peers.sort_by(|a, b| b.2.cmp(&a.2));
+    peers.sort_by_key(|p| std::cmp::Reverse(p.2));
     let mut banned: Vec<(SocketAddr, String)> =
         t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
     banned.sort();

@@ -118,7 +118,10 @@ impl Pool {
 
     /// Addresses that could be dialled now or later.
     pub fn idle(&self) -> usize {
-        self.known.values().filter(|c| c.state == State::Idle).count()
+        self.known
+            .values()
+            .filter(|c| c.state == State::Idle)
+            .count()
     }
 }
 

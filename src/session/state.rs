@@ -220,14 +220,17 @@ impl Torrent {
             let n = self.strikes.entry(*addr).or_default();
             *n += 1;
             if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
-                self.banned
-                    .insert(*addr, format!("sent data for {n} pieces that failed the hash check"));
+                self.banned.insert(
+                    *addr,
+                    format!("sent data for {n} pieces that failed the hash check"),
+                );
                 newly.push(*addr);
             }
         }
         for p in self.peers.values().filter(|p| newly.contains(&p.addr)) {
             self.banned_ids.insert(p.id);
-            let _ = p.tx.send(Command::Disconnect("banned: took part in bad pieces"));
+            let _ =
+                p.tx.send(Command::Disconnect("banned: took part in bad pieces"));
         }
         newly
     }

@@ -44,7 +44,11 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
         if ok {
             tracing::trace!(piece = piece.get(), "piece verified");
         } else {
-            tracing::debug!(piece = piece.get(), ?contributors, "piece failed its hash check");
+            tracing::debug!(
+                piece = piece.get(),
+                ?contributors,
+                "piece failed its hash check"
+            );
         }
         for addr in banned {
             tracing::info!(peer = %addr, "banned: took part in pieces that failed the hash check");

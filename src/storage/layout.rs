@@ -144,7 +144,10 @@ mod tests {
     fn a_piece_spanning_three_files() {
         // Files 10, 3, 20 bytes; pieces of 16: piece 0 = file0[0..10] + file1[0..3] + file2[0..3].
         let l = layout(16, &[10, 3, 20]);
-        assert_eq!(spans(&l, 0), vec![(0, 0, 0, 10), (1, 0, 10, 3), (2, 0, 13, 3)]);
+        assert_eq!(
+            spans(&l, 0),
+            vec![(0, 0, 0, 10), (1, 0, 10, 3), (2, 0, 13, 3)]
+        );
         assert_eq!(spans(&l, 1), vec![(2, 3, 0, 16)]);
         // Last piece: 33 - 32 = 1 byte.
         assert_eq!(spans(&l, 2), vec![(2, 19, 0, 1)]);

@@ -52,7 +52,9 @@ impl Storage for MemoryStorage {
     }
 
     fn read(&self, piece: PieceIndex, offset: u32, out: &mut [u8]) -> Result<(), StorageError> {
-        let r = self.range(piece, offset, out.len()).ok_or_else(out_of_range)?;
+        let r = self
+            .range(piece, offset, out.len())
+            .ok_or_else(out_of_range)?;
         out.copy_from_slice(&self.bytes.lock().unwrap_or_else(|p| p.into_inner())[r]);
         Ok(())
     }

@@ -92,7 +92,10 @@ fn open_file(path: &Path, length: u64) -> Result<(Mapped, bool), StorageError> {
         .truncate(false)
         .open(path)
         .map_err(|e| StorageError::io(path, e, length))?;
-    let current = file.metadata().map_err(|e| StorageError::io(path, e, length))?.len();
+    let current = file
+        .metadata()
+        .map_err(|e| StorageError::io(path, e, length))?
+        .len();
     if current != length {
         file.set_len(length)
             .map_err(|e| StorageError::io(path, e, length))?;
@@ -155,7 +158,10 @@ impl Mapped {
 
     fn check(&self, offset: u64, len: usize) -> Result<&MmapRaw, StorageError> {
         let map = self.map.as_ref().ok_or_else(|| self.short())?;
-        if offset.checked_add(len as u64).is_none_or(|end| end > map.len() as u64) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > map.len() as u64)
+        {
             return Err(self.short());
         }
         Ok(map)
@@ -209,7 +215,8 @@ impl Storage for MmapStorage {
             if hi <= lo {
                 continue;
             }
-            let dst = &mut out[(lo - u64::from(offset)) as usize..(hi - u64::from(offset)) as usize];
+            let dst =
+                &mut out[(lo - u64::from(offset)) as usize..(hi - u64::from(offset)) as usize];
             match self.mapped(span.file)? {
                 None => dst.fill(0),
                 Some(m) => {

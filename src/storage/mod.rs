@@ -86,16 +86,15 @@ pub fn recheck(
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&i) = todo.get(k) else { break };
-                    let Some(piece) = lengths.piece(i) else { continue };
+                    let Some(piece) = lengths.piece(i) else {
+                        continue;
+                    };
                     buf.resize(lengths.piece_len(piece) as usize, 0);
                     let good = storage.read(piece, 0, &mut buf).is_ok()
                         && hash_matches(&buf, &hashes[i as usize]);
                     storage.release(piece);
                     if good {
-                        results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .set(i);
+                        results.lock().unwrap_or_else(|p| p.into_inner()).set(i);
                     }
                 }
             });
@@ -122,10 +121,7 @@ mod tests {
             }],
         );
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let hashes: Vec<[u8; 20]> = data
-            .chunks(1024)
-            .map(|c| Sha1::digest(c).into())
-            .collect();
+        let hashes: Vec<[u8; 20]> = data.chunks(1024).map(|c| Sha1::digest(c).into()).collect();
         let store = memory::MemoryStorage::new(layout);
         for i in [0u32, 3, 9] {
             let p = lengths.piece(i).unwrap();
@@ -141,6 +137,11 @@ mod tests {
             b.set(4);
             b
         };
-        assert_eq!(recheck(&store, &hashes, &only, 2).ones().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(
+            recheck(&store, &hashes, &only, 2)
+                .ones()
+                .collect::<Vec<_>>(),
+            vec![3]
+        );
     }
 }

@@ -105,13 +105,7 @@ pub fn client_name(id: &PeerId) -> String {
     }
     let printable: String = b[..8]
         .iter()
-        .map(|&c| {
-            if c.is_ascii_graphic() {
-                c as char
-            } else {
-                '.'
-            }
-        })
+        .map(|&c| if c.is_ascii_graphic() { c as char } else { '.' })
         .collect();
     printable
 }
@@ -159,13 +153,22 @@ mod tests {
 
     #[test]
     fn we_advertise_nothing_we_do_not_implement() {
-        assert_eq!(Handshake::ours(InfoHash([0; 20]), PeerId([0; 20])).reserved, [0; 8]);
+        assert_eq!(
+            Handshake::ours(InfoHash([0; 20]), PeerId([0; 20])).reserved,
+            [0; 8]
+        );
     }
 
     #[test]
     fn client_names() {
-        assert_eq!(client_name(&PeerId(*b"-lt2080-abcdefghijkl")), "libtorrent 2080");
-        assert_eq!(client_name(&PeerId(*b"-TR3000-abcdefghijkl")), "Transmission 3000");
+        assert_eq!(
+            client_name(&PeerId(*b"-lt2080-abcdefghijkl")),
+            "libtorrent 2080"
+        );
+        assert_eq!(
+            client_name(&PeerId(*b"-TR3000-abcdefghijkl")),
+            "Transmission 3000"
+        );
         assert_eq!(client_name(&PeerId(*b"A2-1-36-0-abcdefghij")), "aria2");
         assert_eq!(client_name(&PeerId(*b"-ZZ0001-abcdefghijkl")), "-ZZ0001-");
         assert_eq!(client_name(&PeerId([0; 20])), "........");

@@ -173,12 +173,11 @@ impl Codec {
                 if !first {
                     return Err(WireError::LateBitfield);
                 }
-                let b = Bitfield::from_bytes(&frame, self.pieces).ok_or(
-                    WireError::BadBitfield {
+                let b =
+                    Bitfield::from_bytes(&frame, self.pieces).ok_or(WireError::BadBitfield {
                         len: frame.len(),
                         pieces: self.pieces,
-                    },
-                )?;
+                    })?;
                 Message::Bitfield(b)
             }
             6 | 8 => {
@@ -291,7 +290,10 @@ mod tests {
             length: 3,
         }
         .encode(&mut out);
-        assert_eq!(&out[..], &[0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]);
+        assert_eq!(
+            &out[..],
+            &[0, 0, 0, 13, 6, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]
+        );
         out.clear();
         Message::Interested.encode(&mut out);
         assert_eq!(&out[..], &[0, 0, 0, 1, 2]);
@@ -346,7 +348,10 @@ mod tests {
 
     #[test]
     fn have_out_of_range_and_bad_lengths() {
-        assert_eq!(decode_one(10, &[0, 0, 0, 5, 4, 0, 0, 0, 9]), Ok(Some(Message::Have(9))));
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 5, 4, 0, 0, 0, 9]),
+            Ok(Some(Message::Have(9)))
+        );
         assert_eq!(
             decode_one(10, &[0, 0, 0, 5, 4, 0, 0, 0, 10]),
             Err(WireError::HaveOutOfRange {

@@ -66,7 +66,11 @@ fn pieces_written_read_back_and_land_in_the_right_files() {
         ("item/c", 86_390..86_391),
     ];
     for (path, range) in files {
-        assert_eq!(std::fs::read(dir.path().join(path)).unwrap(), &stream[range], "{path}");
+        assert_eq!(
+            std::fs::read(dir.path().join(path)).unwrap(),
+            &stream[range],
+            "{path}"
+        );
     }
 }
 
@@ -104,13 +108,19 @@ fn a_directory_in_the_way_is_a_clear_error() {
     std::fs::create_dir_all(dir.path().join("item")).unwrap();
     std::fs::write(dir.path().join("item/sub"), b"x").unwrap();
     let err = MmapStorage::open(dir.path(), &meta.info).err().unwrap();
-    assert!(matches!(err, StorageError::InTheWay(_) | StorageError::Io { .. }), "{err}");
+    assert!(
+        matches!(err, StorageError::InTheWay(_) | StorageError::Io { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn page_arithmetic() {
     let page = page_size();
     assert_eq!(inner_pages(0, page * 2), Some((0, page as usize * 2)));
-    assert_eq!(inner_pages(1, page * 2), Some((page as usize, page as usize)));
+    assert_eq!(
+        inner_pages(1, page * 2),
+        Some((page as usize, page as usize))
+    );
     assert_eq!(inner_pages(1, page), None);
 }
