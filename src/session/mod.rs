@@ -82,21 +82,19 @@ pub enum Status {
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The output directory cannot be used.
-    #[error("cannot write to the output directory {path}: {source}")]
+    #[error("cannot write to the output directory {path}: {error}")]
     Output {
         path: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Storage failed (disk full, IO error).
-    #[error("{0}")]
+    #[error(transparent)]
     Storage(#[from] StorageError),
     /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         addr: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// No tracker answered and no peer was found.
     #[error("no tracker reachable and no peers found ({0})")]
@@ -220,9 +218,9 @@ async fn run(
     if tiers.is_empty() {
         return Err(SessionError::NoTrackers);
     }
-    std::fs::create_dir_all(&config.output).map_err(|source| SessionError::Output {
+    std::fs::create_dir_all(&config.output).map_err(|error| SessionError::Output {
         path: config.output.display().to_string(),
-        source,
+        error,
     })?;
     check_writable(&config.output)?;
     let lengths = meta.info.lengths;
@@ -288,6 +286,7 @@ async fn run(
     tasks.spawn(accept_loop(ctx.clone(), listener));
     tasks.spawn(dial_loop(ctx.clone()));
     let mut announcers = tokio::task::JoinSet::new();
+    ctx.lock().trackers.tiers = tiers.len();
     for urls in tiers {
         announcers.spawn(announce::tier(ctx.clone(), client.clone(), urls, port));
     }
@@ -345,9 +344,9 @@ fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
     let probe = dir.join(format!(".pixtorrent-write-test-{}", std::process::id()));
     let result = std::fs::write(&probe, b"");
     let _ = std::fs::remove_file(&probe);
-    result.map_err(|source| SessionError::Output {
+    result.map_err(|error| SessionError::Output {
         path: dir.display().to_string(),
-        source,
+        error,
     })
 }
 
@@ -355,7 +354,7 @@ fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
 /// peer and no address to try: nothing will ever arrive.
 fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
     let t = ctx.lock();
-    let all_tried = t.trackers.tiers_tried >= 1 && t.trackers.answered == 0;
+    let all_tried = t.trackers.tiers_tried >= t.trackers.tiers && t.trackers.answered == 0;
     let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
     let settled = started.elapsed() > Duration::from_secs(5);
     (all_tried && no_peers && settled && t.trackers.peers_seen == 0).then(|| {
@@ -381,7 +380,7 @@ async fn bind(config: &Config) -> Result<TcpListener, SessionError> {
     }
     Err(SessionError::Listen {
         addr: format!("{}:{}", config.bind, config.port),
-        source: last.unwrap_or_else(|| std::io::Error::other("no port to try")),
+        error: last.unwrap_or_else(|| std::io::Error::other("no port to try")),
     })
 }
 

@@ -96,6 +96,8 @@ pub struct Torrent {
 /// What the announcers report, for the "no tracker and no peer" check and the summary.
 #[derive(Debug, Default)]
 pub struct TrackerStatus {
+    /// Tiers announced to.
+    pub tiers: usize,
     /// Tiers that finished their first round of attempts.
     pub tiers_tried: usize,
     /// Announces answered.

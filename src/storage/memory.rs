@@ -36,7 +36,7 @@ impl MemoryStorage {
 fn out_of_range() -> StorageError {
     StorageError::Io {
         path: "memory".into(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "range outside the piece"),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidInput, "range outside the piece"),
     }
 }
 

@@ -170,7 +170,7 @@ impl Mapped {
     fn short(&self) -> StorageError {
         StorageError::Io {
             path: self.path.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "range past the end"),
+            error: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "range past the end"),
         }
     }
 }
@@ -237,7 +237,7 @@ impl Storage for MmapStorage {
         if filled != out.len() {
             return Err(StorageError::Io {
                 path: "(torrent)".into(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "read past the end of the piece",
                 ),

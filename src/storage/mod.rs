@@ -20,11 +20,10 @@ pub enum StorageError {
     #[error("disk full: cannot store {path} ({need} bytes)")]
     DiskFull { path: String, need: u64 },
     /// Any other IO failure, with the path it concerns.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A path in the way: a file where a directory is needed, or the reverse.
     #[error("{0}: a file or directory of another kind is in the way")]
@@ -33,11 +32,11 @@ pub enum StorageError {
 
 impl StorageError {
     /// An IO error on `path`, reclassified as [`StorageError::DiskFull`] when it is ENOSPC/EDQUOT.
-    pub fn io(path: &std::path::Path, source: std::io::Error, need: u64) -> StorageError {
+    pub fn io(path: &std::path::Path, error: std::io::Error, need: u64) -> StorageError {
         let path = path.display().to_string();
-        match source.raw_os_error() {
+        match error.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => StorageError::DiskFull { path, need },
-            _ => StorageError::Io { path, source },
+            _ => StorageError::Io { path, error },
         }
     }
 }
