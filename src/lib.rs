@@ -14,17 +14,25 @@
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
+//! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
+//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits | yes |
+//! | [`picker`] | availability, piece order, block reservations, endgame | yes |
+//! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) | yes |
+//! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
+//! | [`session`] | one torrent alive: peer tasks, shared state, announcers, dialler, verification | IO |
+//! | [`ui`] | progress bar or plain lines, the closing summary | IO |
 //!
-//! Still to come, with room left for them: `wire/` (peer protocol codec), `picker`, `storage/`
-//! (mmap-backed), `session/` (one task per peer, choker), `ui`, `tracker_server/` (the
-//! `pixtorrent-tracker` binary), and the extensions (BEP 5/6/9/10/11/19).
+//! Still to come, with room left for them: uploading and the choker (`session/choker.rs`),
+//! `tracker_server/` (the `pixtorrent-tracker` binary), and the extensions (BEP 5/6/9/10/11/19).
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `fetch`: nothing from the crate.
 //! - `metainfo`: bencode, types. `magnet`: types.
 //! - `tracker` (client): bencode, types, fetch.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
-//! - `session` (later): everything above. `bin/*`: anything; `anyhow` lives only there.
+//! - `bitfield`: nothing. `wire`: bitfield, types. `picker`, `pipeline`: bitfield, types.
+//! - `storage`: bitfield, metainfo, types.
+//! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Nothing imports `session` but the binaries and tests.
 
 pub mod bencode;
