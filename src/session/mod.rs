@@ -83,19 +83,13 @@ pub enum Status {
 pub enum SessionError {
     /// The output directory cannot be used.
     #[error("cannot write to the output directory {path}: {error}")]
-    Output {
-        path: String,
-        error: std::io::Error,
-    },
+    Output { path: String, error: std::io::Error },
     /// Storage failed (disk full, IO error).
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {error}")]
-    Listen {
-        addr: String,
-        error: std::io::Error,
-    },
+    Listen { addr: String, error: std::io::Error },
     /// No tracker answered and no peer was found.
     #[error("no tracker reachable and no peers found ({0})")]
     NoPeers(String),

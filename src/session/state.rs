@@ -12,7 +12,7 @@ use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, Picker, Receipt};
 use crate::types::{BlockRef, PieceIndex};
 
-/// A peer that took part in this many pieces that failed their hash check is banned for the session.
+/// A peer that alone sent this many pieces that failed their hash check is banned for the session.
 pub const MAX_STRIKES: u32 = 3;
 
 /// What the torrent tells a peer task.
@@ -218,14 +218,15 @@ impl Torrent {
         }
         self.wasted += u64::from(len);
         let mut newly = Vec::new();
-        for addr in contributors {
+        // Blame only a sole contributor. A piece that failed with several is fetched again from one
+        // peer only (the picker's single-source retry), so the next failure names the culprit
+        // exactly and an honest peer that shared a bad piece is never banned for it.
+        if let [addr] = contributors {
             let n = self.strikes.entry(*addr).or_default();
             *n += 1;
             if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
-                self.banned.insert(
-                    *addr,
-                    format!("sent data for {n} pieces that failed the hash check"),
-                );
+                self.banned
+                    .insert(*addr, format!("sent {n} pieces that failed the hash check"));
                 newly.push(*addr);
             }
         }

@@ -21,10 +21,7 @@ pub enum StorageError {
     DiskFull { path: String, need: u64 },
     /// Any other IO failure, with the path it concerns.
     #[error("{path}: {error}")]
-    Io {
-        path: String,
-        error: std::io::Error,
-    },
+    Io { path: String, error: std::io::Error },
     /// A path in the way: a file where a directory is needed, or the reverse.
     #[error("{0}: a file or directory of another kind is in the way")]
     InTheWay(String),
