@@ -85,13 +85,24 @@ fn percent(s: &Snapshot) -> f64 {
     }
 }
 
+/// Waits for the next tick; `false` as soon as the session is gone (its sender dropped).
+async fn wait_tick(rx: &mut watch::Receiver<Snapshot>, tick: &mut tokio::time::Interval) -> bool {
+    loop {
+        tokio::select! {
+            _ = tick.tick() => return true,
+            r = rx.changed() => if r.is_err() {
+                return false;
+            },
+        }
+    }
+}
+
 async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
     let mut rate = Rate::new();
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
-        tick.tick().await;
-        if rx.has_changed().is_err() {
+        if !wait_tick(rx, &mut tick).await {
             return;
         }
         let s = rx.borrow_and_update().clone();
@@ -125,8 +136,7 @@ async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
     let mut rate = Rate::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        tick.tick().await;
-        if rx.has_changed().is_err() {
+        if !wait_tick(rx, &mut tick).await {
             pb.finish_and_clear();
             return;
         }

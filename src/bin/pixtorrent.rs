@@ -96,13 +96,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // Do not wait for a flush still running on the blocking pool after Ctrl-C: the data is in the
+    // page cache and the kernel writes it back whether or not we wait.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
 }
 
 fn init_logging(verbose: u8) {

@@ -136,7 +136,8 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
         let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
     }
     let req = request(&ctx, port, Event::Stopped, tracker_id);
-    let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
+    let r = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
+    tracing::debug!(tracker = %url, answered = matches!(r, Ok(Ok(_))), "stopped announced");
 }
 
 /// Sleeps until the next announce is due: `wait` elapsed, or (not before `min` after `last`) the

@@ -316,6 +316,7 @@ async fn run(
     .await;
     announcers.abort_all();
     tasks.abort_all();
+    tracing::debug!("announcers done; flushing");
     let storage = ctx.storage.clone();
     let flush = tokio::task::spawn_blocking(move || storage.flush());
     let flushed = match &result {
