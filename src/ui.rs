@@ -99,6 +99,7 @@ async fn wait_tick(rx: &mut watch::Receiver<Snapshot>, tick: &mut tokio::time::I
 
 async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
     let mut rate = Rate::new();
+    rate.push(rx.borrow().fetched);
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -134,6 +135,7 @@ async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
     pb.set_style(style);
     pb.set_prefix(crate::report::clean_text(&name, 0));
     let mut rate = Rate::new();
+    rate.push(rx.borrow().fetched);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         if !wait_tick(rx, &mut tick).await {
