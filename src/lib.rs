@@ -15,7 +15,7 @@
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
-//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits | yes |
+//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 10 handshake | yes |
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
@@ -30,7 +30,7 @@
 //! - `metainfo`: bencode, types. `magnet`: types.
 //! - `tracker` (client): bencode, types, fetch.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
-//! - `bitfield`: nothing. `wire`: bitfield, types. `picker`, `pipeline`: bitfield, types.
+//! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types.
 //! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Nothing imports `session` but the binaries and tests.

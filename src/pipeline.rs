@@ -10,10 +10,12 @@ use crate::types::BLOCK_LEN;
 
 /// The project's baseline pipeline: 10 × 16 KiB outstanding per unchoked peer, and the floor.
 pub const BASELINE_REQUESTS: usize = 10;
-/// Most requests in flight to one peer: libtorrent's own default outgoing queue (500), within what
-/// libtorrent (2000) and Transmission (512) accept from a peer; 500 × 16 KiB sustains 160 MB/s per peer
-/// at a 50 ms round trip. Without BEP 10 we cannot learn a peer's own `reqq`.
+/// Most requests in flight to a peer that did not tell us its queue depth (BEP 10 `reqq`): within
+/// what libtorrent (2000) and Transmission (512) accept; 500 × 16 KiB sustains 160 MB/s at 50 ms.
 pub const MAX_REQUESTS: usize = 500;
+/// Most requests in flight to a peer that announced a deeper queue: 1000 × 16 KiB sustains 320 MB/s at
+/// a 50 ms round trip, and bounds what one peer can hold reserved.
+pub const MAX_REQUESTS_ANNOUNCED: usize = 1000;
 /// Rate samples are taken over at least this long.
 const RATE_PERIOD: Duration = Duration::from_millis(250);
 /// The window holds at least this much time's worth of the peer's rate.
@@ -25,6 +27,8 @@ const RTT_MEMORY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pinned: Option<usize>,
+    /// Upper bound: [`MAX_REQUESTS`], or what the peer announced.
+    cap: usize,
     target: usize,
     /// Smallest request→block delay seen lately: the round trip without queueing.
     min_rtt: Option<Duration>,
@@ -41,6 +45,7 @@ impl Pipeline {
         let pinned = pinned.map(|n| n.max(1));
         Pipeline {
             pinned,
+            cap: MAX_REQUESTS,
             target: pinned.unwrap_or(BASELINE_REQUESTS),
             min_rtt: None,
             min_rtt_at: None,
@@ -53,6 +58,16 @@ impl Pipeline {
     /// Requests to keep outstanding now.
     pub fn target(&self) -> usize {
         self.target
+    }
+
+    /// The peer announced how many requests it queues (BEP 10 `reqq`): the cap becomes that, at most
+    /// [`MAX_REQUESTS_ANNOUNCED`].
+    pub fn set_peer_limit(&mut self, reqq: u32) {
+        self.cap = (reqq as usize).clamp(1, MAX_REQUESTS_ANNOUNCED);
+        self.target = self.target.min(self.cap);
+        if let Some(p) = self.pinned {
+            self.target = p.min(self.cap);
+        }
     }
 
     /// Smoothed download rate from this peer, bytes per second.
@@ -98,7 +113,9 @@ impl Pipeline {
         let rtt = self.min_rtt.unwrap_or_default();
         let time = (2 * rtt).max(MIN_QUEUE_TIME).as_secs_f64();
         let blocks = self.rate * time / f64::from(BLOCK_LEN);
-        self.target = (blocks.ceil() as usize).clamp(BASELINE_REQUESTS, MAX_REQUESTS);
+        self.target = (blocks.ceil() as usize)
+            .clamp(BASELINE_REQUESTS, self.cap.max(BASELINE_REQUESTS))
+            .min(self.cap);
     }
 }
 
@@ -166,6 +183,23 @@ mod tests {
         let mut p = Pipeline::new(None);
         simulate(&mut p, Duration::from_millis(50), 150e6, 1);
         assert!(p.target() >= 400, "target {}", p.target());
+    }
+
+    #[test]
+    fn a_peer_announced_queue_moves_the_cap() {
+        let mut p = Pipeline::new(None);
+        p.set_peer_limit(2000);
+        simulate(&mut p, Duration::from_millis(200), 1e9, 20);
+        assert_eq!(p.target(), MAX_REQUESTS_ANNOUNCED);
+        let mut p = Pipeline::new(None);
+        p.set_peer_limit(4);
+        assert_eq!(
+            p.target(),
+            4,
+            "a peer that queues 4 gets 4, below the baseline"
+        );
+        simulate(&mut p, Duration::from_millis(50), 40e6, 3);
+        assert_eq!(p.target(), 4);
     }
 
     #[test]

@@ -44,6 +44,14 @@ impl Limits {
         max_items: 200_000,
         max_tree_bytes: 4 * 1024 * 1024,
     };
+    /// Limits for BEP 10 extended messages from peers: a frame is at most ~16 KiB anyway; the
+    /// handshake is a small flat dictionary.
+    pub const PEER_MESSAGE: Limits = Limits {
+        max_len: 64 * 1024,
+        max_depth: 8,
+        max_items: 4096,
+        max_tree_bytes: 1024 * 1024,
+    };
 }
 
 /// What the scanner is inside of.

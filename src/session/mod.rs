@@ -148,6 +148,8 @@ pub struct Ctx {
     pub(crate) peer_id: PeerId,
     pub(crate) key: u32,
     pub(crate) lengths: Lengths,
+    /// The port we listen on (0 until bound).
+    pub(crate) port: u16,
     pub(crate) hashes: Vec<[u8; 20]>,
     pub(crate) config: Config,
     pub(crate) storage: Arc<dyn Storage>,
@@ -242,6 +244,16 @@ async fn run(
         "re-check done"
     );
 
+    let listener = if have.is_full() {
+        None
+    } else {
+        Some(bind(&config).await?)
+    };
+    let port = listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(0, |a| a.port());
+    tracing::debug!(port, "listening");
     let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
     let picker = Picker::new(lengths, config.strategy, have, max_active);
     let (status, _) = watch::channel(Status::Running);
@@ -251,6 +263,7 @@ async fn run(
         peer_id: PeerId::generate(&mut rand::rng()),
         key: rand::random(),
         lengths,
+        port,
         hashes: meta.info.piece_hashes.clone(),
         config: config.clone(),
         storage,
@@ -260,18 +273,12 @@ async fn run(
         status,
         shutdown,
     });
-    if ctx.lock().picker.is_complete() {
+    let Some(listener) = listener else {
         ctx.status.send_replace(Status::Complete);
         send_progress(&ctx, &progress);
         return Ok(outcome(&ctx, pieces_on_disk, started, 0, 0));
-    }
+    };
 
-    let listener = bind(&config).await?;
-    let port = listener
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or(config.port);
-    tracing::debug!(port, "listening");
     let client = Arc::new(
         TrackerClient::new(TrackerConfig::default())
             .map_err(|e| SessionError::Fatal(e.to_string()))?,

@@ -17,7 +17,8 @@ use super::Ctx;
 use crate::bitfield::Bitfield;
 use crate::picker::PeerKey;
 use crate::pipeline::Pipeline;
-use crate::types::{BlockRef, PeerId};
+use crate::types::BlockRef;
+use crate::wire::extension::{self, ExtHandshake};
 use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
 use crate::wire::{Codec, Handshake, Message, WireError};
 
@@ -38,6 +39,9 @@ const USELESS_AFTER: Duration = Duration::from_secs(60);
 const MAX_UNREQUESTED: u32 = 64;
 /// Time allowed for one batch of our writes.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests we queue from one peer, as told in our BEP 10 handshake (we do not serve yet; this is the
+/// bound the upload side will enforce).
+const OUR_REQQ: u32 = 250;
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -137,7 +141,7 @@ async fn run(
         })
     };
     tracing::debug!(peer = %addr, client = %client, outgoing, "connected");
-    let mut conn = Conn::new(ctx.clone(), key, addr, hs.peer_id, ours);
+    let mut conn = Conn::new(ctx.clone(), key, addr, hs.supports_extensions(), ours);
     let result = conn.serve(&mut stream, rx).await;
     let pending: Vec<BlockRef> = conn.pending.iter().map(|p| p.0).collect();
     ctx.lock().unregister(key, &conn.has, &pending);
@@ -151,6 +155,8 @@ struct Conn {
     ctx: Arc<Ctx>,
     key: PeerKey,
     addr: SocketAddr,
+    /// Whether the peer speaks BEP 10.
+    extensions: bool,
     /// What the peer has.
     has: Bitfield,
     /// What we have, as far as this task has been told.
@@ -174,7 +180,13 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(ctx: Arc<Ctx>, key: PeerKey, addr: SocketAddr, _id: PeerId, ours: Bitfield) -> Conn {
+    fn new(
+        ctx: Arc<Ctx>,
+        key: PeerKey,
+        addr: SocketAddr,
+        extensions: bool,
+        ours: Bitfield,
+    ) -> Conn {
         let n = ctx.lengths.piece_count();
         let now = Instant::now();
         let pinned = ctx.config.requests_per_peer;
@@ -182,6 +194,7 @@ impl Conn {
             ctx,
             key,
             addr,
+            extensions,
             has: Bitfield::new(n),
             ours,
             wanted: 0,
@@ -209,6 +222,13 @@ impl Conn {
         let (mut rd, mut wr) = stream.split();
         if self.ours.count() > 0 {
             Message::Bitfield(self.ours.clone()).encode(&mut self.out);
+        }
+        if self.extensions {
+            Message::Extended {
+                id: extension::HANDSHAKE_ID,
+                payload: ExtHandshake::ours(OUR_REQQ, Some(self.ctx.port)).into(),
+            }
+            .encode(&mut self.out);
         }
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -255,6 +275,17 @@ impl Conn {
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Extended { id, payload } => {
+                // We offer no extension messages, so only the handshake (id 0) is expected.
+                if id == extension::HANDSHAKE_ID {
+                    if let Some(hs) = ExtHandshake::parse(&payload) {
+                        tracing::debug!(peer = %self.addr, reqq = ?hs.reqq, client = ?hs.client, "extended handshake");
+                        if let Some(n) = hs.reqq {
+                            self.pipeline.set_peer_limit(n);
+                        }
+                    }
+                }
+            }
             Message::Choke => {
                 self.peer_choking = true;
                 self.return_pending();

@@ -7,9 +7,9 @@ use crate::types::{InfoHash, PeerId};
 pub const HANDSHAKE_LEN: usize = 68;
 const PROTOCOL: &[u8; 20] = b"\x13BitTorrent protocol";
 
-/// Reserved bits we advertise: none yet. Each extension sets its bit when it is implemented
-/// (BEP 10: byte 5 0x10; BEP 6: byte 7 0x04; BEP 5: byte 7 0x01), never before.
-pub const OUR_RESERVED: [u8; 8] = [0; 8];
+/// Reserved bits we advertise: BEP 10 (byte 5, 0x10) only. Each other extension sets its bit when it
+/// is implemented (BEP 6: byte 7 0x04; BEP 5: byte 7 0x01), never before.
+pub const OUR_RESERVED: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0];
 
 /// A parsed handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,11 @@ impl Handshake {
             info_hash,
             peer_id,
         }
+    }
+
+    /// Whether the sender speaks BEP 10.
+    pub fn supports_extensions(&self) -> bool {
+        self.reserved[super::extension::RESERVED_BYTE] & super::extension::RESERVED_BIT != 0
     }
 
     /// The 68 wire bytes.
@@ -152,11 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn we_advertise_nothing_we_do_not_implement() {
-        assert_eq!(
-            Handshake::ours(InfoHash([0; 20]), PeerId([0; 20])).reserved,
-            [0; 8]
-        );
+    fn we_advertise_only_what_we_implement() {
+        let hs = Handshake::ours(InfoHash([0; 20]), PeerId([0; 20]));
+        assert_eq!(hs.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0], "BEP 10 only");
+        assert!(hs.supports_extensions());
+        let plain = Handshake {
+            reserved: [0; 8],
+            ..hs
+        };
+        assert!(!plain.supports_extensions());
     }
 
     #[test]

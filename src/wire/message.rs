@@ -33,6 +33,8 @@ pub enum Message {
     Cancel { index: u32, begin: u32, length: u32 },
     /// id 9: the sender's DHT port (BEP 5).
     Port(u16),
+    /// id 20: a BEP 10 extended message (`id` 0 is the extended handshake).
+    Extended { id: u8, payload: Bytes },
     /// Any other id, well framed, skipped.
     Unknown(u8),
 }
@@ -84,6 +86,12 @@ impl Message {
                 out.put_u32(3);
                 out.put_u8(9);
                 out.put_u16(*p);
+            }
+            Message::Extended { id, payload } => {
+                out.put_u32(2 + payload.len() as u32);
+                out.put_u8(20);
+                out.put_u8(*id);
+                out.put_slice(payload);
             }
             Message::Unknown(id) => simple(out, *id),
         }
@@ -212,6 +220,16 @@ impl Codec {
                 want(2)?;
                 Message::Port(frame.get_u16())
             }
+            20 => {
+                if payload < 1 {
+                    return Err(WireError::BadLength { id, len });
+                }
+                let ext = frame.get_u8();
+                Message::Extended {
+                    id: ext,
+                    payload: frame.freeze(),
+                }
+            }
             other => Message::Unknown(other),
         };
         Ok(Some(msg))
@@ -250,6 +268,10 @@ mod tests {
                 length: 16384,
             },
             Message::Port(6881),
+            Message::Extended {
+                id: 0,
+                payload: Bytes::from_static(b"de"),
+            },
         ]
     }
 
@@ -379,13 +401,17 @@ mod tests {
             decode_one(10, &[0, 0, 0, 2, 9, 0]),
             Err(WireError::BadLength { id: 9, len: 2 })
         );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 1, 20]),
+            Err(WireError::BadLength { id: 20, len: 1 })
+        );
     }
 
     #[test]
     fn unknown_ids_are_skipped_and_the_stream_goes_on() {
         let mut codec = Codec::new(10);
-        let mut buf = BytesMut::from(&[0, 0, 0, 4, 20, 1, 2, 3, 0, 0, 0, 1, 2][..]);
-        assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unknown(20))));
+        let mut buf = BytesMut::from(&[0, 0, 0, 4, 21, 1, 2, 3, 0, 0, 0, 1, 2][..]);
+        assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unknown(21))));
         assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Interested)));
         assert_eq!(codec.decode(&mut buf), Ok(None));
     }

@@ -1,6 +1,7 @@
 //! The peer wire protocol (BEP 3) as pure encode/decode: the 68-byte [`handshake`] and the
 //! length-prefixed [`message`]s, with the limits that let a hostile peer cost us nothing. No sockets.
 
+pub mod extension;
 pub mod handshake;
 pub mod message;
 
