@@ -152,7 +152,10 @@ impl Codec {
         let mut frame = buf.split_to(len as usize);
         let id = frame.get_u8();
         let first = !self.seen_message;
-        self.seen_message = true;
+        // BEP 10 handshakes may come before the bitfield (libtorrent sends its own first).
+        if id != 20 {
+            self.seen_message = true;
+        }
         let payload = len - 1;
         let want = |n: u32| {
             if payload == n {
@@ -366,6 +369,18 @@ mod tests {
         let mut buf = BytesMut::from(&[0, 0, 0, 1, 1, 0, 0, 0, 3, 5, 0xff, 0xc0][..]);
         assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unchoke)));
         assert_eq!(codec.decode(&mut buf), Err(WireError::LateBitfield));
+        // An extended handshake first does not count.
+        let mut codec = Codec::new(10);
+        let mut buf =
+            BytesMut::from(&[0, 0, 0, 4, 20, 0, b'd', b'e', 0, 0, 0, 3, 5, 0xff, 0xc0][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Message::Extended { id: 0, .. }))
+        ));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Message::Bitfield(_)))
+        ));
     }
 
     #[test]
