@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real, independent software the integration tests talk to.
-PACKAGES=(opentracker)
+PACKAGES=(opentracker python3-libtorrent aria2 transmission-daemon transmission-cli iproute2)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -17,6 +17,10 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # On a systemd host the package starts a system daemon on 9091/51413; the tests run their own.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet transmission-daemon 2>/dev/null; then
+    $sudo systemctl disable --now transmission-daemon || true
+  fi
 fi
 
 cargo fmt --all -- --check

@@ -1,11 +1,17 @@
-//! Shared fixtures for integration tests: a real opentracker on 127.0.0.1, a junk HTTP "tracker", and
-//! torrents written to temporary directories. Every process a fixture starts is killed (by pid) and
-//! reaped when the fixture is dropped; every loop is bounded.
+//! Shared fixtures for integration tests: a real opentracker on 127.0.0.1 (and on a test namespace's
+//! host-side addresses) with a scrape to wait for seeders, a junk HTTP "tracker", and torrents written
+//! to temporary directories; [`payload`] (an Internet-Archive-shaped payload), [`seeders`] (other
+//! clients as peers) and [`netns`] (a network namespace of the test's own). Every process a fixture
+//! starts is killed (by pid) and reaped when the fixture is dropped; every loop is bounded.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+pub mod netns;
+pub mod payload;
+pub mod seeders;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pixtorrent::bencode::Value;
+use pixtorrent::bencode::{decode, Limits, Value};
 use pixtorrent::types::InfoHash;
 
 /// Whether missing external tools fail the test (CI, via the README's test command) or skip it.
@@ -64,11 +70,19 @@ pub struct Opentracker {
     pub http: String,
     /// `udp://127.0.0.1:U/announce`
     pub udp: String,
+    /// The HTTP port (the same on every address it binds).
+    pub tcp_port: u16,
 }
 
 impl Opentracker {
     /// Starts opentracker serving only `hashes`; `None` (skipped) when it is not installed.
     pub fn start(hashes: &[InfoHash]) -> Option<Opentracker> {
+        Self::start_on(hashes, &[])
+    }
+
+    /// Like [`Opentracker::start`], listening on each of `extra_ips` too (the same ports): for peers
+    /// in a test's network namespace. Each address must already be on a host interface.
+    pub fn start_on(hashes: &[InfoHash], extra_ips: &[Ipv4Addr]) -> Option<Opentracker> {
         let bin = tool("opentracker")?;
         let dir = tempfile::tempdir().unwrap();
         // opentracker chroots into -d and drops to `nobody`: the directory must be world-readable and
@@ -81,15 +95,17 @@ impl Opentracker {
         let list: String = hashes.iter().map(|h| format!("{h}\n")).collect();
         std::fs::write(dir.path().join("whitelist.txt"), list).unwrap();
         let (tcp, udp) = (free_tcp_port(), free_udp_port());
-        let child = Command::new(bin)
-            .args([
-                "-i",
-                "127.0.0.1",
+        // Each `-p`/`-P` binds the address of the `-i` before it.
+        let mut cmd = Command::new(bin);
+        for ip in std::iter::once(Ipv4Addr::LOCALHOST).chain(extra_ips.iter().copied()) {
+            cmd.args(["-i", &ip.to_string()]).args([
                 "-p",
                 &tcp.to_string(),
                 "-P",
                 &udp.to_string(),
-            ])
+            ]);
+        }
+        let child = cmd
             .arg("-d")
             .arg(dir.path())
             .args(["-w", "/whitelist.txt"])
@@ -102,12 +118,20 @@ impl Opentracker {
             _dir: dir,
             http: format!("http://127.0.0.1:{tcp}/announce"),
             udp: format!("udp://127.0.0.1:{udp}/announce"),
+            tcp_port: tcp,
         };
-        wait_for_tcp(
-            SocketAddr::from(([127, 0, 0, 1], tcp)),
-            Duration::from_secs(10),
-        );
+        for ip in std::iter::once(Ipv4Addr::LOCALHOST).chain(extra_ips.iter().copied()) {
+            wait_for_tcp(
+                SocketAddr::new(IpAddr::V4(ip), tcp),
+                Duration::from_secs(10),
+            );
+        }
         Some(tracker)
+    }
+
+    /// The HTTP announce URL on `ip` (127.0.0.1 or one of the `extra_ips`).
+    pub fn http_on(&self, ip: Ipv4Addr) -> String {
+        format!("http://{ip}:{}/announce", self.tcp_port)
     }
 }
 
@@ -277,4 +301,44 @@ pub fn write_torrent(dir: &Path, name: &str, tiers: &[Vec<String>]) -> (PathBuf,
 pub fn hash_for(name: &str) -> InfoHash {
     let dir = tempfile::tempdir().unwrap();
     write_torrent(dir.path(), name, &[]).1
+}
+
+/// `(complete, incomplete)` for `hash` from the tracker's HTTP scrape (`/announce` → `/scrape`).
+pub fn scrape(announce: &str, hash: InfoHash) -> Option<(i64, i64)> {
+    let rest = announce.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/')?;
+    let path = format!("/{}", path.replace("announce", "scrape"));
+    let query: String = hash.0.iter().map(|b| format!("%{b:02X}")).collect();
+    let addr: SocketAddr = host.parse().ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path}?info_hash={query} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut reply).ok()?;
+    let at = reply.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let doc = decode(&reply[at..], Limits::TRACKER_REPLY).ok()?;
+    let files = doc.root().get(b"files")?.as_dict()?;
+    let (_, entry) = files.first()?;
+    Some((
+        entry.get(b"complete")?.as_int()?,
+        entry.get(b"incomplete")?.as_int()?,
+    ))
+}
+
+/// Waits (bounded) until the tracker counts at least `n` seeders of `hash`; panics after `limit`.
+pub fn wait_for_seeders(announce: &str, hash: InfoHash, n: i64, limit: Duration) {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < limit {
+        last = scrape(announce, hash);
+        if last.is_some_and(|(complete, _)| complete >= n) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "the tracker at {announce} counts {last:?} (seeders, leechers) after {limit:?}; wanted {n} \
+         seeders"
+    );
 }
