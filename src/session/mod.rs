@@ -3,9 +3,11 @@
 //! disk, a fatal error, or Ctrl-C. The binaries drive it through [`start`] and a [`Handle`].
 
 pub mod announce;
+pub mod choker;
 pub mod peer;
 pub mod pool;
 pub mod state;
+pub mod upload;
 mod verify;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
