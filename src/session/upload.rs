@@ -115,7 +115,7 @@ impl Uploads {
     }
 
     /// The next block to send.
-    pub fn next(&mut self) -> Option<Wanted> {
+    pub fn pop(&mut self) -> Option<Wanted> {
         self.queue.pop_front()
     }
 
@@ -155,10 +155,10 @@ mod tests {
             "unaligned is allowed"
         );
         u.cancel(0, 16384, 16384);
-        assert_eq!(u.next().map(|w| (w.piece.get(), w.begin)), Some((0, 0)));
-        assert_eq!(u.next().map(|w| (w.piece.get(), w.begin)), Some((3, 0)));
-        assert_eq!(u.next().map(|w| (w.piece.get(), w.begin)), Some((0, 100)));
-        assert_eq!(u.next(), None);
+        assert_eq!(u.pop().map(|w| (w.piece.get(), w.begin)), Some((0, 0)));
+        assert_eq!(u.pop().map(|w| (w.piece.get(), w.begin)), Some((3, 0)));
+        assert_eq!(u.pop().map(|w| (w.piece.get(), w.begin)), Some((0, 100)));
+        assert_eq!(u.pop(), None);
     }
 
     #[test]
@@ -193,6 +193,6 @@ mod tests {
         assert!(u.pending());
         u.choke();
         assert!(!u.pending());
-        assert_eq!(u.next(), None);
+        assert_eq!(u.pop(), None);
     }
 }
