@@ -180,6 +180,13 @@ pub fn summary(name: &str, o: &Outcome) -> String {
         human_size(o.wasted),
         o.peers.len()
     ));
+    if o.uploaded > 0 {
+        out.push_str(&format!(
+            "  uploaded: {} bytes ({})\n",
+            o.uploaded,
+            human_size(o.uploaded)
+        ));
+    }
     for (addr, client, bytes) in &o.peers {
         out.push_str(&format!(
             "  peer {addr} ({}): {bytes} bytes\n",

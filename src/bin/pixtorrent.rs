@@ -74,6 +74,19 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = Strategy::Rarest)]
     strategy: Strategy,
 
+    /// Upload after the download (or at once, when DIR already holds the data) until interrupted or
+    /// a --seed-time / --seed-ratio limit.
+    #[arg(long)]
+    seed: bool,
+
+    /// With --seed: stop seeding after this long (e.g. 90s, 30m, 2h; plain numbers are seconds).
+    #[arg(long, value_name = "DURATION", requires = "seed", value_parser = parse_duration)]
+    seed_time: Option<Duration>,
+
+    /// With --seed: stop once uploaded bytes reach R times the torrent's size.
+    #[arg(long, value_name = "R", requires = "seed")]
+    seed_ratio: Option<f64>,
+
     /// More logging: -v for debug from pixtorrent, -vv for everything.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -155,6 +168,9 @@ async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
     config.bind = cli.bind;
     config.max_peers = cli.max_peers as usize;
     config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
+    config.seed = cli.seed;
+    config.seed_time = cli.seed_time;
+    config.seed_ratio = cli.seed_ratio.filter(|r| r.is_finite() && *r > 0.0);
     config.strategy = match cli.strategy {
         Strategy::Rarest => picker::Strategy::Rarest,
         Strategy::Sequential => picker::Strategy::Sequential,
@@ -176,6 +192,27 @@ async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `90`, `90s`, `30m`, `2h`, `1d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use s, m, h or d)"
+            ))
+        }
+    };
+    Ok(Duration::from_secs(secs))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

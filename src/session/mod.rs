@@ -50,6 +50,13 @@ pub struct Config {
     pub max_partial_bytes: u64,
     /// Threads for the start-up re-check: every core.
     pub hash_threads: usize,
+    /// Keep running after the download (or with the data already complete) to upload: off, as a
+    /// download command should end when the download does.
+    pub seed: bool,
+    /// Stop seeding after this long (`None`: until interrupted).
+    pub seed_time: Option<Duration>,
+    /// Stop seeding once uploaded / size reaches this (`None`: no limit).
+    pub seed_ratio: Option<f64>,
 }
 
 impl Config {
@@ -65,6 +72,9 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             max_partial_bytes: 64 * 1024 * 1024,
             hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            seed: false,
+            seed_time: None,
+            seed_ratio: None,
         }
     }
 }
@@ -134,6 +144,8 @@ pub struct Outcome {
     pub fetched: u64,
     /// Received bytes that were duplicates, unusable, or in pieces that failed.
     pub wasted: u64,
+    /// Block bytes uploaded.
+    pub uploaded: u64,
     /// Wall time from start to finish.
     pub elapsed: Duration,
     /// Per peer that sent useful data: address, client, bytes.
@@ -162,6 +174,8 @@ pub struct Ctx {
     pub(crate) wake: Notify,
     /// Tells announcers we are short of peers.
     pub(crate) need_peers: Notify,
+    /// Tells the choker a peer became interested.
+    pub(crate) interest: Notify,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) shutdown: watch::Sender<bool>,
 }
@@ -246,7 +260,7 @@ async fn run(
         "re-check done"
     );
 
-    let listener = if have.is_full() {
+    let listener = if have.is_full() && !config.seed {
         None
     } else {
         Some(bind(&config).await?)
@@ -272,6 +286,7 @@ async fn run(
         torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::from_os_rng())),
         wake: Notify::new(),
         need_peers: Notify::new(),
+        interest: Notify::new(),
         status,
         shutdown,
     });
@@ -288,6 +303,7 @@ async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(accept_loop(ctx.clone(), listener));
     tasks.spawn(dial_loop(ctx.clone()));
+    tasks.spawn(choke_loop(ctx.clone()));
     let mut announcers = tokio::task::JoinSet::new();
     ctx.lock().trackers.tiers = tiers.len();
     for urls in tiers {
@@ -296,21 +312,38 @@ async fn run(
 
     let mut status = ctx.status.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut seeding_since = None;
+    if *status.borrow() == Status::Complete || ctx.lock().picker.is_complete() {
+        seeding_since = Some(Instant::now());
+    }
     tokio::pin!(stop);
     let result = loop {
         tokio::select! {
-            _ = &mut stop => break Err(SessionError::Interrupted),
+            _ = &mut stop => break if seeding_since.is_some() { Ok(()) } else { Err(SessionError::Interrupted) },
             _ = status.changed() => {
                 let s = status.borrow().clone();
                 match s {
                     Status::Running => {}
+                    Status::Complete if config.seed => {
+                        if seeding_since.is_none() {
+                            seeding_since = Some(Instant::now());
+                            let storage = ctx.storage.clone();
+                            // Durable before we announce `completed`; seeding goes on meanwhile.
+                            tokio::task::spawn_blocking(move || storage.flush());
+                            tracing::info!("download complete; seeding");
+                        }
+                    }
                     Status::Complete => break Ok(()),
                     Status::Failed(why) => break Err(SessionError::Fatal(why)),
                 }
             }
             _ = tick.tick() => {
                 send_progress(&ctx, &progress);
-                if let Some(why) = hopeless(&ctx, started) {
+                if let Some(since) = seeding_since {
+                    if seed_done(&ctx, &config, since) {
+                        break Ok(());
+                    }
+                } else if let Some(why) = hopeless(&ctx, started) {
                     break Err(SessionError::NoPeers(why));
                 }
             }
@@ -408,6 +441,65 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
     }
 }
 
+/// Whether seeding has gone on long enough (`--seed-time`) or given back enough (`--seed-ratio`).
+fn seed_done(ctx: &Ctx, config: &Config, since: Instant) -> bool {
+    if config.seed_time.is_some_and(|t| since.elapsed() >= t) {
+        return true;
+    }
+    let uploaded = ctx.lock().uploaded as f64;
+    config
+        .seed_ratio
+        .is_some_and(|r| uploaded >= r * ctx.lengths.total() as f64)
+}
+
+/// Every 10 s (and at once when a peer becomes interested while a slot is free) decides who we
+/// upload to and tells the peers whose state changes.
+async fn choke_loop(ctx: Arc<Ctx>) {
+    let mut choker = choker::Choker::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = ctx.interest.notified() => {
+                let t = ctx.lock();
+                let busy = t.peers.values().filter(|p| p.unchoked).count();
+                if busy > choker::SLOTS {
+                    continue;
+                }
+            }
+        }
+        let mut guard = ctx.lock();
+        let t = &mut *guard;
+        let seeding = t.picker.is_complete();
+        let candidates: Vec<choker::Candidate> = t
+            .peers
+            .iter()
+            .map(|(k, p)| choker::Candidate {
+                key: *k,
+                interested: p.stats.interested,
+                rate: if seeding {
+                    p.stats.up_rate
+                } else {
+                    p.stats.down_rate
+                },
+                snubbed: !seeding && p.stats.snubbed,
+                new: p.stats.new,
+            })
+            .collect();
+        let unchoke = choker.round(&candidates, &mut t.rng);
+        for (k, p) in t.peers.iter_mut() {
+            let want = unchoke.contains(k);
+            if want != p.unchoked {
+                p.unchoked = want;
+                let _ = p.tx.send(if want {
+                    state::Command::Unchoke
+                } else {
+                    state::Command::Choke
+                });
+            }
+        }
+    }
+}
+
 async fn dial_loop(ctx: Arc<Ctx>) {
     let mut last_need = Instant::now();
     loop {
@@ -472,6 +564,7 @@ fn outcome(ctx: &Ctx, pieces_on_disk: u32, started: Instant, fetched: u64, port:
         pieces_on_disk,
         fetched,
         wasted: t.wasted,
+        uploaded: t.uploaded,
         elapsed: started.elapsed(),
         peers,
         banned,

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::state::{Command, PeerEntry};
+use super::state::{Command, PeerEntry, PeerStats};
+use super::upload::{Uploads, MAX_QUEUED};
 use super::Ctx;
 use crate::bitfield::Bitfield;
 use crate::picker::PeerKey;
@@ -39,9 +40,12 @@ const USELESS_AFTER: Duration = Duration::from_secs(60);
 const MAX_UNREQUESTED: u32 = 64;
 /// Time allowed for one batch of our writes.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Requests we queue from one peer, as told in our BEP 10 handshake (we do not serve yet; this is the
-/// bound the upload side will enforce).
-const OUR_REQQ: u32 = 250;
+/// Requests we queue from one peer, as told in our BEP 10 handshake.
+const OUR_REQQ: u32 = MAX_QUEUED as u32;
+/// Upload bytes buffered per loop turn before the socket must take them (backpressure).
+const MAX_OUT: usize = 128 * 1024;
+/// A peer connected this recently is "new" for the optimistic unchoke.
+const NEW_PEER: Duration = Duration::from_secs(60);
 /// Bytes read from the socket per call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -138,11 +142,14 @@ async fn run(
             addr,
             id: hs.peer_id.0,
             tx,
+            stats: Default::default(),
+            unchoked: false,
         })
     };
     tracing::debug!(peer = %addr, client = %client, outgoing, "connected");
     let mut conn = Conn::new(ctx.clone(), key, addr, hs.supports_extensions(), ours);
     let result = conn.serve(&mut stream, rx).await;
+    conn.report();
     let pending: Vec<BlockRef> = conn.pending.iter().map(|p| p.0).collect();
     ctx.lock().unregister(key, &conn.has, &pending);
     ctx.wake.notify_one();
@@ -168,6 +175,11 @@ struct Conn {
     /// Our outstanding requests, oldest first, with when each went out.
     pending: Vec<(BlockRef, Instant)>,
     out: BytesMut,
+    uploads: Uploads,
+    /// Bytes uploaded since the last tick, and the smoothed upload rate.
+    up_tick: u64,
+    up_rate: f64,
+    connected_at: Instant,
     peer_choking: bool,
     am_interested: bool,
     peer_interested: bool,
@@ -202,6 +214,10 @@ impl Conn {
             pipeline: Pipeline::new(pinned),
             pending: Vec::new(),
             out: BytesMut::with_capacity(4096),
+            uploads: Uploads::default(),
+            up_tick: 0,
+            up_rate: 0.0,
+            connected_at: now,
             peer_choking: true,
             am_interested: false,
             peer_interested: false,
@@ -235,8 +251,10 @@ impl Conn {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.subscribe();
         loop {
+            self.serve_some()?;
             self.flush(&mut wr).await?;
             tokio::select! {
+                biased;
                 n = rd.read_buf(&mut rbuf) => {
                     if n? == 0 {
                         return Err(PeerError::Closed);
@@ -255,6 +273,7 @@ impl Conn {
                 },
                 _ = tick.tick() => self.on_tick()?,
                 _ = shutdown.changed() => return Err(PeerError::Dropped("shutting down")),
+                _ = std::future::ready(()), if self.uploads.pending() => {}
             }
             self.refill();
         }
@@ -295,7 +314,13 @@ impl Conn {
                 self.pipeline.reset_rate();
                 self.last_block = Instant::now();
             }
-            Message::Interested => self.peer_interested = true,
+            Message::Interested => {
+                if !self.peer_interested {
+                    self.peer_interested = true;
+                    self.report();
+                    self.ctx.interest.notify_one();
+                }
+            }
             Message::NotInterested => self.peer_interested = false,
             Message::Have(i) => {
                 if self.has.set(i) {
@@ -314,9 +339,21 @@ impl Conn {
                 self.has = b;
                 self.update_interest();
             }
-            Message::Request { .. } | Message::Cancel { .. } => {
-                // We choke every peer until uploading is implemented; requests are not answered.
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => {
+                let lengths = self.ctx.lengths;
+                self.uploads
+                    .request(&lengths, &self.ours, index, begin, length)
+                    .map_err(|r| PeerError::Dropped(r.as_str()))?;
             }
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => self.uploads.cancel(index, begin, length),
             Message::Piece { index, begin, data } => self.on_piece(index, begin, &data)?,
         }
         Ok(())
@@ -381,6 +418,18 @@ impl Conn {
                 }
             }
             Command::Disconnect(why) => return Err(PeerError::Dropped(why)),
+            Command::Unchoke => {
+                if self.uploads.choking {
+                    self.uploads.unchoke();
+                    Message::Unchoke.encode(&mut self.out);
+                }
+            }
+            Command::Choke => {
+                if !self.uploads.choking {
+                    self.uploads.choke();
+                    Message::Choke.encode(&mut self.out);
+                }
+            }
         }
         Ok(())
     }
@@ -402,6 +451,47 @@ impl Conn {
         }
         if now.duration_since(self.last_write) > KEEPALIVE_AFTER && self.out.is_empty() {
             Message::KeepAlive.encode(&mut self.out);
+        }
+        self.up_rate = 0.7 * self.up_rate + 0.3 * self.up_tick as f64;
+        self.report();
+        Ok(())
+    }
+
+    /// Tells the torrent this peer's figures (choker input, upload total).
+    fn report(&mut self) {
+        let now = Instant::now();
+        let stats = PeerStats {
+            interested: self.peer_interested,
+            down_rate: self.pipeline.rate(),
+            up_rate: self.up_rate,
+            snubbed: self.snubbed_until.is_some_and(|t| now < t),
+            new: now.duration_since(self.connected_at) < NEW_PEER,
+        };
+        let mut t = self.ctx.lock();
+        t.uploaded += self.up_tick;
+        if let Some(e) = t.peers.get_mut(&self.key) {
+            e.stats = stats;
+        }
+        drop(t);
+        self.up_tick = 0;
+    }
+
+    /// Reads queued requests from storage into the outgoing buffer, up to [`MAX_OUT`].
+    fn serve_some(&mut self) -> Result<(), PeerError> {
+        while self.out.len() < MAX_OUT {
+            let Some(w) = self.uploads.pop() else { break };
+            let mut data = vec![0u8; w.length as usize];
+            if let Err(e) = self.ctx.storage.read(w.piece, w.begin, &mut data) {
+                self.ctx.fail(e.to_string());
+                return Err(PeerError::Dropped("storage read failed"));
+            }
+            Message::Piece {
+                index: w.piece.get(),
+                begin: w.begin,
+                data: data.into(),
+            }
+            .encode(&mut self.out);
+            self.up_tick += u64::from(w.length);
         }
         Ok(())
     }

@@ -24,6 +24,10 @@ pub enum Command {
     Cancel(BlockRef),
     /// Close the connection (ban, shutdown).
     Disconnect(&'static str),
+    /// Start uploading to the peer.
+    Unchoke,
+    /// Stop uploading to the peer.
+    Choke,
 }
 
 /// A connected peer, as the torrent knows it.
@@ -34,6 +38,25 @@ pub struct PeerEntry {
     pub id: [u8; 20],
     /// Its mailbox.
     pub tx: UnboundedSender<Command>,
+    /// What its task last reported, for the choker.
+    pub stats: PeerStats,
+    /// Whether we unchoke it.
+    pub unchoked: bool,
+}
+
+/// A peer's figures, refreshed by its task every second.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStats {
+    /// It is interested in our data.
+    pub interested: bool,
+    /// Its upload to us, bytes/s.
+    pub down_rate: f64,
+    /// Our upload to it, bytes/s.
+    pub up_rate: f64,
+    /// It sent nothing for a while although we asked.
+    pub snubbed: bool,
+    /// Connected less than a minute ago.
+    pub new: bool,
 }
 
 /// A piece being assembled in memory.
@@ -288,6 +311,8 @@ mod tests {
             addr: addr(1),
             id: [1; 20],
             tx,
+            stats: Default::default(),
+            unchoked: false,
         });
         assert_eq!(ours.count(), 0);
         let c = fetch_piece(&mut t, key, addr(1));
@@ -312,6 +337,8 @@ mod tests {
             addr: addr(9),
             id: [9; 20],
             tx,
+            stats: Default::default(),
+            unchoked: false,
         });
         for round in 1..=3 {
             let c = fetch_piece(&mut t, key, addr(9));
@@ -369,6 +396,8 @@ mod tests {
             addr: addr(1),
             id: [1; 20],
             tx,
+            stats: Default::default(),
+            unchoked: false,
         });
         let has = Bitfield::full(4);
         t.picker.add_peer(&has);
