@@ -37,6 +37,7 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod create;
 pub mod fetch;
 pub mod magnet;
 pub mod metainfo;
