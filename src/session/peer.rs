@@ -334,9 +334,19 @@ impl Conn {
                 }
             }
             Message::Bitfield(b) => {
-                self.wanted = b.ones().filter(|&i| !self.ours.get(i)).count() as u32;
-                self.ctx.lock().picker.add_peer(&b);
-                self.has = b;
+                // Merged with any `have`s that came first (a late bitfield, as aria2 sends).
+                let mut t = self.ctx.lock();
+                for i in b.ones() {
+                    if self.has.set(i) {
+                        if !self.ours.get(i) {
+                            self.wanted += 1;
+                        }
+                        if let Some(p) = self.ctx.lengths.piece(i) {
+                            t.picker.add_have(p);
+                        }
+                    }
+                }
+                drop(t);
                 self.update_interest();
             }
             Message::Request {

@@ -108,7 +108,6 @@ fn simple(out: &mut BytesMut, id: u8) {
 pub struct Codec {
     pieces: u32,
     max_frame: u32,
-    seen_message: bool,
 }
 
 impl Codec {
@@ -119,7 +118,6 @@ impl Codec {
         Codec {
             pieces,
             max_frame: (BLOCK_LEN + 9).max(bitfield),
-            seen_message: false,
         }
     }
 
@@ -151,11 +149,6 @@ impl Codec {
         }
         let mut frame = buf.split_to(len as usize);
         let id = frame.get_u8();
-        let first = !self.seen_message;
-        // BEP 10 handshakes may come before the bitfield (libtorrent sends its own first).
-        if id != 20 {
-            self.seen_message = true;
-        }
         let payload = len - 1;
         let want = |n: u32| {
             if payload == n {
@@ -181,9 +174,9 @@ impl Codec {
                 Message::Have(index)
             }
             5 => {
-                if !first {
-                    return Err(WireError::LateBitfield);
-                }
+                // BEP 3 wants it once and first, but aria2 sends its bitfield again as it gets pieces,
+                // and libtorrent sends its BEP 10 handshake first: any number, anywhere, is
+                // accepted (the session merges them); the shape is what is checked.
                 let b =
                     Bitfield::from_bytes(&frame, self.pieces).ok_or(WireError::BadBitfield {
                         len: frame.len(),
@@ -364,11 +357,22 @@ mod tests {
             decode_one(10, &[0, 0, 0, 4, 5, 0xff, 0xc0, 0]),
             Err(WireError::BadBitfield { len: 3, pieces: 10 })
         );
-        // Only as the first message.
+        // Late and repeated are tolerated (aria2 does both).
         let mut codec = Codec::new(10);
-        let mut buf = BytesMut::from(&[0, 0, 0, 1, 1, 0, 0, 0, 3, 5, 0xff, 0xc0][..]);
+        let mut buf = BytesMut::from(
+            &[
+                0, 0, 0, 1, 1, 0, 0, 0, 3, 5, 0xff, 0xc0, 0, 0, 0, 3, 5, 0xff, 0xc0,
+            ][..],
+        );
         assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unchoke)));
-        assert_eq!(codec.decode(&mut buf), Err(WireError::LateBitfield));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Message::Bitfield(_)))
+        ));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Ok(Some(Message::Bitfield(_)))
+        ));
         // An extended handshake first does not count.
         let mut codec = Codec::new(10);
         let mut buf =

@@ -29,9 +29,6 @@ pub enum WireError {
     /// A `bitfield` of the wrong size or with spare bits set.
     #[error("bitfield of {len} bytes does not fit {pieces} pieces")]
     BadBitfield { len: usize, pieces: u32 },
-    /// A `bitfield` that is not the first message.
-    #[error("bitfield sent after other messages")]
-    LateBitfield,
     /// A `have` for a piece the torrent does not have.
     #[error("have for piece {index} of {pieces}")]
     HaveOutOfRange { index: u32, pieces: u32 },

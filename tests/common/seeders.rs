@@ -570,3 +570,133 @@ impl TransmissionSeeder {
         self.remote(&["-t", &self.hash.to_hex(), "--info"])
     }
 }
+
+/// transmission-daemon 3.00 leeching inside a [`NetNs`] into `download_dir` (appended for the upload
+/// tests; the daemon set-up is [`TransmissionSeeder`]'s, without the verify).
+pub struct TransmissionLeecher {
+    /// The daemon (the pid `ip netns exec` became).
+    pub proc: Proc,
+    /// Where it listens for peers: the namespace address.
+    pub addr: SocketAddr,
+    rpc: String,
+    remote: PathBuf,
+    hash: InfoHash,
+    _config: tempfile::TempDir,
+}
+
+impl TransmissionLeecher {
+    /// Starts the daemon in `ns`, adds `torrent` (whose tracker must be reachable from `ns`) to download
+    /// into `download_dir`, and starts it.
+    pub fn start(
+        ns: &NetNs,
+        torrent: &Path,
+        hash: InfoHash,
+        download_dir: &Path,
+    ) -> Option<TransmissionLeecher> {
+        let daemon = tool("transmission-daemon")?;
+        let remote = tool("transmission-remote")?;
+        let config = tempfile::tempdir().unwrap();
+        let settings = format!(
+            r#"{{
+  "bind-address-ipv4": "{ns_ip}",
+  "cache-size-mb": 4,
+  "dht-enabled": false,
+  "download-dir": "{save}",
+  "download-queue-enabled": false,
+  "encryption": 0,
+  "idle-seeding-limit-enabled": false,
+  "incomplete-dir-enabled": false,
+  "lpd-enabled": false,
+  "message-level": 2,
+  "peer-limit-global": 200,
+  "peer-limit-per-torrent": 50,
+  "peer-port": {peer_port},
+  "peer-port-random-on-start": false,
+  "pex-enabled": false,
+  "port-forwarding-enabled": false,
+  "queue-stalled-enabled": false,
+  "ratio-limit-enabled": false,
+  "rename-partial-files": false,
+  "rpc-authentication-required": false,
+  "rpc-bind-address": "{ns_ip}",
+  "rpc-enabled": true,
+  "rpc-host-whitelist-enabled": false,
+  "rpc-port": {rpc_port},
+  "rpc-whitelist-enabled": false,
+  "scrape-paused-torrents-enabled": false,
+  "seed-queue-enabled": false,
+  "speed-limit-up-enabled": false,
+  "start-added-torrents": false,
+  "utp-enabled": false,
+  "watch-dir-enabled": false
+}}
+"#,
+            ns_ip = ns.ns_ip,
+            save = download_dir.display(),
+            peer_port = TRANSMISSION_PEER_PORT,
+            rpc_port = TRANSMISSION_RPC_PORT,
+        );
+        std::fs::write(config.path().join("settings.json"), settings).unwrap();
+        let setpriv = Path::new("/usr/bin/setpriv");
+        let mut cmd = if setpriv.is_file() {
+            let mut cmd = ns.command(setpriv);
+            cmd.args(["--pdeathsig", "KILL"]).arg(&daemon);
+            cmd
+        } else {
+            ns.command(&daemon)
+        };
+        cmd.arg("--foreground")
+            .arg("--config-dir")
+            .arg(config.path())
+            .arg("--log-info");
+        let proc = Proc::spawn("transmission leecher", cmd);
+        let rpc_addr = SocketAddr::new(IpAddr::V4(ns.ns_ip), TRANSMISSION_RPC_PORT);
+        wait_for_tcp(rpc_addr, Duration::from_secs(20));
+        let leecher = TransmissionLeecher {
+            proc,
+            addr: SocketAddr::new(IpAddr::V4(ns.ns_ip), TRANSMISSION_PEER_PORT),
+            rpc: rpc_addr.to_string(),
+            remote,
+            hash,
+            _config: config,
+        };
+        leecher.remote(&["--add", &torrent.display().to_string()]);
+        leecher.remote(&["-t", &hash.to_hex(), "--start"]);
+        Some(leecher)
+    }
+
+    /// Runs `transmission-remote RPC ARGS` (bounded); panics unless it succeeds; returns its stdout.
+    pub fn remote(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(&self.remote);
+        cmd.arg(&self.rpc).args(args);
+        let mut proc = Proc::spawn("transmission-remote", cmd);
+        let status = proc.wait_exit(Duration::from_secs(20));
+        let out = proc.stdout().join("\n");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "transmission-remote {args:?}: {status:?}\n{}",
+            proc.dump(20)
+        );
+        out
+    }
+
+    /// `transmission-remote --info` for the torrent.
+    pub fn info(&self) -> String {
+        self.remote(&["-t", &self.hash.to_hex(), "--info"])
+    }
+
+    /// Polls (every 500 ms, up to `limit`) until the torrent is 100% done; returns the last `--info`.
+    pub fn wait_done(&self, limit: Duration) -> Result<String, String> {
+        let start = Instant::now();
+        loop {
+            let info = self.info();
+            if info.contains("Percent Done: 100%") {
+                return Ok(info);
+            }
+            if start.elapsed() > limit {
+                return Err(info);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
