@@ -101,7 +101,6 @@ fn io(path: &Path, error: std::io::Error) -> CreateError {
 }
 
 fn walk(
-    root: &Path,
     dir: &Path,
     rel: &[String],
     out: &mut Vec<Input>,
@@ -126,7 +125,7 @@ fn walk(
         let mut r = rel.to_vec();
         r.push(name);
         if meta.is_dir() {
-            walk(root, &path, &r, out, skipped)?;
+            walk(&path, &r, out, skipped)?;
         } else if meta.is_file() {
             if out.len() >= MAX_FILES {
                 return Err(CreateError::TooManyFiles);
@@ -140,7 +139,6 @@ fn walk(
             *skipped += 1;
         }
     }
-    let _ = root;
     Ok(())
 }
 
@@ -166,7 +164,7 @@ pub fn create(
             len: meta.len(),
         });
     } else {
-        walk(path, path, &[], &mut inputs, &mut skipped)?;
+        walk(path, &[], &mut inputs, &mut skipped)?;
     }
     let total: u64 = inputs.iter().map(|i| i.len).sum();
     if inputs.is_empty() || total == 0 {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, SMALL, STANDARD};
 use common::seeders::{
-    free_port_on, Aria2Seeder, BadSeeder, LtOptions, LtPeer, Proc, TransmissionSeeder,
+    free_port_on, Aria2Seeder, BadSeeder, LtOptions, LtPeer, Proc, Transmission,
 };
 use common::{tool, wait_for_seeders, Opentracker};
 
@@ -303,7 +303,7 @@ fn parse_progress(line: &str) -> Option<f64> {
 /// announces and the leecher binds.
 struct NamespaceSwarm {
     // Fields drop in order: the seeders, then the tracker, then the namespace.
-    transmission: TransmissionSeeder,
+    transmission: Transmission,
     aria2: Aria2Seeder,
     _tracker: Opentracker,
     payload: Payload,
@@ -339,7 +339,7 @@ impl NamespaceSwarm {
         let aria2 =
             Aria2Seeder::start(&aria2_torrent, &payload.save_dir, ns.host_ip2, aria2_limit)?;
         wait_for_seeders(&url, payload.info_hash, 1, ANNOUNCE_TIMEOUT);
-        let transmission = TransmissionSeeder::start(
+        let transmission = Transmission::seed(
             &ns,
             &payload.torrent,
             payload.info_hash,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, PIECE_LENGTH, STANDARD};
-use common::seeders::{free_port_on, LtOptions, LtPeer, Proc, TransmissionLeecher};
+use common::seeders::{free_port_on, LtOptions, LtPeer, Proc, Transmission};
 use common::{tool, wait_for_seeders, Opentracker};
 
 const LEECH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -68,26 +68,7 @@ fn libtorrent_leecher_downloads_from_a_pixtorrent_seeder() {
     assert!(down >= payload.total, "libtorrent downloaded {down} bytes");
 
     // Ctrl-C ends seeding with status 0 and a summary counting what was uploaded.
-    let pid = seeder.pid().to_string();
-    let _ = Command::new("kill").args(["-INT", &pid]).status();
-    let status = seeder
-        .wait_exit(Duration::from_secs(5))
-        .expect("seeder exits");
-    assert!(
-        status.success(),
-        "seeder exit {status}\n{}",
-        seeder.dump(20)
-    );
-    let uploaded = seeder
-        .stdout()
-        .iter()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("uploaded: ")
-                .and_then(|r| r.split(' ').next())
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let uploaded = interrupt_seeder(&mut seeder);
     assert!(
         uploaded >= payload.total,
         "seeder reports {uploaded} bytes uploaded"
@@ -249,8 +230,7 @@ fn transmission_leecher_downloads_from_a_pixtorrent_seeder() {
     let out = dir.path().join("transmission");
     std::fs::create_dir_all(&out).unwrap();
     let start = Instant::now();
-    let Some(leecher) = TransmissionLeecher::start(&ns, &payload.torrent, payload.info_hash, &out)
-    else {
+    let Some(leecher) = Transmission::leech(&ns, &payload.torrent, payload.info_hash, &out) else {
         return;
     };
     // Transmission unchokes and requests on its own schedule.

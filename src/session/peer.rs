@@ -64,6 +64,9 @@ pub enum PeerError {
     /// We closed it, for the reason given.
     #[error("{0}")]
     Dropped(&'static str),
+    /// The peer is banned for this session.
+    #[error("banned")]
+    Banned,
 }
 
 impl PeerError {
@@ -72,7 +75,7 @@ impl PeerError {
         matches!(
             self,
             PeerError::Wire(WireError::SelfConnection | WireError::WrongInfoHash(_))
-                | PeerError::Dropped("banned")
+                | PeerError::Banned
         )
     }
 }
@@ -130,7 +133,7 @@ async fn run(
     let (key, ours) = {
         let mut t = ctx.lock();
         if t.is_banned(&addr, Some(&hs.peer_id.0)) {
-            return Err(PeerError::Dropped("banned"));
+            return Err(PeerError::Banned);
         }
         if t.peers.values().any(|p| p.id == hs.peer_id.0) {
             return Err(PeerError::Dropped("already connected"));

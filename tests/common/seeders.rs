@@ -437,9 +437,10 @@ const TRANSMISSION_PEER_PORT: u16 = 51413;
 /// Transmission's RPC port inside its namespace.
 const TRANSMISSION_RPC_PORT: u16 = 9091;
 
-/// transmission-daemon 3.00 seeding inside a [`NetNs`] (it ignores peers on 127.0.0.0/8), RPC reachable
-/// from the host at the namespace address, after a verify of the data.
-pub struct TransmissionSeeder {
+/// transmission-daemon 3.00 inside a [`NetNs`] (it ignores peers on 127.0.0.0/8), RPC reachable from
+/// the host at the namespace address; made a seeder by [`Transmission::seed`] or a leecher by
+/// [`Transmission::leech`].
+pub struct Transmission {
     /// The daemon (the pid `ip netns exec` became).
     pub proc: Proc,
     /// Where it listens for peers: the namespace address.
@@ -450,16 +451,56 @@ pub struct TransmissionSeeder {
     _config: tempfile::TempDir,
 }
 
-impl TransmissionSeeder {
+impl Transmission {
     /// Starts the daemon in `ns`, adds `torrent` (data in `save_dir`), verifies it, starts seeding with
     /// at most `upload_limit_kb` kB/s (0: no limit). The torrent's tracker must be reachable from `ns`.
-    pub fn start(
+    pub fn seed(
         ns: &NetNs,
         torrent: &Path,
         hash: InfoHash,
         save_dir: &Path,
         upload_limit_kb: u64,
-    ) -> Option<TransmissionSeeder> {
+    ) -> Option<Transmission> {
+        let seeder = Self::daemon(ns, torrent, hash, save_dir, upload_limit_kb, "transmission")?;
+        seeder.remote(&["-t", &hash.to_hex(), "--verify"]);
+        let start = Instant::now();
+        loop {
+            let info = seeder.info();
+            if info.contains("Percent Done: 100%") && !info.contains("Verif") {
+                break;
+            }
+            assert!(
+                start.elapsed() < READY_TIMEOUT,
+                "Transmission did not verify the data in {READY_TIMEOUT:?}:\n{info}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        seeder.remote(&["-t", &hash.to_hex(), "--start"]);
+        Some(seeder)
+    }
+
+    /// Starts the daemon in `ns`, adds `torrent` (whose tracker must be reachable from `ns`) to download
+    /// into `download_dir`, and starts it.
+    pub fn leech(
+        ns: &NetNs,
+        torrent: &Path,
+        hash: InfoHash,
+        download_dir: &Path,
+    ) -> Option<Transmission> {
+        let leecher = Self::daemon(ns, torrent, hash, download_dir, 0, "transmission leecher")?;
+        leecher.remote(&["-t", &hash.to_hex(), "--start"]);
+        Some(leecher)
+    }
+
+    /// The daemon with `torrent` added (not started), its data in `dir`.
+    fn daemon(
+        ns: &NetNs,
+        torrent: &Path,
+        hash: InfoHash,
+        dir: &Path,
+        upload_limit_kb: u64,
+        name: &str,
+    ) -> Option<Transmission> {
         let daemon = tool("transmission-daemon")?;
         let remote = tool("transmission-remote")?;
         let config = tempfile::tempdir().unwrap();
@@ -500,7 +541,7 @@ impl TransmissionSeeder {
 }}
 "#,
             ns_ip = ns.ns_ip,
-            save = save_dir.display(),
+            save = dir.display(),
             peer_port = TRANSMISSION_PEER_PORT,
             rpc_port = TRANSMISSION_RPC_PORT,
             limit = upload_limit_kb,
@@ -521,10 +562,10 @@ impl TransmissionSeeder {
             .arg("--config-dir")
             .arg(config.path())
             .arg("--log-info");
-        let proc = Proc::spawn("transmission", cmd);
+        let proc = Proc::spawn(name, cmd);
         let rpc_addr = SocketAddr::new(IpAddr::V4(ns.ns_ip), TRANSMISSION_RPC_PORT);
         wait_for_tcp(rpc_addr, Duration::from_secs(20));
-        let seeder = TransmissionSeeder {
+        let t = Transmission {
             proc,
             addr: SocketAddr::new(IpAddr::V4(ns.ns_ip), TRANSMISSION_PEER_PORT),
             rpc: rpc_addr.to_string(),
@@ -532,137 +573,8 @@ impl TransmissionSeeder {
             hash,
             _config: config,
         };
-        seeder.remote(&["--add", &torrent.display().to_string()]);
-        seeder.remote(&["-t", &hash.to_hex(), "--verify"]);
-        let start = Instant::now();
-        loop {
-            let info = seeder.remote(&["-t", &hash.to_hex(), "--info"]);
-            if info.contains("Percent Done: 100%") && !info.contains("Verif") {
-                break;
-            }
-            assert!(
-                start.elapsed() < READY_TIMEOUT,
-                "Transmission did not verify the data in {READY_TIMEOUT:?}:\n{info}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        seeder.remote(&["-t", &hash.to_hex(), "--start"]);
-        Some(seeder)
-    }
-
-    /// Runs `transmission-remote RPC ARGS` (bounded); panics unless it succeeds; returns its stdout.
-    pub fn remote(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(&self.remote);
-        cmd.arg(&self.rpc).args(args);
-        let mut proc = Proc::spawn("transmission-remote", cmd);
-        let status = proc.wait_exit(Duration::from_secs(20));
-        let out = proc.stdout().join("\n");
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "transmission-remote {args:?}: {status:?}\n{}",
-            proc.dump(20)
-        );
-        out
-    }
-
-    /// `transmission-remote --info` for the torrent.
-    pub fn info(&self) -> String {
-        self.remote(&["-t", &self.hash.to_hex(), "--info"])
-    }
-}
-
-/// transmission-daemon 3.00 leeching inside a [`NetNs`] into `download_dir` (appended for the upload
-/// tests; the daemon set-up is [`TransmissionSeeder`]'s, without the verify).
-pub struct TransmissionLeecher {
-    /// The daemon (the pid `ip netns exec` became).
-    pub proc: Proc,
-    /// Where it listens for peers: the namespace address.
-    pub addr: SocketAddr,
-    rpc: String,
-    remote: PathBuf,
-    hash: InfoHash,
-    _config: tempfile::TempDir,
-}
-
-impl TransmissionLeecher {
-    /// Starts the daemon in `ns`, adds `torrent` (whose tracker must be reachable from `ns`) to download
-    /// into `download_dir`, and starts it.
-    pub fn start(
-        ns: &NetNs,
-        torrent: &Path,
-        hash: InfoHash,
-        download_dir: &Path,
-    ) -> Option<TransmissionLeecher> {
-        let daemon = tool("transmission-daemon")?;
-        let remote = tool("transmission-remote")?;
-        let config = tempfile::tempdir().unwrap();
-        let settings = format!(
-            r#"{{
-  "bind-address-ipv4": "{ns_ip}",
-  "cache-size-mb": 4,
-  "dht-enabled": false,
-  "download-dir": "{save}",
-  "download-queue-enabled": false,
-  "encryption": 0,
-  "idle-seeding-limit-enabled": false,
-  "incomplete-dir-enabled": false,
-  "lpd-enabled": false,
-  "message-level": 2,
-  "peer-limit-global": 200,
-  "peer-limit-per-torrent": 50,
-  "peer-port": {peer_port},
-  "peer-port-random-on-start": false,
-  "pex-enabled": false,
-  "port-forwarding-enabled": false,
-  "queue-stalled-enabled": false,
-  "ratio-limit-enabled": false,
-  "rename-partial-files": false,
-  "rpc-authentication-required": false,
-  "rpc-bind-address": "{ns_ip}",
-  "rpc-enabled": true,
-  "rpc-host-whitelist-enabled": false,
-  "rpc-port": {rpc_port},
-  "rpc-whitelist-enabled": false,
-  "scrape-paused-torrents-enabled": false,
-  "seed-queue-enabled": false,
-  "speed-limit-up-enabled": false,
-  "start-added-torrents": false,
-  "utp-enabled": false,
-  "watch-dir-enabled": false
-}}
-"#,
-            ns_ip = ns.ns_ip,
-            save = download_dir.display(),
-            peer_port = TRANSMISSION_PEER_PORT,
-            rpc_port = TRANSMISSION_RPC_PORT,
-        );
-        std::fs::write(config.path().join("settings.json"), settings).unwrap();
-        let setpriv = Path::new("/usr/bin/setpriv");
-        let mut cmd = if setpriv.is_file() {
-            let mut cmd = ns.command(setpriv);
-            cmd.args(["--pdeathsig", "KILL"]).arg(&daemon);
-            cmd
-        } else {
-            ns.command(&daemon)
-        };
-        cmd.arg("--foreground")
-            .arg("--config-dir")
-            .arg(config.path())
-            .arg("--log-info");
-        let proc = Proc::spawn("transmission leecher", cmd);
-        let rpc_addr = SocketAddr::new(IpAddr::V4(ns.ns_ip), TRANSMISSION_RPC_PORT);
-        wait_for_tcp(rpc_addr, Duration::from_secs(20));
-        let leecher = TransmissionLeecher {
-            proc,
-            addr: SocketAddr::new(IpAddr::V4(ns.ns_ip), TRANSMISSION_PEER_PORT),
-            rpc: rpc_addr.to_string(),
-            remote,
-            hash,
-            _config: config,
-        };
-        leecher.remote(&["--add", &torrent.display().to_string()]);
-        leecher.remote(&["-t", &hash.to_hex(), "--start"]);
-        Some(leecher)
+        t.remote(&["--add", &torrent.display().to_string()]);
+        Some(t)
     }
 
     /// Runs `transmission-remote RPC ARGS` (bounded); panics unless it succeeds; returns its stdout.
