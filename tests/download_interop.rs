@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, SMALL, STANDARD};
 use common::seeders::{
-    free_port_on, Aria2Seeder, BadSeeder, LtOptions, LtPeer, Proc, Transmission,
+    aria2_leecher, free_port_on, Aria2Seeder, BadSeeder, LtOptions, LtPeer, Proc, Transmission,
 };
 use common::{tool, wait_for_seeders, Opentracker};
 
@@ -358,33 +358,6 @@ impl NamespaceSwarm {
     }
 }
 
-/// An aria2c leecher of `torrent` into `out`, on 127.0.0.1; exits when complete.
-fn aria2_leecher(torrent: &Path, out: &Path) -> Option<Proc> {
-    let aria2 = tool("aria2c")?;
-    let mut cmd = Command::new(aria2);
-    cmd.arg("--no-conf")
-        .arg(format!("--dir={}", out.display()))
-        .arg("--interface=127.0.0.1")
-        .arg(format!(
-            "--listen-port={}",
-            free_port_on(IpAddr::V4(LOCALHOST))
-        ))
-        .arg(format!("--stop-with-process={}", std::process::id()))
-        .args([
-            "--seed-time=0",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--disable-ipv6=true",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--bt-save-metadata=false",
-        ])
-        .arg(torrent);
-    Some(Proc::spawn("aria2c leecher", cmd))
-}
-
 #[test]
 fn harness_libtorrent_seeder_to_aria2_leecher() {
     let dir = tempfile::tempdir().unwrap();
@@ -395,7 +368,7 @@ fn harness_libtorrent_seeder_to_aria2_leecher() {
         return;
     };
     let out = dir.path().join("out");
-    let Some(mut leecher) = aria2_leecher(&payload.torrent, &out) else {
+    let Some(mut leecher) = aria2_leecher(&payload.torrent, &out, &[]) else {
         return;
     };
     let status = leecher.wait_exit(DOWNLOAD_TIMEOUT);

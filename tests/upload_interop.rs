@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, PIECE_LENGTH, STANDARD};
-use common::seeders::{free_port_on, LtOptions, LtPeer, Proc, Transmission};
+use common::seeders::{aria2_leecher, free_port_on, LtOptions, LtPeer, Proc, Transmission};
 use common::{tool, wait_for_seeders, Opentracker};
 
 const LEECH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -155,9 +155,6 @@ fn payload_and_tracker(dir: &Path, size: u64) -> Option<(Payload, Opentracker)> 
 
 #[test]
 fn aria2_leecher_downloads_from_a_pixtorrent_seeder() {
-    let Some(aria2) = tool("aria2c") else {
-        return;
-    };
     let dir = tempfile::tempdir().unwrap();
     let Some((payload, tracker)) = payload_and_tracker(dir.path(), STANDARD) else {
         return;
@@ -166,30 +163,11 @@ fn aria2_leecher_downloads_from_a_pixtorrent_seeder() {
     wait_for_seeders(&tracker.http, payload.info_hash, 1, ANNOUNCE_TIMEOUT);
 
     let out = dir.path().join("aria2");
-    let mut cmd = Command::new(aria2);
-    cmd.arg("--no-conf")
-        .arg(format!("--dir={}", out.display()))
-        .arg("--interface=127.0.0.1")
-        .arg(format!(
-            "--listen-port={}",
-            free_port_on(IpAddr::V4(LOCALHOST))
-        ))
-        .arg(format!("--stop-with-process={}", std::process::id()))
-        .args([
-            "--seed-time=0",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--disable-ipv6=true",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--bt-save-metadata=false",
-            "--file-allocation=none",
-        ])
-        .arg(&payload.torrent);
     let start = Instant::now();
-    let mut leecher = Proc::spawn("aria2c leecher", cmd);
+    let Some(mut leecher) = aria2_leecher(&payload.torrent, &out, &["--file-allocation=none"])
+    else {
+        return;
+    };
     // A few seconds when it works; aria2 does not dial a peer again once it has dropped it.
     let status = leecher.wait_exit(Duration::from_secs(60));
     assert!(

@@ -612,3 +612,31 @@ impl Transmission {
         }
     }
 }
+
+/// An aria2c leecher of `torrent` into `out`, on 127.0.0.1, with `extra` options; exits when complete.
+pub fn aria2_leecher(torrent: &Path, out: &Path, extra: &[&str]) -> Option<Proc> {
+    let aria2 = tool("aria2c")?;
+    let mut cmd = Command::new(aria2);
+    cmd.arg("--no-conf")
+        .arg(format!("--dir={}", out.display()))
+        .arg("--interface=127.0.0.1")
+        .arg(format!(
+            "--listen-port={}",
+            free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        ))
+        .arg(format!("--stop-with-process={}", std::process::id()))
+        .args([
+            "--seed-time=0",
+            "--enable-dht=false",
+            "--enable-dht6=false",
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--disable-ipv6=true",
+            "--summary-interval=0",
+            "--console-log-level=warn",
+            "--bt-save-metadata=false",
+        ])
+        .args(extra)
+        .arg(torrent);
+    Some(Proc::spawn("aria2c leecher", cmd))
+}
