@@ -7,8 +7,14 @@ use std::collections::VecDeque;
 use crate::bitfield::Bitfield;
 use crate::types::{Lengths, PieceIndex, BLOCK_LEN};
 
-/// Requests one peer may have queued with us: what we announce as `reqq` (BEP 10). More is a flood.
+/// Requests one peer may have queued with us: what we announce as `reqq` (BEP 10).
 pub const MAX_QUEUED: usize = 250;
+/// Requests past [`MAX_QUEUED`] still queued as long as we keep sending: clients overshoot (aria2 1.36
+/// keeps up to 256 outstanding whatever `reqq` says, and never asks again for a request we drop).
+/// More than this many past a full queue with no block sent in between is a flood.
+pub const MAX_OVERFLOW: u32 = MAX_QUEUED as u32;
+/// Absolute bound on one peer's queue (12 bytes an entry): libtorrent's own acceptance limit.
+pub const MAX_QUEUE_HARD: usize = 2000;
 
 /// Why a request drops the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +25,8 @@ pub enum Refusal {
     BadLength,
     /// A piece we have not announced.
     NotHave,
-    /// More than [`MAX_QUEUED`] outstanding.
+    /// More than [`MAX_OVERFLOW`] requests past a full queue before we could send anything, or more
+    /// than [`MAX_QUEUE_HARD`] queued.
     Flood,
 }
 
@@ -50,6 +57,8 @@ pub struct Wanted {
 #[derive(Debug)]
 pub struct Uploads {
     queue: VecDeque<Wanted>,
+    /// Requests taken past [`MAX_QUEUED`] since a block was last sent.
+    overflow: u32,
     /// Whether we choke the peer (requests are then discarded, BEP 3).
     pub choking: bool,
 }
@@ -58,6 +67,7 @@ impl Default for Uploads {
     fn default() -> Uploads {
         Uploads {
             queue: VecDeque::new(),
+            overflow: 0,
             choking: true,
         }
     }
@@ -87,7 +97,10 @@ impl Uploads {
             return Ok(());
         }
         if self.queue.len() >= MAX_QUEUED {
-            return Err(Refusal::Flood);
+            self.overflow += 1;
+            if self.overflow > MAX_OVERFLOW || self.queue.len() >= MAX_QUEUE_HARD {
+                return Err(Refusal::Flood);
+            }
         }
         self.queue.push_back(Wanted {
             piece,
@@ -116,7 +129,11 @@ impl Uploads {
 
     /// The next block to send.
     pub fn pop(&mut self) -> Option<Wanted> {
-        self.queue.pop_front()
+        let w = self.queue.pop_front();
+        if w.is_some() {
+            self.overflow = 0;
+        }
+        w
     }
 
     /// Whether anything is waiting to be sent.
@@ -179,7 +196,27 @@ mod tests {
         for _ in 0..MAX_QUEUED {
             assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
         }
+        // Past a full queue: still taken, and a flood only after a whole queue's worth more.
+        for _ in 0..MAX_OVERFLOW {
+            assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
+        }
         assert_eq!(u.request(&l, &ours, 0, 0, 16384), Err(Refusal::Flood));
+        assert_eq!(u.queue.len(), MAX_QUEUED + MAX_OVERFLOW as usize);
+        // A client that overshoots a little while we serve is never dropped, nor any request lost.
+        let mut u = Uploads::default();
+        u.unchoke();
+        let mut sent = 0;
+        for _ in 0..10 * MAX_QUEUED {
+            assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
+            if u.queue.len() > MAX_QUEUED + 6 {
+                assert!(u.pop().is_some());
+                sent += 1;
+            }
+        }
+        while u.pop().is_some() {
+            sent += 1;
+        }
+        assert_eq!(sent, 10 * MAX_QUEUED);
     }
 
     #[test]
