@@ -1,5 +1,6 @@
 //! What the user sees while downloading: an indicatif bar on a terminal (percent, bytes, rate, peers,
-//! ETA), a plain `progress:` line every few seconds otherwise, and the closing summary.
+//! ETA), a plain `progress:` line every few seconds otherwise (`seeding:` once complete), and the
+//! closing summary.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -100,6 +101,8 @@ async fn wait_tick(rx: &mut watch::Receiver<Snapshot>, tick: &mut tokio::time::I
 async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
     let mut rate = Rate::new();
     rate.push(rx.borrow().fetched);
+    let mut up_rate = Rate::new();
+    up_rate.push(rx.borrow().uploaded);
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
@@ -112,6 +115,11 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
             continue;
         }
         let r = rate.push(s.fetched);
+        let up = up_rate.push(s.uploaded);
+        if s.have == s.total {
+            eprintln!("seeding: {}", seeding(&s, up));
+            continue;
+        }
         eprintln!(
             "progress: {:.1}% {}/{} {}/s peers {} ETA {}",
             percent(&s),
@@ -122,6 +130,21 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
             eta(&s, r)
         );
     }
+}
+
+/// `uploaded 80.1 MiB (2.00x), 12.0 MiB/s up, peers 3`.
+fn seeding(s: &Snapshot, up: f64) -> String {
+    let ratio = if s.total == 0 {
+        0.0
+    } else {
+        s.uploaded as f64 / s.total as f64
+    };
+    format!(
+        "uploaded {} ({ratio:.2}x), {}/s up, peers {}",
+        human_size(s.uploaded),
+        human_size(up as u64),
+        s.peers
+    )
 }
 
 async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
@@ -136,6 +159,8 @@ async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
     pb.set_prefix(crate::report::clean_text(&name, 0));
     let mut rate = Rate::new();
     rate.push(rx.borrow().fetched);
+    let mut up_rate = Rate::new();
+    up_rate.push(rx.borrow().uploaded);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         if !wait_tick(rx, &mut tick).await {
@@ -148,7 +173,12 @@ async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
             continue;
         }
         let r = rate.push(s.fetched);
+        let up = up_rate.push(s.uploaded);
         pb.set_position(s.have);
+        if s.have == s.total {
+            pb.set_message(format!("seeding: {}", seeding(&s, up)));
+            continue;
+        }
         pb.set_message(format!(
             "{}/s  {} peers  ETA {}",
             human_size(r as u64),
@@ -186,6 +216,9 @@ pub fn summary(name: &str, o: &Outcome) -> String {
             o.uploaded,
             human_size(o.uploaded)
         ));
+    }
+    if let Some(seeded) = o.seeded {
+        out.push_str(&format!("  seeded: {}\n", format_duration(seeded)));
     }
     for (addr, client, bytes) in &o.peers {
         out.push_str(&format!(

@@ -125,6 +125,8 @@ pub struct Snapshot {
     pub total: u64,
     /// Block bytes received this run.
     pub fetched: u64,
+    /// Block bytes sent this run.
+    pub uploaded: u64,
     /// Connected peers.
     pub peers: usize,
     /// Whether the start-up re-check is still running.
@@ -146,8 +148,10 @@ pub struct Outcome {
     pub wasted: u64,
     /// Block bytes uploaded.
     pub uploaded: u64,
-    /// Wall time from start to finish.
+    /// Wall time from start until every piece was verified.
     pub elapsed: Duration,
+    /// Time spent seeding after that (`--seed`), if any.
+    pub seeded: Option<Duration>,
     /// Per peer that sent useful data: address, client, bytes.
     pub peers: Vec<(SocketAddr, String, u64)>,
     /// Banned addresses and why.
@@ -293,7 +297,7 @@ async fn run(
     let Some(listener) = listener else {
         ctx.status.send_replace(Status::Complete);
         send_progress(&ctx, &progress);
-        return Ok(outcome(&ctx, pieces_on_disk, started, 0, 0));
+        return Ok(outcome(&ctx, pieces_on_disk, started, None, 0));
     };
 
     let client = Arc::new(
@@ -372,8 +376,7 @@ async fn run(
     if let Some(Ok(Err(e))) = flushed {
         return Err(e.into());
     }
-    let fetched = ctx.lock().fetched;
-    Ok(outcome(&ctx, pieces_on_disk, started, fetched, port))
+    Ok(outcome(&ctx, pieces_on_disk, started, seeding_since, port))
 }
 
 /// Fails fast on an output directory we cannot write, before any network traffic.
@@ -541,12 +544,19 @@ fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
         have: total - t.picker.left(),
         total,
         fetched: t.fetched,
+        uploaded: t.uploaded,
         peers: t.peers.len(),
         checking: false,
     });
 }
 
-fn outcome(ctx: &Ctx, pieces_on_disk: u32, started: Instant, fetched: u64, port: u16) -> Outcome {
+fn outcome(
+    ctx: &Ctx,
+    pieces_on_disk: u32,
+    started: Instant,
+    seeding_since: Option<Instant>,
+    port: u16,
+) -> Outcome {
     let t = ctx.lock();
     let mut peers: Vec<(SocketAddr, String, u64)> = t
         .tallies
@@ -562,10 +572,11 @@ fn outcome(ctx: &Ctx, pieces_on_disk: u32, started: Instant, fetched: u64, port:
         total: ctx.lengths.total(),
         pieces: ctx.lengths.piece_count(),
         pieces_on_disk,
-        fetched,
+        fetched: t.fetched,
         wasted: t.wasted,
         uploaded: t.uploaded,
-        elapsed: started.elapsed(),
+        elapsed: seeding_since.map_or_else(|| started.elapsed(), |s| s - started),
+        seeded: seeding_since.map(|s| s.elapsed()),
         peers,
         banned,
         port,
