@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::NetNs;
-use common::payload::{assert_same_tree, Payload, PIECE_LENGTH, STANDARD};
+use common::payload::{assert_same_tree, Payload, PIECE_LENGTH, SMALL, STANDARD};
 use common::seeders::{aria2_leecher, free_port_on, LtOptions, LtPeer, Proc, Transmission};
 use common::{tool, wait_for_seeders, Opentracker};
 
@@ -521,4 +521,51 @@ fn hostile_leechers_are_dropped_while_an_honest_one_finishes() {
     );
     let up = interrupt_seeder(&mut seeder);
     assert!(up >= payload.total, "seeder reports {up} bytes uploaded");
+}
+
+#[test]
+fn half_open_connections_count_under_max_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((payload, tracker)) = payload_and_tracker(dir.path(), SMALL) else {
+        return;
+    };
+    let (mut seeder, addr) = start_pixtorrent(
+        "pixtorrent seeder",
+        &payload.torrent,
+        &payload.save_dir,
+        LOCALHOST,
+        &["--seed", "--seed-time", "120", "--max-peers", "4", "-v"],
+    );
+    wait_for_seeders(&tracker.http, payload.info_hash, 1, ANNOUNCE_TIMEOUT);
+
+    // 20 connections that never handshake: only 4 may hold a slot, the others are closed at once.
+    let mut silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap())
+        .collect();
+    let closed = silent
+        .iter_mut()
+        .map(|s| closed_within(s, Duration::from_millis(500)))
+        .filter(|&c| c)
+        .count();
+    assert!(
+        closed >= 16,
+        "only {closed} of 20 silent connections were refused with --max-peers 4\n{}",
+        seeder.dump(20)
+    );
+    // The handshake timeout frees the slots: an honest handshake is answered afterwards.
+    let freed = silent
+        .iter_mut()
+        .all(|s| closed_within(s, Duration::from_secs(15)));
+    assert!(
+        freed,
+        "silent connections were kept past the handshake timeout"
+    );
+    let mut honest = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    honest.write_all(&handshake(&payload.info_hash.0)).unwrap();
+    assert!(
+        read_handshake(&mut honest),
+        "no handshake once slots were free\n{}",
+        seeder.dump(20)
+    );
+    interrupt_seeder(&mut seeder);
 }

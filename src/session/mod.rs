@@ -430,17 +430,17 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let full = {
-            let t = ctx.lock();
-            t.peers.len() + t.pool.connecting() >= ctx.config.max_peers
+        // A connection still handshaking holds a slot, so a flood of half-open connections cannot
+        // exceed --max-peers (each is also bounded by the handshake timeout).
+        let slot = {
+            let mut t = ctx.lock();
+            (t.busy() < ctx.config.max_peers).then(|| peer::Incoming::claim(&ctx, &mut t))
         };
-        if full {
+        let Some(slot) = slot else {
+            tracing::debug!(peer = %addr, "refused: --max-peers reached");
             continue;
-        }
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _ = peer::accept(ctx, stream, addr).await;
-        });
+        };
+        tokio::spawn(peer::accept(ctx.clone(), stream, addr, slot));
     }
 }
 
@@ -508,8 +508,7 @@ async fn dial_loop(ctx: Arc<Ctx>) {
     loop {
         let due = {
             let mut t = ctx.lock();
-            let busy = t.peers.len() + t.pool.connecting();
-            let room = ctx.config.max_peers.saturating_sub(busy);
+            let room = ctx.config.max_peers.saturating_sub(t.busy());
             let due = t.pool.due(Instant::now(), room);
             let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
             if short && last_need.elapsed() > Duration::from_secs(5) {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::state::{Command, PeerEntry, PeerStats};
+use super::state::{Command, PeerEntry, PeerStats, Torrent};
 use super::upload::{Uploads, MAX_QUEUED};
 use super::Ctx;
 use crate::bitfield::Bitfield;
@@ -85,12 +85,45 @@ pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
     let stream = tokio::time::timeout(ctx.config.connect_timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| timed_out("connect timed out"))??;
-    run(ctx, stream, addr, true).await
+    run(ctx, stream, addr, None).await
 }
 
 /// Runs an accepted connection until it ends.
-pub async fn accept(ctx: Arc<Ctx>, stream: TcpStream, addr: SocketAddr) -> Result<(), PeerError> {
-    run(ctx, stream, addr, false).await
+pub async fn accept(ctx: Arc<Ctx>, stream: TcpStream, addr: SocketAddr, slot: Incoming) {
+    let _ = run(ctx, stream, addr, Some(slot)).await;
+}
+
+/// An incoming connection's claim on a `--max-peers` slot while it handshakes: counted in
+/// [`Torrent::accepting`] until the peer is registered (or turned away), or the task ends.
+pub struct Incoming {
+    ctx: Arc<Ctx>,
+    live: bool,
+}
+
+impl Incoming {
+    /// Takes a slot; the caller checked there is room.
+    pub fn claim(ctx: &Arc<Ctx>, t: &mut Torrent) -> Incoming {
+        t.accepting += 1;
+        Incoming {
+            ctx: ctx.clone(),
+            live: true,
+        }
+    }
+
+    /// Gives the slot back while the caller holds the lock.
+    fn settle(mut self, t: &mut Torrent) {
+        t.accepting = t.accepting.saturating_sub(1);
+        self.live = false;
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if self.live {
+            let mut t = self.ctx.lock();
+            t.accepting = t.accepting.saturating_sub(1);
+        }
+    }
 }
 
 fn timed_out(what: &'static str) -> PeerError {
@@ -120,18 +153,23 @@ async fn handshake(
         .map_err(|_| timed_out("handshake timed out"))?
 }
 
+/// One connection: outgoing when `incoming` is `None`.
 async fn run(
     ctx: Arc<Ctx>,
     mut stream: TcpStream,
     addr: SocketAddr,
-    outgoing: bool,
+    incoming: Option<Incoming>,
 ) -> Result<(), PeerError> {
+    let outgoing = incoming.is_none();
     let _ = stream.set_nodelay(true);
     let hs = handshake(&ctx, &mut stream, outgoing).await?;
     let client = client_name(&hs.peer_id);
     let (tx, rx) = mpsc::unbounded_channel();
     let (key, ours) = {
         let mut t = ctx.lock();
+        if let Some(slot) = incoming {
+            slot.settle(&mut t);
+        }
         if t.is_banned(&addr, Some(&hs.peer_id.0)) {
             return Err(PeerError::Banned);
         }

@@ -92,6 +92,8 @@ pub struct Torrent {
     buffers: HashMap<u32, PieceBuf>,
     /// Connected peers.
     pub peers: HashMap<PeerKey, PeerEntry>,
+    /// Incoming connections still handshaking; they hold a `--max-peers` slot (see [`Torrent::busy`]).
+    pub accepting: usize,
     next_key: PeerKey,
     strikes: HashMap<SocketAddr, u32>,
     /// Banned addresses, with the reason.
@@ -140,6 +142,7 @@ impl Torrent {
             peers: HashMap::new(),
             next_key: 1,
             strikes: HashMap::new(),
+            accepting: 0,
             banned: HashMap::new(),
             banned_ids: HashSet::new(),
             fetched: 0,
@@ -151,6 +154,12 @@ impl Torrent {
             pool: Default::default(),
             trackers: Default::default(),
         }
+    }
+
+    /// Connection slots in use under `--max-peers`: connected peers, dials in progress and incoming
+    /// connections still handshaking.
+    pub fn busy(&self) -> usize {
+        self.peers.len() + self.pool.connecting() + self.accepting
     }
 
     /// Registers a connected peer; returns its key and a snapshot of what we have (its task then
