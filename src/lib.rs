@@ -47,6 +47,7 @@ pub mod report;
 pub mod session;
 pub mod storage;
 pub mod tracker;
+pub mod tracker_server;
 pub mod types;
 pub mod ui;
 pub mod wire;

@@ -1,0 +1,128 @@
+//! `pixtorrent-tracker`: the project's HTTP/UDP tracker. In memory by default; `--redis URL` shares
+//! swarm state between tracker processes. Every option can also come from the environment
+//! (`PIXTORRENT_TRACKER_*`). Errors are one line on stderr and exit status 1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use pixtorrent::tracker_server::{self, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "A BitTorrent tracker: HTTP (and UDP) announce and scrape, in memory or on Redis"
+)]
+struct Cli {
+    /// HTTP address to listen on.
+    #[arg(
+        long,
+        env = "PIXTORRENT_TRACKER_LISTEN",
+        default_value = "0.0.0.0:6969"
+    )]
+    listen: SocketAddr,
+    /// Also answer UDP (BEP 15) on this address.
+    #[arg(long, env = "PIXTORRENT_TRACKER_UDP", value_name = "ADDR:PORT")]
+    udp: Option<SocketAddr>,
+    /// Keep swarms in Redis (redis://[:password@]host:port[/db]) instead of memory.
+    #[arg(long, env = "PIXTORRENT_TRACKER_REDIS", value_name = "URL")]
+    redis: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(
+        long,
+        env = "PIXTORRENT_TRACKER_REDIS_PREFIX",
+        default_value = "pixtorrent"
+    )]
+    redis_prefix: String,
+    /// Seconds between announces asked of clients (`min interval` is half); peers expire after
+    /// about twice this.
+    #[arg(long, env = "PIXTORRENT_TRACKER_INTERVAL", default_value_t = 1800,
+          value_parser = clap::value_parser!(u32).range(10..=86_400))]
+    interval: u32,
+    /// Track only the info-hashes in this file (one hex hash per line, `#` comments).
+    #[arg(long, env = "PIXTORRENT_TRACKER_WHITELIST", value_name = "FILE")]
+    whitelist: Option<PathBuf>,
+    /// Honour the announce's `ip` parameter (only where every client is trusted).
+    #[arg(long, env = "PIXTORRENT_TRACKER_TRUST_IP_PARAM")]
+    trust_ip_param: bool,
+    /// Behind a reverse proxy: take the client's address from this header (e.g. X-Forwarded-For).
+    #[arg(long, env = "PIXTORRENT_TRACKER_REAL_IP_HEADER", value_name = "NAME")]
+    real_ip_header: Option<String>,
+    /// Most HTTP connections open at once (more wait in the backlog).
+    #[arg(
+        long,
+        env = "PIXTORRENT_TRACKER_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    max_connections: usize,
+    /// More logging (-v debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.verbose > 0 {
+        "pixtorrent=debug"
+    } else {
+        "pixtorrent=warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config {
+        listen: cli.listen,
+        udp: cli.udp,
+        redis: cli.redis,
+        redis_prefix: cli.redis_prefix,
+        interval: cli.interval,
+        whitelist: cli.whitelist,
+        trust_ip_param: cli.trust_ip_param,
+        real_ip_header: cli.real_ip_header,
+        max_connections: cli.max_connections,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(tracker_server::run(
+        config,
+        |bound, store| {
+            println!("listening: http://{}/announce (store: {store})", bound.http);
+            if let Some(udp) = bound.udp {
+                println!("listening: udp://{udp}/announce");
+            }
+        },
+        shutdown(),
+    ));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

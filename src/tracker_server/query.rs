@@ -1,0 +1,310 @@
+//! Announce and scrape requests, parsed from the raw query string (pure). Values are percent-decoded
+//! to bytes: a binary `info_hash` survives, which a UTF-8 query extractor would mangle. `+` stays a
+//! literal byte (clients escape it; a raw one in a binary hash means 0x2b, not a space).
+
+use std::net::IpAddr;
+
+use percent_encoding::percent_decode;
+
+/// Longest query string accepted (a scrape of [`MAX_SCRAPE`] hashes fits easily).
+pub const MAX_QUERY: usize = 8192;
+/// Most `info_hash` values in one scrape.
+pub const MAX_SCRAPE: usize = 64;
+/// Peers returned when the client does not say.
+pub const DEFAULT_NUMWANT: usize = 50;
+/// Most peers returned to one announce.
+pub const MAX_NUMWANT: usize = 200;
+
+/// A 20-byte info-hash or peer id.
+pub type Id = [u8; 20];
+
+/// What the announce says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A regular re-announce (also BEP 21's `paused`).
+    None,
+    Started,
+    Completed,
+    Stopped,
+}
+
+/// A parsed `GET /announce`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub info_hash: Id,
+    pub peer_id: Id,
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    /// Bytes the peer still needs; `None` when not given (counted as a leecher).
+    pub left: Option<u64>,
+    pub event: Event,
+    /// Compact peers (BEP 23); the default.
+    pub compact: bool,
+    pub numwant: usize,
+    pub no_peer_id: bool,
+    pub key: Option<Vec<u8>>,
+    /// The `ip` parameter; used only with `--trust-ip-param`.
+    pub ip: Option<IpAddr>,
+}
+
+/// Why a request was refused; the text goes into `failure reason`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+    #[error("request too long")]
+    TooLong,
+    #[error("too many info_hash values (at most {MAX_SCRAPE})")]
+    TooMany,
+}
+
+/// `key=value` pairs, both percent-decoded to bytes.
+fn pairs(raw: &str) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    raw.split('&').filter(|p| !p.is_empty()).map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (
+            percent_decode(k.as_bytes()).collect(),
+            percent_decode(v.as_bytes()).collect(),
+        )
+    })
+}
+
+fn id(v: &[u8], name: &'static str) -> Result<Id, QueryError> {
+    v.try_into().map_err(|_| QueryError::Invalid(name))
+}
+
+fn number(v: &[u8], name: &'static str) -> Result<u64, QueryError> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(QueryError::Invalid(name))
+}
+
+/// Parses an announce query.
+pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
+    if raw.len() > MAX_QUERY {
+        return Err(QueryError::TooLong);
+    }
+    let (mut info_hash, mut peer_id, mut port) = (None, None, None);
+    let mut a = Announce {
+        info_hash: [0; 20],
+        peer_id: [0; 20],
+        port: 0,
+        uploaded: 0,
+        downloaded: 0,
+        left: None,
+        event: Event::None,
+        compact: true,
+        numwant: DEFAULT_NUMWANT,
+        no_peer_id: false,
+        key: None,
+        ip: None,
+    };
+    for (k, v) in pairs(raw) {
+        match k.as_slice() {
+            b"info_hash" => info_hash = Some(id(&v, "info_hash")?),
+            b"peer_id" => peer_id = Some(id(&v, "peer_id")?),
+            b"port" => {
+                let p = number(&v, "port")?;
+                port = Some(
+                    u16::try_from(p)
+                        .ok()
+                        .filter(|&p| p > 0)
+                        .ok_or(QueryError::Invalid("port"))?,
+                );
+            }
+            b"uploaded" => a.uploaded = number(&v, "uploaded")?,
+            b"downloaded" => a.downloaded = number(&v, "downloaded")?,
+            b"left" => a.left = Some(number(&v, "left")?),
+            b"event" => {
+                a.event = match v.as_slice() {
+                    b"started" => Event::Started,
+                    b"completed" => Event::Completed,
+                    b"stopped" => Event::Stopped,
+                    b"" | b"paused" | b"empty" => Event::None,
+                    _ => return Err(QueryError::Invalid("event")),
+                }
+            }
+            b"compact" => a.compact = v.as_slice() != b"0",
+            // Negative or junk numwant (some clients send -1): the default.
+            b"numwant" => {
+                a.numwant = number(&v, "numwant").map_or(DEFAULT_NUMWANT, |n| {
+                    usize::try_from(n).unwrap_or(MAX_NUMWANT).min(MAX_NUMWANT)
+                })
+            }
+            b"no_peer_id" => a.no_peer_id = v.as_slice() != b"0",
+            b"key" => a.key = Some(v.into_iter().take(64).collect()),
+            b"ip" => {
+                a.ip = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+            }
+            _ => {}
+        }
+    }
+    a.info_hash = info_hash.ok_or(QueryError::Missing("info_hash"))?;
+    a.peer_id = peer_id.ok_or(QueryError::Missing("peer_id"))?;
+    a.port = port.ok_or(QueryError::Missing("port"))?;
+    Ok(a)
+}
+
+/// Parses a scrape query: one or more `info_hash` values (a full scrape is not offered).
+pub fn parse_scrape(raw: &str) -> Result<Vec<Id>, QueryError> {
+    if raw.len() > MAX_QUERY {
+        return Err(QueryError::TooLong);
+    }
+    let mut hashes = Vec::new();
+    for (k, v) in pairs(raw) {
+        if k == b"info_hash" {
+            if hashes.len() == MAX_SCRAPE {
+                return Err(QueryError::TooMany);
+            }
+            let h = id(&v, "info_hash")?;
+            if !hashes.contains(&h) {
+                hashes.push(h);
+            }
+        }
+    }
+    if hashes.is_empty() {
+        return Err(QueryError::Missing("info_hash"));
+    }
+    Ok(hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(b: &[u8]) -> String {
+        b.iter().map(|x| format!("%{x:02X}")).collect()
+    }
+
+    fn base() -> String {
+        format!(
+            "info_hash={}&peer_id=-PX0100-abcdefghijkl&port=6881",
+            esc(&[0xff; 20])
+        )
+    }
+
+    #[test]
+    fn minimal_announce_has_defaults() {
+        let a = parse_announce(&base()).unwrap();
+        assert_eq!(a.info_hash, [0xff; 20]);
+        assert_eq!(&a.peer_id, b"-PX0100-abcdefghijkl");
+        assert_eq!(a.port, 6881);
+        assert_eq!(a.event, Event::None);
+        assert!(a.compact);
+        assert_eq!(a.numwant, DEFAULT_NUMWANT);
+        assert_eq!(a.left, None);
+    }
+
+    #[test]
+    fn binary_hash_with_plus_and_raw_bytes() {
+        // 0x2b ('+') raw, unreserved letters raw, the rest escaped.
+        let mut h = [b'a'; 20];
+        h[0] = b'+';
+        h[1] = 0;
+        let q = format!(
+            "info_hash=+%00aaaaaaaaaaaaaaaaaa&peer_id={}&port=1",
+            esc(&[1; 20])
+        );
+        assert_eq!(parse_announce(&q).unwrap().info_hash, h);
+    }
+
+    #[test]
+    fn every_field() {
+        let q = format!(
+            "{}&uploaded=10&downloaded=20&left=0&event=completed&compact=0&numwant=7&no_peer_id=1&key=abc&ip=10.1.2.3",
+            base()
+        );
+        let a = parse_announce(&q).unwrap();
+        assert_eq!((a.uploaded, a.downloaded, a.left), (10, 20, Some(0)));
+        assert_eq!(a.event, Event::Completed);
+        assert!(!a.compact && a.no_peer_id);
+        assert_eq!(a.numwant, 7);
+        assert_eq!(a.key.as_deref(), Some(&b"abc"[..]));
+        assert_eq!(a.ip, Some("10.1.2.3".parse().unwrap()));
+    }
+
+    #[test]
+    fn numwant_is_capped_and_junk_is_default() {
+        let a = parse_announce(&format!("{}&numwant=100000", base())).unwrap();
+        assert_eq!(a.numwant, MAX_NUMWANT);
+        let a = parse_announce(&format!("{}&numwant=-1", base())).unwrap();
+        assert_eq!(a.numwant, DEFAULT_NUMWANT);
+    }
+
+    #[test]
+    fn refusals() {
+        let h = esc(&[1; 20]);
+        let cases = [
+            (
+                format!("peer_id={h}&port=1"),
+                QueryError::Missing("info_hash"),
+            ),
+            (
+                format!("info_hash={h}&port=1"),
+                QueryError::Missing("peer_id"),
+            ),
+            (
+                format!("info_hash={h}&peer_id={h}"),
+                QueryError::Missing("port"),
+            ),
+            (
+                format!("info_hash=abc&peer_id={h}&port=1"),
+                QueryError::Invalid("info_hash"),
+            ),
+            (
+                format!("info_hash={h}&peer_id={h}&port=0"),
+                QueryError::Invalid("port"),
+            ),
+            (
+                format!("info_hash={h}&peer_id={h}&port=65536"),
+                QueryError::Invalid("port"),
+            ),
+            (
+                format!("info_hash={h}&peer_id={h}&port=1&left=-5"),
+                QueryError::Invalid("left"),
+            ),
+            (
+                format!("info_hash={h}&peer_id={h}&port=1&event=bogus"),
+                QueryError::Invalid("event"),
+            ),
+            ("x".repeat(MAX_QUERY + 1), QueryError::TooLong),
+            (String::new(), QueryError::Missing("info_hash")),
+            ("&&&===&".into(), QueryError::Missing("info_hash")),
+        ];
+        for (q, want) in cases {
+            assert_eq!(parse_announce(&q).unwrap_err(), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn scrape_takes_several_hashes_deduplicated_and_bounded() {
+        let q = format!(
+            "info_hash={}&info_hash={}&info_hash={}",
+            esc(&[1; 20]),
+            esc(&[2; 20]),
+            esc(&[1; 20])
+        );
+        assert_eq!(parse_scrape(&q).unwrap(), vec![[1; 20], [2; 20]]);
+        assert_eq!(
+            parse_scrape("").unwrap_err(),
+            QueryError::Missing("info_hash")
+        );
+        let many: Vec<String> = (0..=MAX_SCRAPE as u8)
+            .map(|i| format!("info_hash={}", esc(&[i; 20])))
+            .collect();
+        assert_eq!(
+            parse_scrape(&many.join("&")).unwrap_err(),
+            QueryError::TooMany
+        );
+        assert_eq!(
+            parse_scrape("info_hash=short").unwrap_err(),
+            QueryError::Invalid("info_hash")
+        );
+    }
+}

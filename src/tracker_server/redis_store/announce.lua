@@ -1,0 +1,59 @@
+-- KEYS: peers, seen, seeders, dl, torrents, totals
+-- ARGV: peer id, packed peer, seeder (1/0), event, now, cutoff, numwant, hex info-hash
+-- Returns {complete, incomplete, downloaded, {packed peers...}}.
+local peers, seen, seeders, dl, torrents, totals = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, rec, seeder, event = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
+local now, cutoff, numwant, hex = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+
+expire(peers, seen, seeders, totals, cutoff)
+local known = redis.call('ZSCORE', seen, id)
+local was_seeder = false
+if known then
+  was_seeder = redis.call('SISMEMBER', seeders, id) == 1
+end
+if event == 'stopped' then
+  if known then
+    redis.call('HDEL', peers, id)
+    redis.call('ZREM', seen, id)
+    redis.call('SREM', seeders, id)
+    redis.call('HINCRBY', totals, was_seeder and 'seeders' or 'leechers', -1)
+  end
+else
+  if event == 'completed' and not was_seeder then
+    redis.call('INCR', dl)
+    redis.call('HINCRBY', totals, 'completed', 1)
+  end
+  redis.call('HSET', peers, id, rec)
+  redis.call('ZADD', seen, now, id)
+  if not known then
+    redis.call('HINCRBY', totals, seeder and 'seeders' or 'leechers', 1)
+    if seeder then redis.call('SADD', seeders, id) end
+  elseif seeder ~= was_seeder then
+    if seeder then
+      redis.call('SADD', seeders, id)
+      redis.call('HINCRBY', totals, 'seeders', 1)
+      redis.call('HINCRBY', totals, 'leechers', -1)
+    else
+      redis.call('SREM', seeders, id)
+      redis.call('HINCRBY', totals, 'seeders', -1)
+      redis.call('HINCRBY', totals, 'leechers', 1)
+    end
+  end
+end
+if drop_if_empty(peers, seen, seeders, dl, torrents, hex) then
+  return {0, 0, 0, {}}
+end
+redis.call('ZADD', torrents, now, hex)
+local total = redis.call('ZCARD', seen)
+local complete = redis.call('SCARD', seeders)
+local out = {}
+if numwant > 0 then
+  -- A positive count gives distinct fields; one extra in case the asker is drawn.
+  local sample = redis.call('HRANDFIELD', peers, numwant + 1, 'WITHVALUES')
+  for i = 1, #sample, 2 do
+    if sample[i] ~= id and #out < numwant then
+      out[#out + 1] = sample[i + 1]
+    end
+  end
+end
+return {complete, total - complete, tonumber(redis.call('GET', dl) or '0'), out}

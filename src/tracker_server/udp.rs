@@ -1,0 +1,331 @@
+//! The UDP face (BEP 15) on the same store: connect, announce, scrape, error. Connection ids are an
+//! HMAC of the client's address under a secret that rotates every [`ROTATE_SECS`]; the current and
+//! the previous secret are accepted, so an id lives 2–4 minutes and cannot be forged or replayed
+//! from another address. Announces and scrapes run as tasks, at most [`IN_FLIGHT`] at once (more
+//! datagrams are dropped, as UDP allows).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+use super::hmac::hmac_sha1;
+use super::query::{Announce, Event, Id, DEFAULT_NUMWANT, MAX_NUMWANT};
+use super::service::Tracker;
+use super::store::SwarmStore;
+
+/// The magic number of a connect request.
+pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
+/// Secret lifetime.
+pub const ROTATE_SECS: u64 = 120;
+/// Requests being answered at once.
+pub const IN_FLIGHT: usize = 1024;
+/// Hashes in one scrape (what fits a 1500-byte datagram, as opentracker allows).
+pub const MAX_SCRAPE: usize = 74;
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Connect {
+        tid: u32,
+    },
+    Announce {
+        conn: u64,
+        tid: u32,
+        a: Announce,
+    },
+    Scrape {
+        conn: u64,
+        tid: u32,
+        hashes: Vec<Id>,
+    },
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn be64(b: &[u8], at: usize) -> u64 {
+    (u64::from(be32(b, at)) << 32) | u64::from(be32(b, at + 4))
+}
+
+fn id20(b: &[u8], at: usize) -> Id {
+    let mut out = [0; 20];
+    out.copy_from_slice(&b[at..at + 20]);
+    out
+}
+
+/// Parses a datagram; `Err((tid, why))` when an error reply is due, `Err((None, _))` to ignore it.
+pub fn parse(b: &[u8]) -> Result<Request, (Option<u32>, &'static str)> {
+    if b.len() < 16 {
+        return Err((None, "short packet"));
+    }
+    let (conn, action, tid) = (be64(b, 0), be32(b, 8), be32(b, 12));
+    match action {
+        0 if conn == PROTOCOL_ID => Ok(Request::Connect { tid }),
+        0 => Err((None, "bad protocol id")),
+        1 if b.len() >= 98 => {
+            let event = match be32(b, 80) {
+                1 => Event::Completed,
+                2 => Event::Started,
+                3 => Event::Stopped,
+                _ => Event::None,
+            };
+            let ip = be32(b, 84);
+            let numwant = be32(b, 92) as i32;
+            let port = u16::from_be_bytes([b[96], b[97]]);
+            if port == 0 {
+                return Err((Some(tid), "invalid port"));
+            }
+            Ok(Request::Announce {
+                conn,
+                tid,
+                a: Announce {
+                    info_hash: id20(b, 16),
+                    peer_id: id20(b, 36),
+                    downloaded: be64(b, 56),
+                    left: Some(be64(b, 64)),
+                    uploaded: be64(b, 72),
+                    event,
+                    compact: true,
+                    numwant: if numwant < 0 {
+                        DEFAULT_NUMWANT
+                    } else {
+                        (numwant as usize).min(MAX_NUMWANT)
+                    },
+                    no_peer_id: true,
+                    key: Some(b[88..92].to_vec()),
+                    ip: (ip != 0).then(|| IpAddr::from(ip.to_be_bytes())),
+                    port,
+                },
+            })
+        }
+        1 => Err((Some(tid), "short announce")),
+        2 => {
+            let hashes: Vec<Id> = b[16..]
+                .chunks_exact(20)
+                .take(MAX_SCRAPE)
+                .map(|c| id20(c, 0))
+                .collect();
+            if hashes.is_empty() {
+                return Err((Some(tid), "scrape without info_hash"));
+            }
+            Ok(Request::Scrape { conn, tid, hashes })
+        }
+        _ => Err((Some(tid), "unknown action")),
+    }
+}
+
+fn header(action: u32, tid: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&action.to_be_bytes());
+    out.extend_from_slice(&tid.to_be_bytes());
+    out
+}
+
+/// `action=3` with a message.
+pub fn error(tid: u32, why: &str) -> Vec<u8> {
+    let mut out = header(3, tid);
+    out.extend_from_slice(why.as_bytes());
+    out
+}
+
+/// Connection ids: an HMAC of the address under a rotating secret.
+pub struct ConnIds {
+    /// (epoch, current secret, previous secret).
+    state: Mutex<(u64, [u8; 32], [u8; 32])>,
+}
+
+impl ConnIds {
+    pub fn new(now: u64) -> ConnIds {
+        ConnIds {
+            state: Mutex::new((now / ROTATE_SECS, rand::random(), rand::random())),
+        }
+    }
+
+    fn secrets(&self, now: u64) -> ([u8; 32], [u8; 32]) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = now / ROTATE_SECS;
+        if epoch == s.0 + 1 {
+            *s = (epoch, rand::random(), s.1);
+        } else if epoch != s.0 {
+            *s = (epoch, rand::random(), rand::random());
+        }
+        (s.1, s.2)
+    }
+
+    fn mac(secret: &[u8; 32], addr: &SocketAddr) -> u64 {
+        let ip = match addr.ip().to_canonical() {
+            IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+            IpAddr::V6(v) => v.octets(),
+        };
+        let h = hmac_sha1(secret, &[&ip, &addr.port().to_be_bytes()]);
+        u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// An id for `addr` now.
+    pub fn issue(&self, addr: &SocketAddr, now: u64) -> u64 {
+        Self::mac(&self.secrets(now).0, addr)
+    }
+
+    /// Whether `id` was issued to `addr` in this epoch or the last.
+    pub fn check(&self, id: u64, addr: &SocketAddr, now: u64) -> bool {
+        let (cur, prev) = self.secrets(now);
+        id == Self::mac(&cur, addr) || id == Self::mac(&prev, addr)
+    }
+}
+
+/// Answers datagrams on `socket` until the task is aborted.
+pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>) {
+    let socket = Arc::new(socket);
+    let ids = Arc::new(ConnIds::new(super::service::now()));
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let now = super::service::now();
+        let reply = match parse(&buf[..n]) {
+            Ok(Request::Connect { tid }) => {
+                tracker
+                    .counters
+                    .udp_connects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut out = header(0, tid);
+                out.extend_from_slice(&ids.issue(&from, now).to_be_bytes());
+                Some(out)
+            }
+            Ok(Request::Announce { conn, tid, .. } | Request::Scrape { conn, tid, .. })
+                if !ids.check(conn, &from, now) =>
+            {
+                Some(error(tid, "invalid connection id"))
+            }
+            Ok(req) => {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let (socket, tracker) = (socket.clone(), tracker.clone());
+                tokio::spawn(async move {
+                    let out = answer(&tracker, req, from).await;
+                    let _ = socket.send_to(&out, from).await;
+                    drop(permit);
+                });
+                None
+            }
+            Err((Some(tid), why)) => Some(error(tid, why)),
+            Err((None, _)) => None,
+        };
+        if let Some(out) = reply {
+            let _ = socket.send_to(&out, from).await;
+        }
+    }
+}
+
+async fn answer<S: SwarmStore>(t: &Tracker<S>, req: Request, from: SocketAddr) -> Vec<u8> {
+    match req {
+        Request::Announce { tid, a, .. } => match t.announce(&a, from.ip()).await {
+            Ok(out) => {
+                let mut r = header(1, tid);
+                r.extend_from_slice(&t.settings.interval.to_be_bytes());
+                r.extend_from_slice(&(out.counts.incomplete as u32).to_be_bytes());
+                r.extend_from_slice(&(out.counts.complete as u32).to_be_bytes());
+                let v4 = from.ip().to_canonical().is_ipv4();
+                for p in out.peers {
+                    match p.addr.ip() {
+                        IpAddr::V4(ip) if v4 => r.extend_from_slice(&ip.octets()),
+                        IpAddr::V6(ip) if !v4 => r.extend_from_slice(&ip.octets()),
+                        _ => continue,
+                    }
+                    r.extend_from_slice(&p.addr.port().to_be_bytes());
+                }
+                r
+            }
+            Err(why) => error(tid, &why),
+        },
+        Request::Scrape { tid, hashes, .. } => match t.scrape(&hashes).await {
+            Ok(counts) => {
+                let mut r = header(2, tid);
+                for c in counts {
+                    r.extend_from_slice(&(c.complete as u32).to_be_bytes());
+                    r.extend_from_slice(&(c.downloaded as u32).to_be_bytes());
+                    r.extend_from_slice(&(c.incomplete as u32).to_be_bytes());
+                }
+                r
+            }
+            Err(why) => error(tid, &why),
+        },
+        Request::Connect { tid } => error(tid, "unexpected connect"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::udp::{encode_announce, encode_connect, encode_scrape};
+    use crate::tracker::{AnnounceRequest, Event as ClientEvent};
+    use crate::types::{InfoHash, PeerId};
+
+    #[test]
+    fn parses_what_our_client_sends() {
+        assert_eq!(parse(&encode_connect(7)), Ok(Request::Connect { tid: 7 }));
+        let req = AnnounceRequest {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([2; 20]),
+            port: 6881,
+            uploaded: 3,
+            downloaded: 4,
+            left: 0,
+            event: ClientEvent::Completed,
+            numwant: Some(30),
+            key: 9,
+            tracker_id: None,
+        };
+        let Ok(Request::Announce { conn, tid, a }) = parse(&encode_announce(55, 8, &req)) else {
+            panic!("not an announce");
+        };
+        assert_eq!((conn, tid), (55, 8));
+        assert_eq!((a.info_hash, a.peer_id, a.port), ([1; 20], [2; 20], 6881));
+        assert_eq!((a.uploaded, a.downloaded, a.left), (3, 4, Some(0)));
+        assert_eq!((a.event, a.numwant), (Event::Completed, 30));
+        let scrape = encode_scrape(55, 9, &[InfoHash([5; 20]), InfoHash([6; 20])]);
+        assert_eq!(
+            parse(&scrape),
+            Ok(Request::Scrape {
+                conn: 55,
+                tid: 9,
+                hashes: vec![[5; 20], [6; 20]]
+            })
+        );
+    }
+
+    #[test]
+    fn junk_is_ignored_or_refused() {
+        assert_eq!(parse(&[0; 10]), Err((None, "short packet")));
+        let mut bad_magic = encode_connect(1);
+        bad_magic[0] ^= 1;
+        assert_eq!(parse(&bad_magic), Err((None, "bad protocol id")));
+        let mut short = header(0, 0);
+        short.splice(0..0, 5u64.to_be_bytes());
+        short[11] = 1;
+        assert_eq!(parse(&short).unwrap_err().1, "short announce");
+        let mut unknown = short.clone();
+        unknown[11] = 9;
+        assert_eq!(parse(&unknown).unwrap_err().1, "unknown action");
+    }
+
+    #[test]
+    fn connection_ids_bind_address_and_time() {
+        let ids = ConnIds::new(1000);
+        let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let id = ids.issue(&a, 1000);
+        assert!(ids.check(id, &a, 1000));
+        assert!(!ids.check(id, &b, 1000), "another address");
+        assert!(!ids.check(id ^ 1, &a, 1000), "forged");
+        // Still valid in the next epoch, gone in the one after.
+        assert!(ids.check(id, &a, 1000 + ROTATE_SECS));
+        assert!(!ids.check(id, &a, 1000 + 2 * ROTATE_SECS + 1));
+    }
+}
