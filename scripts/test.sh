@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real, independent software the integration tests talk to.
-PACKAGES=(opentracker python3-libtorrent aria2 transmission-daemon transmission-cli iproute2)
+PACKAGES=(opentracker python3-libtorrent aria2 transmission-daemon transmission-cli iproute2 redis-server)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -9,6 +9,7 @@
 pub mod netns;
 pub mod payload;
 pub mod seeders;
+pub mod servers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};

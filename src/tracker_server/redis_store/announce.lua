@@ -40,7 +40,7 @@ else
     end
   end
 end
-if drop_if_empty(peers, seen, seeders, dl, torrents, hex) then
+if drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex) then
   return {0, 0, 0, {}}
 end
 redis.call('ZADD', torrents, now, hex)

@@ -13,9 +13,13 @@ local function expire(peers, seen, seeders, totals, cutoff)
   end
 end
 
--- A swarm with no peer left is deleted, with its completed count.
-local function drop_if_empty(peers, seen, seeders, dl, torrents, hex)
+-- A swarm with no peer left is deleted, with its completed count (which leaves the totals too).
+local function drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex)
   if redis.call('ZCARD', seen) == 0 then
+    local done = tonumber(redis.call('GET', dl) or '0')
+    if done > 0 then
+      redis.call('HINCRBY', totals, 'completed', -done)
+    end
     redis.call('DEL', peers, seen, seeders, dl)
     redis.call('ZREM', torrents, hex)
     return true

@@ -8,7 +8,7 @@ for i = 3, #ARGV do
   local peers, seen = prefix .. ':peers:' .. hex, prefix .. ':seen:' .. hex
   local seeders, dl = prefix .. ':seeders:' .. hex, prefix .. ':dl:' .. hex
   expire(peers, seen, seeders, totals, cutoff)
-  if drop_if_empty(peers, seen, seeders, dl, torrents, hex) then
+  if drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex) then
     out[#out + 1] = 0
     out[#out + 1] = 0
     out[#out + 1] = 0

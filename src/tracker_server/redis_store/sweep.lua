@@ -10,6 +10,6 @@ for _, hex in ipairs(stale) do
   local seeders, dl = prefix .. ':seeders:' .. hex, prefix .. ':dl:' .. hex
   gone = gone + redis.call('ZCOUNT', seen, '-inf', '(' .. cutoff)
   expire(peers, seen, seeders, totals, cutoff)
-  drop_if_empty(peers, seen, seeders, dl, torrents, hex)
+  drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex)
 end
 return gone
