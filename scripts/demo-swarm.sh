@@ -4,8 +4,9 @@
 # the seeder and from each other, seed for a few seconds once complete, and exit; then the seeder is
 # stopped with Ctrl-C (SIGINT) and every copy is compared with the original.
 #   ./scripts/demo-swarm.sh [WORKDIR]
-# The tracker is Debian's opentracker on 127.0.0.1:16969 (the address inside the torrent).
-# Environment: PIXTORRENT_BIN uses that binary instead of `cargo build --release`.
+# The tracker is pixtorrent-tracker (in memory) on 127.0.0.1:16969, the address inside the torrent.
+# Environment: PIXTORRENT_BIN uses that binary (and pixtorrent-tracker beside it) instead of
+# `cargo build --release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-$(mktemp -d /tmp/pixtorrent-swarm.XXXXXX)}"
@@ -14,13 +15,10 @@ torrent=example-torrents/pixtorrent-demo.torrent
 hash=5a8dc0daf047d3d72b3e25a9464126eeabbb3461
 port=16969
 
-need=()
-command -v opentracker >/dev/null || need+=(opentracker)
-command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
+if ! command -v python3 >/dev/null; then
     sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 >/dev/null
 fi
 if [[ -n "${PIXTORRENT_BIN:-}" ]]; then
     pix=$(realpath "$PIXTORRENT_BIN")
@@ -28,6 +26,7 @@ else
     cargo build --release --quiet
     pix=$(realpath target/release/pixtorrent)
 fi
+tracker_bin=$(dirname "$pix")/pixtorrent-tracker
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "error: 127.0.0.1:$port is taken (the demo torrent's tracker address); stop what listens there" >&2
     exit 1
@@ -45,9 +44,9 @@ echo "== payload: example-torrents/make-demo-payload.py (the same bytes on every
 python3 example-torrents/make-demo-payload.py "$work/seed"
 rm -rf "$work/leecher1" "$work/leecher2"
 
-echo "== tracker: opentracker on 127.0.0.1:$port, whitelisting $hash"
-mkdir -p "$work/tracker" && echo "$hash" >"$work/tracker/whitelist"
-opentracker -i 127.0.0.1 -p "$port" -P "$port" -d "$work/tracker" -w /whitelist >"$work/tracker.log" 2>&1 &
+echo "== tracker: pixtorrent-tracker on 127.0.0.1:$port, whitelisting $hash"
+echo "$hash" >"$work/whitelist"
+"$tracker_bin" --listen "127.0.0.1:$port" --whitelist "$work/whitelist" > >(sed -u 's/^/[tracker]  /') 2>&1 &
 pids+=($!)
 export PIXTORRENT_PROGRESS_SECS=1
 common=(-t "$torrent" --bind 127.0.0.1 --port 0)
@@ -78,6 +77,7 @@ wait "$l1" || rc=$?
 wait "$l2" || rc=$?
 ((rc == 0)) || { echo "error: a leecher failed (exit $rc)" >&2; exit 1; }
 
+python3 -c "import urllib.request; print('[tracker]  /stats:', urllib.request.urlopen('http://127.0.0.1:$port/stats', timeout=2).read().decode().strip())"
 echo "== stopping the seeder (Ctrl-C)"
 kill -INT "$seeder"
 wait "$seeder" || true
