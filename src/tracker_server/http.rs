@@ -11,16 +11,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::IncomingStream;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_service::Service;
 
 use super::query::{parse_announce, parse_scrape};
 use super::reply::{self, AnnounceReply};
@@ -49,22 +50,42 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// Serves `router` on `listener` with at most `max_connections` open at once, until `shutdown`.
+/// A plain HTTP/1.1 accept loop over hyper, one per core on the shared listener: a tracker never
+/// needs HTTP/2 or upgrades, and when every announce is a new connection, accepting is the work.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let limited = Limited {
+    let limited = Arc::new(Limited {
         inner: listener,
         permits: Arc::new(Semaphore::new(max_connections.max(1))),
-    };
-    axum::serve(
-        limited,
-        router.into_make_service_with_connect_info::<RemoteAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    });
+    let acceptors = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..acceptors {
+        tasks.spawn(accept_loop(limited.clone(), router.clone()));
+    }
+    shutdown.await;
+    tasks.abort_all();
+    Ok(())
+}
+
+async fn accept_loop(limited: Arc<Limited>, router: Router) {
+    loop {
+        let (io, addr) = limited.accept().await;
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(RemoteAddr(addr)));
+            router.clone().call(req.map(axum::body::Body::new))
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .await;
+        });
+    }
 }
 
 fn bencoded(body: Vec<u8>) -> Response {
@@ -252,23 +273,14 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteAddr(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, Limited>> for RemoteAddr {
-    fn connect_info(stream: IncomingStream<'_, Limited>) -> RemoteAddr {
-        RemoteAddr(*stream.remote_addr())
-    }
-}
-
 /// A listener that holds a permit per open connection.
 pub struct Limited {
     inner: TcpListener,
     permits: Arc<Semaphore>,
 }
 
-impl axum::serve::Listener for Limited {
-    type Io = Guarded;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Guarded, SocketAddr) {
+impl Limited {
+    async fn accept(&self) -> (Guarded, SocketAddr) {
         loop {
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
                 // The semaphore is never closed; wait rather than spin if it were.
@@ -277,7 +289,7 @@ impl axum::serve::Listener for Limited {
             };
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
+                    // No set_nodelay: hyper writes a reply in one go, and the syscall costs per connection.
                     return (
                         Guarded {
                             stream,
@@ -291,10 +303,6 @@ impl axum::serve::Listener for Limited {
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
     }
 }
 
