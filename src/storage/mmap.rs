@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::{MmapRaw, UncheckedAdvice};
@@ -237,15 +238,13 @@ impl Storage for MmapStorage {
                 None => dst.fill(0),
                 Some(m) => {
                     let at = span.file_offset + (lo - s_lo);
-                    let map = m.check(at, dst.len())?;
-                    // SAFETY: in range (checked); see write_piece for why no one writes these bytes now.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            map.as_ptr().add(at as usize),
-                            dst.as_mut_ptr(),
-                            dst.len(),
-                        );
-                    }
+                    m.check(at, dst.len())?;
+                    // pread, not a copy out of the mapping: serving a torrent would otherwise map
+                    // every page it sends into our resident set. Same page cache, so the bytes are
+                    // the ones the mapping wrote.
+                    m.file
+                        .read_exact_at(dst, at)
+                        .map_err(|e| StorageError::io(&m.path, e, 0))?;
                 }
             }
             filled += dst.len();
