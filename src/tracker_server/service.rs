@@ -74,6 +74,14 @@ impl<S: SwarmStore> Tracker<S> {
         if result.is_err() {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
         }
+        tracing::debug!(
+            from = %from,
+            port = a.port,
+            event = ?a.event,
+            left = ?a.left,
+            result = %result.as_ref().map_or_else(|e| e.clone(), |o| format!("{} seeders, {} leechers, {} peers", o.counts.complete, o.counts.incomplete, o.peers.len())),
+            "announce"
+        );
         result
     }
 

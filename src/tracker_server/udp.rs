@@ -1,14 +1,17 @@
 //! The UDP face (BEP 15) on the same store: connect, announce, scrape, error. Connection ids are an
 //! HMAC of the client's address under a secret that rotates every [`ROTATE_SECS`]; the current and
 //! the previous secret are accepted, so an id lives 2–4 minutes and cannot be forged or replayed
-//! from another address. Announces and scrapes run as tasks, at most [`IN_FLIGHT`] at once (more
-//! datagrams are dropped, as UDP allows).
+//! from another address. Announces and scrapes are answered by [`WORKERS`] tasks, each in the order
+//! its datagrams came: one client's (one IP address's) always go to the same worker, so a `stopped`
+//! sent right after a `started` or `completed` is applied after it. At most [`IN_FLIGHT`] wait in
+//! all (more datagrams are dropped, as UDP allows).
 
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
 
 use super::hmac::hmac_sha1;
 use super::query::{Announce, Event, Id, DEFAULT_NUMWANT, MAX_NUMWANT};
@@ -19,8 +22,10 @@ use super::store::SwarmStore;
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 /// Secret lifetime.
 pub const ROTATE_SECS: u64 = 120;
-/// Requests being answered at once.
+/// Requests waiting to be answered, in all.
 pub const IN_FLIGHT: usize = 1024;
+/// Tasks answering announces and scrapes; each answers its requests one at a time, in order.
+pub const WORKERS: usize = 64;
 /// Hashes in one scrape (what fits a 1500-byte datagram, as opentracker allows).
 pub const MAX_SCRAPE: usize = 74;
 
@@ -180,7 +185,22 @@ impl ConnIds {
 pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>) {
     let socket = Arc::new(socket);
     let ids = Arc::new(ConnIds::new(super::service::now()));
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    // The workers end when `queues` is dropped (this task aborted).
+    let queues: Vec<mpsc::Sender<(Request, SocketAddr)>> = (0..WORKERS)
+        .map(|_| {
+            let (tx, mut rx) = mpsc::channel::<(Request, SocketAddr)>(IN_FLIGHT / WORKERS);
+            let (socket, tracker) = (socket.clone(), tracker.clone());
+            tokio::spawn(async move {
+                while let Some((req, from)) = rx.recv().await {
+                    let out = answer(&tracker, req, from).await;
+                    let _ = socket.send_to(&out, from).await;
+                }
+            });
+            tx
+        })
+        .collect();
+    // Keyed per process, so that nobody can aim many addresses at one worker.
+    let by_ip = std::hash::RandomState::new();
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
@@ -203,15 +223,9 @@ pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>) {
                 Some(error(tid, "invalid connection id"))
             }
             Ok(req) => {
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    continue;
-                };
-                let (socket, tracker) = (socket.clone(), tracker.clone());
-                tokio::spawn(async move {
-                    let out = answer(&tracker, req, from).await;
-                    let _ = socket.send_to(&out, from).await;
-                    drop(permit);
-                });
+                // A full queue drops the datagram; the client retransmits.
+                let worker = by_ip.hash_one(from.ip().to_canonical()) as usize % WORKERS;
+                let _ = queues[worker].try_send((req, from));
                 None
             }
             Err((Some(tid), why)) => Some(error(tid, why)),
