@@ -1,6 +1,6 @@
 //! # pixtorrent
 //!
-//! A BitTorrent client (and, later, a Redis-backed HTTP tracker) built to interoperate with libtorrent,
+//! A BitTorrent client (and a Redis-backed HTTP/UDP tracker) built to interoperate with libtorrent,
 //! Transmission, aria2 and rqbit. This crate doc is the living architecture map; `DESIGN.md` tells the
 //! why.
 //!
@@ -19,11 +19,12 @@
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
-//! | [`session`] | one torrent alive: peer tasks, shared state, announcers, dialler, verification | IO |
+//! | [`session`] | one torrent alive: connecting (`link`), peer tasks, shared state, choker, uploads, announcers, dialler, verification | IO |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
+//! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
+//! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
-//! Still to come, with room left for them: uploading and the choker (`session/choker.rs`),
-//! `tracker_server/` (the `pixtorrent-tracker` binary), and the extensions (BEP 5/6/9/10/11/19).
+//! Still to come, with room left for them: the extensions (BEP 5/6/9/11/19).
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `fetch`: nothing from the crate.
@@ -34,6 +35,8 @@
 //! - `storage`: bitfield, metainfo, types.
 //! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Nothing imports `session` but the binaries and tests.
+//! - `tracker_server`: types (hex info-hashes) only; the tracker client appears in its tests, to read
+//!   its replies back.
 
 pub mod bencode;
 pub mod bitfield;

@@ -24,7 +24,7 @@ struct Cli {
     /// Also answer UDP (BEP 15) on this address.
     #[arg(long, env = "PIXTORRENT_TRACKER_UDP", value_name = "ADDR:PORT")]
     udp: Option<SocketAddr>,
-    /// Keep swarms in Redis (redis://[:password@]host:port[/db]) instead of memory.
+    /// Keep swarms in Redis (`redis://[:password@]host:port[/db]`) instead of memory.
     #[arg(long, env = "PIXTORRENT_TRACKER_REDIS", value_name = "URL")]
     redis: Option<String>,
     /// Prefix of every Redis key.

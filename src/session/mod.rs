@@ -4,6 +4,7 @@
 
 pub mod announce;
 pub mod choker;
+pub mod link;
 pub mod peer;
 pub mod pool;
 pub mod state;
@@ -434,13 +435,13 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
         // exceed --max-peers (each is also bounded by the handshake timeout).
         let slot = {
             let mut t = ctx.lock();
-            (t.busy() < ctx.config.max_peers).then(|| peer::Incoming::claim(&ctx, &mut t))
+            (t.busy() < ctx.config.max_peers).then(|| link::Incoming::claim(&ctx, &mut t))
         };
         let Some(slot) = slot else {
             tracing::debug!(peer = %addr, "refused: --max-peers reached");
             continue;
         };
-        tokio::spawn(peer::accept(ctx.clone(), stream, addr, slot));
+        tokio::spawn(link::accept(ctx.clone(), stream, addr, slot));
     }
 }
 
@@ -520,7 +521,7 @@ async fn dial_loop(ctx: Arc<Ctx>) {
         for addr in due {
             let ctx = ctx.clone();
             tokio::spawn(async move {
-                let result = peer::connect(ctx.clone(), addr).await;
+                let result = link::connect(ctx.clone(), addr).await;
                 let permanent = result.as_ref().is_err_and(|e| e.is_permanent());
                 {
                     let mut t = ctx.lock();

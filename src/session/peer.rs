@@ -1,5 +1,5 @@
-//! One task per peer: handshake, then the reader and the torrent's commands raced in `select!`, with
-//! a one-second tick for timeouts and keep-alives. The task keeps its own view of the peer (what it
+//! One task per peer, once [`super::link`] has connected and registered it: the reader and the
+//! torrent's commands raced in `select!`, with a one-second tick for timeouts and keep-alives. The task keeps its own view of the peer (what it
 //! has, what we asked for, its request window) and talks to the torrent only through short locked
 //! calls on [`super::state::Torrent`].
 
@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::state::{Command, PeerEntry, PeerStats, Torrent};
+use super::state::{Command, PeerStats};
 use super::upload::{Uploads, MAX_QUEUED};
 use super::Ctx;
 use crate::bitfield::Bitfield;
@@ -21,11 +21,8 @@ use crate::picker::PeerKey;
 use crate::pipeline::Pipeline;
 use crate::types::BlockRef;
 use crate::wire::extension::{self, ExtHandshake};
-use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
-use crate::wire::{Codec, Handshake, Message, WireError};
+use crate::wire::{Codec, Message, WireError};
 
-/// Time for the peer to answer our handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// We send a keep-alive after this long without writing (peers drop links idle for 2 minutes).
 const KEEPALIVE_AFTER: Duration = Duration::from_secs(100);
 /// A peer that sends nothing at all for this long is gone.
@@ -81,121 +78,26 @@ impl PeerError {
     }
 }
 
-/// Runs the outgoing connection to `addr` until it ends.
-pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
-    let stream = tokio::time::timeout(ctx.config.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| timed_out("connect timed out"))??;
-    run(ctx, stream, addr, None).await
-}
-
-/// Runs an accepted connection until it ends.
-pub async fn accept(ctx: Arc<Ctx>, stream: TcpStream, addr: SocketAddr, slot: Incoming) {
-    let _ = run(ctx, stream, addr, Some(slot)).await;
-}
-
-/// An incoming connection's claim on a `--max-peers` slot while it handshakes: counted in
-/// [`Torrent::accepting`] until the peer is registered (or turned away), or the task ends.
-pub struct Incoming {
-    ctx: Arc<Ctx>,
-    live: bool,
-}
-
-impl Incoming {
-    /// Takes a slot; the caller checked there is room.
-    pub fn claim(ctx: &Arc<Ctx>, t: &mut Torrent) -> Incoming {
-        t.accepting += 1;
-        Incoming {
-            ctx: ctx.clone(),
-            live: true,
-        }
-    }
-
-    /// Gives the slot back while the caller holds the lock.
-    fn settle(mut self, t: &mut Torrent) {
-        t.accepting = t.accepting.saturating_sub(1);
-        self.live = false;
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        if self.live {
-            let mut t = self.ctx.lock();
-            t.accepting = t.accepting.saturating_sub(1);
-        }
-    }
-}
-
-fn timed_out(what: &'static str) -> PeerError {
+pub(super) fn timed_out(what: &'static str) -> PeerError {
     PeerError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
-async fn handshake(
-    ctx: &Ctx,
-    stream: &mut TcpStream,
-    outgoing: bool,
-) -> Result<Handshake, PeerError> {
-    let ours = Handshake::ours(ctx.info_hash, ctx.peer_id).encode();
-    let exchange = async {
-        if outgoing {
-            stream.write_all(&ours).await?;
-        }
-        let mut theirs = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut theirs).await?;
-        let hs = Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?;
-        if !outgoing {
-            stream.write_all(&ours).await?;
-        }
-        Ok::<_, PeerError>(hs)
-    };
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
-        .await
-        .map_err(|_| timed_out("handshake timed out"))?
-}
-
-/// One connection: outgoing when `incoming` is `None`.
-async fn run(
+/// Runs a registered peer's connection until it ends, then takes it out of the torrent.
+pub(super) async fn serve_registered(
     ctx: Arc<Ctx>,
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     addr: SocketAddr,
-    incoming: Option<Incoming>,
+    registered: (PeerKey, Bitfield),
+    extensions: bool,
+    rx: mpsc::UnboundedReceiver<Command>,
 ) -> Result<(), PeerError> {
-    let outgoing = incoming.is_none();
-    let _ = stream.set_nodelay(true);
-    let hs = handshake(&ctx, &mut stream, outgoing).await?;
-    let client = client_name(&hs.peer_id);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (key, ours) = {
-        let mut t = ctx.lock();
-        if let Some(slot) = incoming {
-            slot.settle(&mut t);
-        }
-        if t.is_banned(&addr, Some(&hs.peer_id.0)) {
-            return Err(PeerError::Banned);
-        }
-        if t.peers.values().any(|p| p.id == hs.peer_id.0) {
-            return Err(PeerError::Dropped("already connected"));
-        }
-        t.pool.connected(addr);
-        t.trackers.peers_seen += 1;
-        t.tallies.entry(addr).or_default().client = client.clone();
-        t.register(PeerEntry {
-            addr,
-            id: hs.peer_id.0,
-            tx,
-            stats: Default::default(),
-            unchoked: false,
-        })
-    };
-    tracing::debug!(peer = %addr, client = %client, outgoing, "connected");
-    let mut conn = Conn::new(ctx.clone(), key, addr, hs.supports_extensions(), ours);
-    let result = conn.serve(&mut stream, rx).await;
+    let (key, ours) = registered;
+    let mut conn = Conn::new(ctx.clone(), key, addr, extensions, ours);
+    let result = conn.serve(stream, rx).await;
     conn.report();
     let pending: Vec<BlockRef> = conn.pending.iter().map(|p| p.0).collect();
     ctx.lock().unregister(key, &conn.has, &pending);
     ctx.wake.notify_one();
-    tracing::debug!(peer = %addr, reason = %result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "disconnected");
     result
 }
 
