@@ -25,7 +25,7 @@ use tower_service::Service;
 
 use super::query::{parse_announce, parse_scrape};
 use super::reply::{self, AnnounceReply};
-use super::service::Tracker;
+use super::service::{bump, read, Tracker};
 use super::store::{AnyStore, SwarmStore};
 
 /// A connection that sends nothing for this long is closed.
@@ -77,7 +77,7 @@ async fn accept_loop(limited: Arc<Limited>, router: Router) {
         let (io, addr) = limited.accept().await;
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(RemoteAddr(addr)));
+            req.extensions_mut().insert(ConnectInfo(addr));
             router.clone().call(req.map(axum::body::Body::new))
         });
         tokio::spawn(async move {
@@ -106,7 +106,7 @@ fn client_ip(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr
 
 async fn announce(
     State(state): State<Arc<HttpState>>,
-    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -114,9 +114,7 @@ async fn announce(
     let a = match parse_announce(query.as_deref().unwrap_or("")) {
         Ok(a) => a,
         Err(e) => {
-            t.counters
-                .failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            bump(&t.counters.failures);
             return bencoded(reply::failure(&e.to_string()));
         }
     };
@@ -139,9 +137,7 @@ async fn scrape(State(state): State<Arc<HttpState>>, RawQuery(query): RawQuery) 
     let hashes = match parse_scrape(query.as_deref().unwrap_or("")) {
         Ok(h) => h,
         Err(e) => {
-            t.counters
-                .failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            bump(&t.counters.failures);
             return bencoded(reply::failure(&e.to_string()));
         }
     };
@@ -157,13 +153,12 @@ async fn scrape(State(state): State<Arc<HttpState>>, RawQuery(query): RawQuery) 
 async fn stats(State(state): State<Arc<HttpState>>) -> Response {
     let t = &state.tracker;
     let c = &t.counters;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let mut v = serde_json::json!({
         "store": t.store.kind(),
         "announces_per_second": t.rate(),
-        "announces_total": load(&c.announces),
-        "scrapes_total": load(&c.scrapes),
-        "failures_total": load(&c.failures),
+        "announces_total": read(&c.announces),
+        "scrapes_total": read(&c.scrapes),
+        "failures_total": read(&c.failures),
     });
     match t.store.totals().await {
         Ok(tot) => {
@@ -184,7 +179,6 @@ async fn stats(State(state): State<Arc<HttpState>>) -> Response {
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     let t = &state.tracker;
     let c = &t.counters;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let up = t.store.health().await.is_ok();
     let totals = t.store.totals().await.ok();
     let mut out = String::new();
@@ -197,25 +191,25 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
         "announces_total",
         "counter",
         "Announces received (HTTP and UDP).",
-        load(&c.announces).to_string(),
+        read(&c.announces).to_string(),
     );
     metric(
         "scrapes_total",
         "counter",
         "Scrapes received (HTTP and UDP).",
-        load(&c.scrapes).to_string(),
+        read(&c.scrapes).to_string(),
     );
     metric(
         "failures_total",
         "counter",
         "Requests answered with a failure reason.",
-        load(&c.failures).to_string(),
+        read(&c.failures).to_string(),
     );
     metric(
         "udp_connects_total",
         "counter",
         "UDP connect requests answered.",
-        load(&c.udp_connects).to_string(),
+        read(&c.udp_connects).to_string(),
     );
     metric(
         "announces_per_second",
@@ -268,10 +262,6 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }
 }
-
-/// The connection's remote address, as handlers see it.
-#[derive(Debug, Clone, Copy)]
-pub struct RemoteAddr(pub SocketAddr);
 
 /// A listener that holds a permit per open connection.
 pub struct Limited {

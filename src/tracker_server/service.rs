@@ -33,6 +33,16 @@ pub struct Counters {
     pub rate_milli: AtomicU64,
 }
 
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A counter's value.
+pub fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
 /// The tracker over store `S`.
 pub struct Tracker<S> {
     pub store: S,
@@ -69,10 +79,10 @@ impl<S: SwarmStore> Tracker<S> {
 
     /// Applies an announce from `from` (the connection's address); `Err` is the failure reason.
     pub async fn announce(&self, a: &Announce, from: IpAddr) -> Result<AnnounceOut, String> {
-        self.counters.announces.fetch_add(1, Ordering::Relaxed);
+        bump(&self.counters.announces);
         let result = self.announce_inner(a, from).await;
         if result.is_err() {
-            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            bump(&self.counters.failures);
         }
         tracing::debug!(
             from = %from,
@@ -112,12 +122,12 @@ impl<S: SwarmStore> Tracker<S> {
 
     /// Figures for each hash (zeros for torrents not tracked).
     pub async fn scrape(&self, hashes: &[Id]) -> Result<Vec<Counts>, String> {
-        self.counters.scrapes.fetch_add(1, Ordering::Relaxed);
+        bump(&self.counters.scrapes);
         let allowed: Vec<Id> = hashes.iter().filter(|h| self.allowed(h)).copied().collect();
         let counts = match self.store.scrape(&allowed, now()).await {
             Ok(c) => c,
             Err(e) => {
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                bump(&self.counters.failures);
                 return Err(e.to_string());
             }
         };

@@ -209,10 +209,7 @@ pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>) {
         let now = super::service::now();
         let reply = match parse(&buf[..n]) {
             Ok(Request::Connect { tid }) => {
-                tracker
-                    .counters
-                    .udp_connects
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                super::service::bump(&tracker.counters.udp_connects);
                 let mut out = header(0, tid);
                 out.extend_from_slice(&ids.issue(&from, now).to_be_bytes());
                 Some(out)
