@@ -8,15 +8,14 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, SMALL, STANDARD};
 use common::seeders::{
-    aria2_leecher, free_port_on, Aria2Seeder, BadSeeder, LtOptions, LtPeer, Proc, Transmission,
+    aria2_leecher, Aria2Seeder, BadSeeder, LtOptions, LtPeer, Proc, Transmission,
 };
-use common::{tool, wait_for_seeders, Opentracker};
+use common::{payload_and_tracker, pixtorrent, tool, wait_for_seeders, Opentracker};
 
 /// A download of the standard payload on loopback takes seconds; this bounds a hung one.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -76,20 +75,6 @@ impl Summary {
     }
 }
 
-/// Starts `pixtorrent -t TORRENT -o OUT --port P --bind IP EXTRA…`, progress every second.
-fn start_pixtorrent(torrent: &Path, out: &Path, ip: Ipv4Addr, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
-    cmd.arg("-t")
-        .arg(torrent)
-        .arg("-o")
-        .arg(out)
-        .args(["--port", &free_port_on(IpAddr::V4(ip)).to_string()])
-        .args(["--bind", &ip.to_string()])
-        .args(extra)
-        .env("PIXTORRENT_PROGRESS_SECS", "1");
-    Proc::spawn("pixtorrent", cmd)
-}
-
 /// Waits for pixtorrent to exit 0 within [`DOWNLOAD_TIMEOUT`] and parses its summary.
 fn finish(mut px: Proc) -> Summary {
     let start = Instant::now();
@@ -112,18 +97,10 @@ fn finish(mut px: Proc) -> Summary {
 
 /// Downloads with pixtorrent and checks the files; returns the summary.
 fn download(payload: &Payload, out: &Path, ip: Ipv4Addr, extra: &[&str]) -> Summary {
-    let summary = finish(start_pixtorrent(&payload.torrent, out, ip, extra));
+    let summary = finish(pixtorrent("pixtorrent", &payload.torrent, out, ip, extra).0);
     assert_same_tree(&payload.root(), &out.join(payload.name()));
     assert_eq!(summary.on_disk.1, payload.piece_count(), "piece count");
     summary
-}
-
-/// A payload of `size` bytes announcing to a fresh opentracker on 127.0.0.1.
-fn payload_and_tracker(dir: &Path, size: u64) -> Option<(Payload, Opentracker)> {
-    let mut payload = Payload::generate(dir, size, "http://127.0.0.1:9/announce");
-    let tracker = Opentracker::start(&[payload.info_hash])?;
-    payload.set_announce(&tracker.http);
-    Some((payload, tracker))
 }
 
 #[test]
@@ -219,7 +196,7 @@ fn kill9_then_resume_fetches_only_the_rest() {
         return;
     };
     let out = dir.path().join("out");
-    let mut first = start_pixtorrent(&payload.torrent, &out, LOCALHOST, &[]);
+    let mut first = pixtorrent("pixtorrent", &payload.torrent, &out, LOCALHOST, &[]).0;
     let start = Instant::now();
     let mut progress = 0.0;
     while progress < 40.0 {

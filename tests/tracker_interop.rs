@@ -33,7 +33,7 @@ use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, SMALL};
 use common::seeders::{aria2_leecher, free_port_on, LtOptions, LtPeer, Proc, Transmission};
 use common::servers::Redis;
-use common::tool;
+use common::{pixtorrent, tool};
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// A download of the small payload takes seconds; this bounds a hung one.
@@ -283,29 +283,16 @@ impl UdpProbe {
     }
 }
 
-/// Starts `pixtorrent -t TORRENT -o OUT --port P --bind IP EXTRA…`, progress every second.
-fn start_pixtorrent(name: &str, torrent: &Path, out: &Path, ip: Ipv4Addr, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
-    cmd.arg("-t")
-        .arg(torrent)
-        .arg("-o")
-        .arg(out)
-        .args(["--port", &free_port_on(IpAddr::V4(ip)).to_string()])
-        .args(["--bind", &ip.to_string()])
-        .args(extra)
-        .env("PIXTORRENT_PROGRESS_SECS", "1");
-    Proc::spawn(name, cmd)
-}
-
 /// A pixtorrent seeder of the payload where it lies, on `ip`, for at most two minutes.
 fn pixtorrent_seeder(payload: &Payload, ip: Ipv4Addr) -> Proc {
-    start_pixtorrent(
+    pixtorrent(
         "pixtorrent seeder",
         &payload.torrent,
         &payload.save_dir,
         ip,
         &["--seed", "--seed-time", "120"],
     )
+    .0
 }
 
 /// Waits for a pixtorrent leecher to exit 0 (it does once every piece is verified on disk).
@@ -419,13 +406,14 @@ fn http_libtorrent_seeder_to_aria2_and_pixtorrent() {
         return;
     };
     // pixtorrent stays, seeding, once done.
-    let mut px = start_pixtorrent(
+    let mut px = pixtorrent(
         "pixtorrent leecher",
         &payload.torrent,
         &px_out,
         LOCALHOST,
         &["--seed", "--seed-time", "120"],
-    );
+    )
+    .0;
     tracker.wait_counts(hash, counts(1, 2, 0), "aria2c and pixtorrent leeching");
     seeder.unlimit();
     let status = aria2.wait_exit(DOWNLOAD_TIMEOUT);
@@ -515,13 +503,14 @@ fn udp_aria2_seeder_to_libtorrent_and_pixtorrent() {
         return;
     };
     let px_out = dir.path().join("pixtorrent");
-    let mut px = start_pixtorrent(
+    let mut px = pixtorrent(
         "pixtorrent leecher",
         &payload.torrent,
         &px_out,
         LOCALHOST,
         &[],
-    );
+    )
+    .0;
     tracker.wait_counts(hash, counts(1, 2, 0), "libtorrent and pixtorrent leeching");
     wait_libtorrent_done(&mut lt);
     assert_same_tree(&payload.root(), &lt_out.join(payload.name()));
@@ -616,13 +605,14 @@ fn udp_transmission_seeder_in_a_namespace_to_pixtorrent() {
     tracker.wait_counts(hash, counts(1, 0, 0), "Transmission seeding");
 
     let out = dir.path().join("pixtorrent");
-    let mut px = start_pixtorrent(
+    let mut px = pixtorrent(
         "pixtorrent leecher",
         &payload.torrent,
         &out,
         ns.host_ip,
         &[],
-    );
+    )
+    .0;
     wait_pixtorrent_exit(&mut px);
     assert_same_tree(&payload.root(), &out.join(payload.name()));
     // pixtorrent completed and stopped.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, PIECE_LENGTH, SMALL, STANDARD};
 use common::seeders::{aria2_leecher, free_port_on, LtOptions, LtPeer, Proc, Transmission};
-use common::{tool, wait_for_seeders, Opentracker};
+use common::{payload_and_tracker, pixtorrent, tool, wait_for_seeders, Opentracker};
 
 const LEECH_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a seeder may take to show up at the tracker.
@@ -75,35 +75,10 @@ fn libtorrent_leecher_downloads_from_a_pixtorrent_seeder() {
     );
 }
 
-/// Starts `pixtorrent -t TORRENT -o OUT --port P --bind IP EXTRA…` (progress every second); returns
-/// the process and its listening address.
-fn start_pixtorrent(
-    name: &str,
-    torrent: &Path,
-    out: &Path,
-    ip: Ipv4Addr,
-    extra: &[&str],
-) -> (Proc, SocketAddr) {
-    let port = free_port_on(IpAddr::V4(ip));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
-    cmd.arg("-t")
-        .arg(torrent)
-        .arg("-o")
-        .arg(out)
-        .args(["--port", &port.to_string()])
-        .args(["--bind", &ip.to_string()])
-        .args(extra)
-        .env("PIXTORRENT_PROGRESS_SECS", "1");
-    (
-        Proc::spawn(name, cmd),
-        SocketAddr::new(IpAddr::V4(ip), port),
-    )
-}
-
 /// A pixtorrent seeder of the payload where it lies, on `ip`, for at most two minutes; `-v` logs
 /// each peer's connection and why it ended (see [`disconnects`]).
 fn start_seeder(torrent: &Path, payload: &Payload, ip: Ipv4Addr) -> (Proc, SocketAddr) {
-    start_pixtorrent(
+    pixtorrent(
         "pixtorrent seeder",
         torrent,
         &payload.save_dir,
@@ -143,14 +118,6 @@ fn interrupt_seeder(seeder: &mut Proc) -> u64 {
         seeder.dump(20)
     );
     uploaded(&seeder.stdout())
-}
-
-/// A payload of `size` bytes announcing to a fresh opentracker on 127.0.0.1.
-fn payload_and_tracker(dir: &Path, size: u64) -> Option<(Payload, Opentracker)> {
-    let mut payload = Payload::generate(dir, size, "http://127.0.0.1:9/announce");
-    let tracker = Opentracker::start(&[payload.info_hash])?;
-    payload.set_announce(&tracker.http);
-    Some((payload, tracker))
 }
 
 #[test]
@@ -256,7 +223,7 @@ fn pixtorrent_leechers_trade_with_each_other() {
         .map(|i| {
             let out = dir.path().join(format!("leech{i}"));
             let name = format!("pixtorrent leecher {i}");
-            let (proc, _) = start_pixtorrent(&name, &payload.torrent, &out, LOCALHOST, &[]);
+            let (proc, _) = pixtorrent(&name, &payload.torrent, &out, LOCALHOST, &[]);
             (proc, out)
         })
         .collect();
@@ -529,7 +496,7 @@ fn half_open_connections_count_under_max_peers() {
     let Some((payload, tracker)) = payload_and_tracker(dir.path(), SMALL) else {
         return;
     };
-    let (mut seeder, addr) = start_pixtorrent(
+    let (mut seeder, addr) = pixtorrent(
         "pixtorrent seeder",
         &payload.torrent,
         &payload.save_dir,

@@ -343,3 +343,36 @@ pub fn wait_for_seeders(announce: &str, hash: InfoHash, n: i64, limit: Duration)
          seeders"
     );
 }
+
+/// A payload of `size` bytes announcing to a fresh opentracker on 127.0.0.1.
+pub fn payload_and_tracker(dir: &Path, size: u64) -> Option<(payload::Payload, Opentracker)> {
+    let mut payload = payload::Payload::generate(dir, size, "http://127.0.0.1:9/announce");
+    let tracker = Opentracker::start(&[payload.info_hash])?;
+    payload.set_announce(&tracker.http);
+    Some((payload, tracker))
+}
+
+/// Starts `pixtorrent -t TORRENT -o OUT --port P --bind IP EXTRA…` (progress every second), P a free
+/// port on `ip`; returns the process and its listening address.
+pub fn pixtorrent(
+    name: &str,
+    torrent: &Path,
+    out: &Path,
+    ip: Ipv4Addr,
+    extra: &[&str],
+) -> (seeders::Proc, SocketAddr) {
+    let port = seeders::free_port_on(IpAddr::V4(ip));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    cmd.arg("-t")
+        .arg(torrent)
+        .arg("-o")
+        .arg(out)
+        .args(["--port", &port.to_string()])
+        .args(["--bind", &ip.to_string()])
+        .args(extra)
+        .env("PIXTORRENT_PROGRESS_SECS", "1");
+    (
+        seeders::Proc::spawn(name, cmd),
+        SocketAddr::new(IpAddr::V4(ip), port),
+    )
+}
