@@ -19,6 +19,7 @@
 # left out: they are the server closing the connection after a reply.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 DURATION=10
 CONNS=64
@@ -40,17 +41,7 @@ while (($#)); do
 done
 
 PACKAGES=(wrk opentracker redis-server redis-tools python3)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_packages "${PACKAGES[@]}"
 if [ -n "${PIXTORRENT_TRACKER_BIN:-}" ]; then
   TRACKER=$(realpath "$PIXTORRENT_TRACKER_BIN")
 else
@@ -69,11 +60,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 wait_port() {
   local i
   for ((i = 0; i < 100; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    port_open "$1" && return 0
     sleep 0.1
   done
   echo "nothing listens on 127.0.0.1:$1" >&2

@@ -3,24 +3,17 @@
 # (apt), then checks formatting, lints, and runs every test. Called by .ci/run; named in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 # Real, independent software the integration tests talk to.
 PACKAGES=(opentracker python3-libtorrent aria2 transmission-daemon transmission-cli iproute2 redis-server)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+ensure_packages "${PACKAGES[@]}"
+# On a systemd host the package starts a system daemon on 9091/51413; the tests run their own.
+if ((INSTALLED)) && command -v systemctl >/dev/null && systemctl is-active --quiet transmission-daemon 2>/dev/null; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # On a systemd host the package starts a system daemon on 9091/51413; the tests run their own.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet transmission-daemon 2>/dev/null; then
-    $sudo systemctl disable --now transmission-daemon || true
-  fi
+  $sudo systemctl disable --now transmission-daemon || true
 fi
 
 cargo fmt --all -- --check

@@ -1,0 +1,109 @@
+# shellcheck shell=bash disable=SC2034 # sets variables for the script that sources it
+# Shared by scripts/bench-download.sh and scripts/bench-upload.sh (sourced, not run): the pixtorrent
+# binary, background processes and their cleanup, per-process CPU, and the cached payload with its
+# torrent. Expects PY, HELPERS, BENCH_DIR and SIZE_MB to be set, and scripts/lib.sh sourced.
+
+if [ -n "${PIXTORRENT_BIN:-}" ]; then
+  PIX=$PIXTORRENT_BIN
+else
+  cargo build --release --quiet
+  PIX=${CARGO_TARGET_DIR:-target}/release/pixtorrent
+fi
+PIX=$(realpath "$PIX")
+
+# --- processes and cleanup -------------------------------------------------------------------------
+mkdir -p "$BENCH_DIR"
+RUN_DIR=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+PIDS=()    # background processes still running, killed by pid on exit
+CUR_PID="" # the `timeout` around the download being timed (it signals its whole process group)
+cleanup() {
+  local pid
+  trap - EXIT INT TERM
+  [ -n "$CUR_PID" ] && kill -TERM "$CUR_PID" 2>/dev/null
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    local alive=0
+    for pid in "${PIDS[@]}" $CUR_PID; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.3
+  done
+  for pid in "${PIDS[@]}" $CUR_PID; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -d "$RUN_DIR/logs" ]; then
+    rm -rf "$BENCH_DIR/last-logs"
+    mv "$RUN_DIR/logs" "$BENCH_DIR/last-logs"
+  fi
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$RUN_DIR/logs"
+LOGS=$RUN_DIR/logs
+
+# start NAME CMD...: runs CMD in the background, output in $LOGS/NAME.log; its pid lands in $LAST_PID.
+start() {
+  local name=$1
+  shift
+  "$@" >"$LOGS/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+# wait_ready NAME SECS: waits for `READY port=N` in NAME's log and prints N.
+wait_ready() {
+  local name=$1 secs=$2 i line
+  for ((i = 0; i < secs * 10; i++)); do
+    line=$(grep -m1 '^READY port=' "$LOGS/$name.log" || true)
+    if [ -n "$line" ]; then
+      echo "${line#READY port=}"
+      return 0
+    fi
+    if grep -q '^ERROR' "$LOGS/$name.log"; then break; fi
+    sleep 0.1
+  done
+  echo "$name did not get ready; its log:" >&2
+  tail -20 "$LOGS/$name.log" >&2
+  return 1
+}
+
+# cpu_of PID...: user+sys seconds the processes have used so far.
+cpu_of() {
+  local pid ticks=0 f
+  for pid in "$@"; do
+    # Fields after the command name: utime and stime are the 12th and 13th.
+    f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    read -r -a st <<<"$f"
+    ticks=$((ticks + st[11] + st[12]))
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+# --- payload and torrent (cached) ------------------------------------------------------------------
+NAME=ia_bench_item_${SIZE_MB}m
+PAYLOAD=$BENCH_DIR/payload-${SIZE_MB}m
+if [ ! -f "$PAYLOAD/.complete" ]; then
+  echo "generating a ${SIZE_MB} MiB payload in $PAYLOAD ..."
+  rm -rf "$PAYLOAD"
+  mkdir -p "$PAYLOAD/data"
+  "$PY" "$HELPERS/make_payload.py" "$PAYLOAD/data" "$NAME" "$SIZE_MB" >/dev/null
+  # 1 MiB pieces; the announce URL is replaced per run (the info dict, so the info-hash, stays).
+  mktorrent -l 20 -a http://127.0.0.1:1/announce -n "$NAME" -o "$PAYLOAD/base.torrent" "$PAYLOAD/data/$NAME" >/dev/null
+  touch "$PAYLOAD/.complete"
+fi
+SRC=$PAYLOAD/data/$NAME
+PAYLOAD_BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')
+NFILES=$(find "$SRC" -type f | wc -l)
+INFOHASH=$("$PY" "$HELPERS/torrent_tool.py" infohash "$PAYLOAD/base.torrent")
+
+# verify DEST: compares every source file with its copy; prints what is wrong, nothing if all match.
+verify() {
+  local dest=$1 rel
+  while IFS= read -r -d '' rel; do
+    rel=${rel#"$SRC"/}
+    if [ ! -f "$dest/$NAME/$rel" ]; then
+      echo "missing $rel"
+    elif ! cmp -s "$SRC/$rel" "$dest/$NAME/$rel"; then
+      echo "differs: $rel"
+    fi
+  done < <(find "$SRC" -type f -print0)
+}
