@@ -19,12 +19,13 @@
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
-//! | [`session`] | one torrent alive: connecting (`link`), peer tasks, shared state, choker, uploads, announcers, dialler, verification | IO |
+//! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
+//! | [`session`] | one torrent alive: connecting (`link`), peer tasks, web seed tasks (`webseed`), shared state, choker, uploads, announcers, dialler, verification | IO |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
 //! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
-//! Still to come, with room left for them: the extensions (BEP 5/6/9/11/19).
+//! Still to come, with room left for them: the extensions (BEP 5/6/9/11).
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `fetch`: nothing from the crate.
@@ -32,7 +33,7 @@
 //! - `tracker` (client): bencode, types, fetch.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`: bitfield, types.
-//! - `storage`: bitfield, metainfo, types.
+//! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
 //! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Nothing imports `session` but the binaries and tests.
 //! - `tracker_server`: types (hex info-hashes) only; the tracker client appears in its tests, to read
@@ -53,4 +54,5 @@ pub mod tracker;
 pub mod tracker_server;
 pub mod types;
 pub mod ui;
+pub mod webseed;
 pub mod wire;

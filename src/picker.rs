@@ -175,6 +175,30 @@ impl Picker {
         max: usize,
         rng: &mut R,
     ) -> Vec<BlockRef> {
+        self.pick_inner(peer, has, max, rng, false)
+    }
+
+    /// Like [`Picker::pick`] for a web seed (BEP 19), which has everything and wants long byte ranges:
+    /// a new piece is chosen by strategy, then the run goes on with the following pieces while they
+    /// are missing, so one HTTP request can cover many pieces.
+    pub fn pick_run<R: Rng>(
+        &mut self,
+        peer: PeerKey,
+        has: &Bitfield,
+        max: usize,
+        rng: &mut R,
+    ) -> Vec<BlockRef> {
+        self.pick_inner(peer, has, max, rng, true)
+    }
+
+    fn pick_inner<R: Rng>(
+        &mut self,
+        peer: PeerKey,
+        has: &Bitfield,
+        max: usize,
+        rng: &mut R,
+        contiguous: bool,
+    ) -> Vec<BlockRef> {
         let mut out = Vec::new();
         if max == 0 {
             return out;
@@ -187,10 +211,16 @@ impl Picker {
             }
         }
         // 2. New pieces.
+        let mut last: Option<u32> = None;
         while out.len() < max && self.active.len() < self.max_active && self.missing > 0 {
-            let Some(i) = self.choose_new(has, rng) else {
+            let next = last
+                .map(|l| l + 1)
+                .filter(|&n| contiguous && n < self.lengths.piece_count() && has.get(n))
+                .filter(|&n| matches!(self.pieces[n as usize], Piece::Missing));
+            let Some(i) = next.or_else(|| self.choose_new(has, rng)) else {
                 break;
             };
+            last = Some(i);
             self.start(i);
             if self.failed.get(i) {
                 self.active_mut(i).owner = Some(peer);

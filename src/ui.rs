@@ -121,15 +121,29 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
             continue;
         }
         eprintln!(
-            "progress: {:.1}% {}/{} {}/s peers {} ETA {}",
+            "progress: {:.1}% {}/{} {}/s peers {}{} ETA {}",
             percent(&s),
             human_size(s.have),
             human_size(s.total),
             human_size(r as u64),
             s.peers,
+            web_part(&s),
             eta(&s, r)
         );
     }
+}
+
+/// ` web seeds 2 (web 10.0 MiB, peers 4.5 MiB)` when the torrent has web seeds, else nothing.
+fn web_part(s: &Snapshot) -> String {
+    if s.web_seeds == 0 && s.from_web == 0 {
+        return String::new();
+    }
+    format!(
+        " web seeds {} (web {}, peers {})",
+        s.web_seeds,
+        human_size(s.from_web),
+        human_size(s.from_peers)
+    )
 }
 
 /// `uploaded 80.1 MiB (2.00x), 12.0 MiB/s up, peers 3`.
@@ -180,9 +194,10 @@ async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
             continue;
         }
         pb.set_message(format!(
-            "{}/s  {} peers  ETA {}",
+            "{}/s  {} peers{}  ETA {}",
             human_size(r as u64),
             s.peers,
+            web_part(&s),
             eta(&s, r)
         ));
     }
@@ -228,6 +243,22 @@ pub fn summary(name: &str, o: &Outcome) -> String {
     }
     for (addr, why) in &o.banned {
         out.push_str(&format!("  banned {addr}: {why}\n"));
+    }
+    if !o.web_seeds.is_empty() {
+        out.push_str(&format!(
+            "  from web seeds: {} bytes, from peers: {} bytes\n",
+            o.from_web, o.from_peers
+        ));
+    }
+    for (url, bytes, dropped) in &o.web_seeds {
+        let url = crate::report::clean_text(url, 0);
+        match dropped {
+            Some(why) => out.push_str(&format!(
+                "  web seed {url}: {bytes} bytes, dropped: {}\n",
+                crate::report::clean_text(why, 0)
+            )),
+            None => out.push_str(&format!("  web seed {url}: {bytes} bytes\n")),
+        }
     }
     out
 }

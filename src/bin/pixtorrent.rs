@@ -96,6 +96,16 @@ struct Cli {
     #[arg(long, value_name = "R", requires = "seed")]
     seed_ratio: Option<f64>,
 
+    /// Do not use the torrent's web seeds (its `url-list`); those given with --web-seed still are.
+    #[arg(long)]
+    no_web_seeds: bool,
+
+    /// Also download from this HTTP(S) mirror (BEP 19 web seed); repeatable. For a multi-file torrent
+    /// it is a base URL to which NAME/PATH is appended; for a single file, the file's URL (or a
+    /// directory URL ending in `/`).
+    #[arg(long = "web-seed", value_name = "URL")]
+    web_seed: Vec<String>,
+
     /// More logging: -v for debug from pixtorrent, -vv for everything.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -239,6 +249,14 @@ async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
         Strategy::Sequential => picker::Strategy::Sequential,
         Strategy::Random => picker::Strategy::Random,
     };
+    if !cli.no_web_seeds {
+        config.web_seeds.extend(meta.url_list.iter().cloned());
+    }
+    for url in &cli.web_seed {
+        if !config.web_seeds.contains(url) {
+            config.web_seeds.push(url.clone());
+        }
+    }
     let name = meta.info.name.clone();
     let handle = session::start(Arc::new(meta), config, interrupted());
     let ui = tokio::spawn(ui::show(handle.progress, name.clone()));

@@ -250,3 +250,49 @@ fn stale_verification_results_are_ignored() {
     p.verified(lengths().piece(0).unwrap(), true);
     assert!(!p.have().get(0), "piece 0 was never complete");
 }
+
+#[test]
+fn a_web_seed_run_extends_through_the_following_missing_pieces() {
+    for seed in 0..20 {
+        // Pieces 2 and 6 are held: runs stop at them.
+        let mut p = with_have(Strategy::Random, &[2, 6]);
+        let mut r = StdRng::seed_from_u64(seed);
+        let got = p.pick_run(9, &Bitfield::full(8), 6, &mut r);
+        let ps = pieces_of(&got);
+        assert!(got.len() >= 2, "seed {seed}: {ps:?}");
+        // Every piece after the first follows its predecessor unless a held piece broke the run.
+        for w in ps.windows(2) {
+            assert!(
+                w[1] == w[0] + 1
+                    || [2, 6].contains(&(w[0] + 1))
+                    || w[0] == 7
+                    || ps.contains(&(w[0] + 1)),
+                "seed {seed}: {ps:?}"
+            );
+        }
+    }
+    // Sequential from the start: one run 0..=2 with max 6 blocks.
+    let mut p = with_have(Strategy::Sequential, &[]);
+    let got = p.pick_run(9, &Bitfield::full(8), 6, &mut rng());
+    assert_eq!(pieces_of(&got), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_web_seed_run_does_not_take_pieces_others_are_fetching() {
+    let mut p = with_have(Strategy::Sequential, &[]);
+    let peer = p.pick(1, &Bitfield::full(8), 2, &mut rng());
+    assert_eq!(pieces_of(&peer), vec![0]);
+    let web = p.pick_run(9, &Bitfield::full(8), 4, &mut rng());
+    assert_eq!(pieces_of(&web), vec![1, 2]);
+    // Plain pick stays random-per-piece: it doesn't chain (checked through the Random strategy).
+    let mut chained = 0;
+    for seed in 0..30 {
+        let mut p = with_have(Strategy::Random, &[]);
+        let got = p.pick(1, &Bitfield::full(8), 4, &mut StdRng::seed_from_u64(seed));
+        let ps = pieces_of(&got);
+        if ps.len() == 2 && ps[1] == ps[0] + 1 {
+            chained += 1;
+        }
+    }
+    assert!(chained < 30, "pick is not run-building");
+}

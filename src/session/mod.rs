@@ -10,6 +10,7 @@ pub mod pool;
 pub mod state;
 pub mod upload;
 mod verify;
+pub mod webseed;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use rand::SeedableRng;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
-use crate::metainfo::Metainfo;
+use crate::metainfo::{FileEntry, Metainfo};
 use crate::picker::{Picker, Strategy};
 use crate::storage::mmap::MmapStorage;
 use crate::storage::{recheck, Storage, StorageError};
@@ -58,6 +59,11 @@ pub struct Config {
     pub seed_time: Option<Duration>,
     /// Stop seeding once uploaded / size reaches this (`None`: no limit).
     pub seed_ratio: Option<f64>,
+    /// Web seed URLs (BEP 19): the torrent's `url-list` unless turned off, plus any given.
+    pub web_seeds: Vec<String>,
+    /// Connections per web seed: 2, so one request's round trip overlaps the other's transfer
+    /// (libtorrent uses 1, aria2 up to 5 split over mirrors); bounded so a mirror never sees a flood.
+    pub web_seed_connections: usize,
 }
 
 impl Config {
@@ -76,6 +82,8 @@ impl Config {
             seed: false,
             seed_time: None,
             seed_ratio: None,
+            web_seeds: Vec::new(),
+            web_seed_connections: 2,
         }
     }
 }
@@ -106,8 +114,8 @@ pub enum SessionError {
     /// No tracker answered and no peer was found.
     #[error("no tracker reachable and no peers found ({0})")]
     NoPeers(String),
-    /// The torrent has no way to find peers.
-    #[error("the torrent lists no trackers, and DHT and web seeds are not supported yet")]
+    /// The torrent has no way to find peers or data.
+    #[error("the torrent lists no trackers and no web seeds, and DHT is not supported yet")]
     NoTrackers,
     /// Interrupted by the user.
     #[error("interrupted")]
@@ -130,6 +138,12 @@ pub struct Snapshot {
     pub uploaded: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Web seeds still in use.
+    pub web_seeds: usize,
+    /// Useful bytes from web seeds this run.
+    pub from_web: u64,
+    /// Useful bytes from peers this run.
+    pub from_peers: u64,
     /// Whether the start-up re-check is still running.
     pub checking: bool,
 }
@@ -157,6 +171,12 @@ pub struct Outcome {
     pub peers: Vec<(SocketAddr, String, u64)>,
     /// Banned addresses and why.
     pub banned: Vec<(SocketAddr, String)>,
+    /// Every web seed: URL, useful bytes, why it was dropped (if it was).
+    pub web_seeds: Vec<(String, u64, Option<String>)>,
+    /// Useful bytes from web seeds.
+    pub from_web: u64,
+    /// Useful bytes from peers.
+    pub from_peers: u64,
     /// The port we listened on.
     pub port: u16,
 }
@@ -170,6 +190,8 @@ pub struct Ctx {
     /// The port we listen on (0 until bound).
     pub(crate) port: u16,
     pub(crate) hashes: Vec<[u8; 20]>,
+    /// The files, in torrent order (web seeds request per file).
+    pub(crate) files: Vec<FileEntry>,
     pub(crate) config: Config,
     pub(crate) storage: Arc<dyn Storage>,
     /// The torrent's state. A `std` mutex, held only in short synchronous sections and never across
@@ -232,7 +254,7 @@ async fn run(
 ) -> Result<Outcome, SessionError> {
     let started = Instant::now();
     let tiers = meta.tiers();
-    if tiers.is_empty() {
+    if tiers.is_empty() && config.web_seeds.is_empty() {
         return Err(SessionError::NoTrackers);
     }
     std::fs::create_dir_all(&config.output).map_err(|error| SessionError::Output {
@@ -286,6 +308,7 @@ async fn run(
         lengths,
         port,
         hashes: meta.info.piece_hashes.clone(),
+        files: meta.info.files.clone(),
         config: config.clone(),
         storage,
         torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::from_os_rng())),
@@ -306,6 +329,17 @@ async fn run(
             .map_err(|e| SessionError::Fatal(e.to_string()))?,
     );
     let mut tasks = tokio::task::JoinSet::new();
+    for mirror in mirrors(&ctx, &meta) {
+        let client = webseed::client(config.connect_timeout).map_err(SessionError::Fatal)?;
+        let mirror = Arc::new(mirror);
+        for _ in 0..config.web_seed_connections.max(1) {
+            tasks.spawn(webseed::connection(
+                ctx.clone(),
+                client.clone(),
+                mirror.clone(),
+            ));
+        }
+    }
     tasks.spawn(accept_loop(ctx.clone(), listener));
     tasks.spawn(dial_loop(ctx.clone()));
     tasks.spawn(choke_loop(ctx.clone()));
@@ -380,6 +414,30 @@ async fn run(
     Ok(outcome(&ctx, pieces_on_disk, started, seeding_since, port))
 }
 
+/// The web seeds of the session, recorded in the torrent state; those with unusable URLs are recorded
+/// as dropped and get no task.
+fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<webseed::Mirror> {
+    let mut t = ctx.lock();
+    let mut out = Vec::new();
+    for url in &ctx.config.web_seeds {
+        let index = t.web.len();
+        let mut health = crate::webseed::health::Health::default();
+        match crate::webseed::file_urls(url, &meta.info) {
+            Ok(urls) => out.push(webseed::Mirror { index, urls }),
+            Err(e) => {
+                tracing::warn!(%url, "web seed not used: {e}");
+                health.drop_now(e.to_string());
+            }
+        }
+        t.web.push(state::WebSeed {
+            url: url.clone(),
+            health,
+            bytes: 0,
+        });
+    }
+    out
+}
+
 /// Fails fast on an output directory we cannot write, before any network traffic.
 fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
     let probe = dir.join(format!(".pixtorrent-write-test-{}", std::process::id()));
@@ -395,14 +453,29 @@ fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
 /// peer and no address to try: nothing will ever arrive.
 fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
     let t = ctx.lock();
+    if t.web.iter().any(|w| w.health.dropped().is_none()) {
+        return None;
+    }
+    let web = t.web.iter().rev().find_map(|w| w.health.last_error());
     let all_tried = t.trackers.tiers_tried >= t.trackers.tiers && t.trackers.answered == 0;
     let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
     let settled = started.elapsed() > Duration::from_secs(5);
     (all_tried && no_peers && settled && t.trackers.peers_seen == 0).then(|| {
-        t.trackers
-            .last_error
-            .clone()
-            .unwrap_or_else(|| "no tracker answered".into())
+        let trackers = if t.trackers.tiers == 0 {
+            None
+        } else {
+            Some(
+                t.trackers
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no tracker answered".into()),
+            )
+        };
+        match (trackers, web) {
+            (Some(tr), Some(w)) => format!("{tr}; every web seed failed, last: {w}"),
+            (Some(tr), None) => tr,
+            (None, w) => format!("every web seed failed, last: {}", w.unwrap_or("?")),
+        }
     })
 }
 
@@ -546,6 +619,13 @@ fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
         fetched: t.fetched,
         uploaded: t.uploaded,
         peers: t.peers.len(),
+        web_seeds: t
+            .web
+            .iter()
+            .filter(|w| w.health.dropped().is_none())
+            .count(),
+        from_web: t.from_web,
+        from_peers: t.from_peers,
         checking: false,
     });
 }
@@ -579,6 +659,19 @@ fn outcome(
         seeded: seeding_since.map(|s| s.elapsed()),
         peers,
         banned,
+        web_seeds: t
+            .web
+            .iter()
+            .map(|w| {
+                (
+                    w.url.clone(),
+                    w.bytes,
+                    w.health.dropped().map(str::to_string),
+                )
+            })
+            .collect(),
+        from_web: t.from_web,
+        from_peers: t.from_peers,
         port,
     }
 }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::state::{Command, PeerStats};
+use super::state::{Command, PeerStats, Source};
 use super::upload::{Uploads, MAX_QUEUED};
 use super::Ctx;
 use crate::bitfield::Bitfield;
@@ -350,10 +350,10 @@ impl Conn {
         }
         self.last_useful = now;
         let piece_len = lengths.piece_len(block.piece);
-        let complete = self
-            .ctx
-            .lock()
-            .block(self.key, self.addr, block, data, piece_len);
+        let complete =
+            self.ctx
+                .lock()
+                .block(self.key, Source::Peer(self.addr), block, data, piece_len);
         if let Some(c) = complete {
             super::verify::spawn(self.ctx.clone(), c);
         }

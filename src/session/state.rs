@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, Picker, Receipt};
 use crate::types::{BlockRef, PieceIndex};
+use crate::webseed::health::Health;
 
 /// A peer that alone sent this many pieces that failed their hash check is banned for the session.
 pub const MAX_STRIKES: u32 = 3;
@@ -59,11 +60,31 @@ pub struct PeerStats {
     pub new: bool,
 }
 
+/// Where a block came from: a BitTorrent peer or a web seed (by its index in [`Torrent::web`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A connected peer.
+    Peer(SocketAddr),
+    /// A web seed (BEP 19).
+    Web(usize),
+}
+
+/// A web seed as the torrent knows it.
+#[derive(Debug, Clone)]
+pub struct WebSeed {
+    /// The URL as given (the torrent's `url-list` or `--web-seed`).
+    pub url: String,
+    /// Backoff, strikes, dropped.
+    pub health: Health,
+    /// Useful block bytes it sent.
+    pub bytes: u64,
+}
+
 /// A piece being assembled in memory.
 struct PieceBuf {
     data: Vec<u8>,
-    /// Peers that delivered at least one block of it.
-    contributors: Vec<SocketAddr>,
+    /// Sources that delivered at least one block of it.
+    contributors: Vec<Source>,
 }
 
 /// A complete piece ready to be hashed.
@@ -73,7 +94,7 @@ pub struct Complete {
     /// Its bytes.
     pub data: Vec<u8>,
     /// Who delivered them (blamed if the hash fails).
-    pub contributors: Vec<SocketAddr>,
+    pub contributors: Vec<Source>,
 }
 
 /// Totals for one peer address over the session.
@@ -110,6 +131,12 @@ pub struct Torrent {
     pub uploaded: u64,
     /// Per address: client and useful bytes.
     pub tallies: HashMap<SocketAddr, PeerTally>,
+    /// Web seeds, indexed by [`Source::Web`].
+    pub web: Vec<WebSeed>,
+    /// Useful bytes from web seeds.
+    pub from_web: u64,
+    /// Useful bytes from peers.
+    pub from_peers: u64,
     /// Randomness for the picker.
     pub rng: StdRng,
     /// Peer addresses to dial.
@@ -150,6 +177,9 @@ impl Torrent {
             verified_bytes: 0,
             uploaded: 0,
             tallies: HashMap::new(),
+            web: Vec::new(),
+            from_web: 0,
+            from_peers: 0,
             rng,
             pool: Default::default(),
             trackers: Default::default(),
@@ -171,6 +201,13 @@ impl Torrent {
         (key, self.picker.have().clone())
     }
 
+    /// A key for a picker client that is not a registered peer (a web seed connection).
+    pub fn new_key(&mut self) -> PeerKey {
+        let key = self.next_key;
+        self.next_key += 1;
+        key
+    }
+
     /// A peer task ended: forget it and what it had; `pending` blocks go back to the pool.
     pub fn unregister(&mut self, key: PeerKey, has: &Bitfield, pending: &[BlockRef]) {
         for b in pending {
@@ -189,7 +226,7 @@ impl Torrent {
     pub fn block(
         &mut self,
         key: PeerKey,
-        addr: SocketAddr,
+        source: Source,
         block: BlockRef,
         data: &[u8],
         piece_len: u32,
@@ -206,7 +243,19 @@ impl Torrent {
                         let _ = p.tx.send(Command::Cancel(block));
                     }
                 }
-                self.tallies.entry(addr).or_default().bytes += data.len() as u64;
+                let n = data.len() as u64;
+                match source {
+                    Source::Peer(addr) => {
+                        self.tallies.entry(addr).or_default().bytes += n;
+                        self.from_peers += n;
+                    }
+                    Source::Web(i) => {
+                        if let Some(w) = self.web.get_mut(i) {
+                            w.bytes += n;
+                        }
+                        self.from_web += n;
+                    }
+                }
                 let i = block.piece.get();
                 let buf = self.buffers.entry(i).or_insert_with(|| PieceBuf {
                     data: vec![0; piece_len as usize],
@@ -214,8 +263,8 @@ impl Torrent {
                 });
                 let at = block.offset as usize;
                 buf.data[at..at + data.len()].copy_from_slice(data);
-                if !buf.contributors.contains(&addr) {
-                    buf.contributors.push(addr);
+                if !buf.contributors.contains(&source) {
+                    buf.contributors.push(source);
                 }
                 if !complete {
                     return None;
@@ -231,14 +280,14 @@ impl Torrent {
     }
 
     /// The hash check of `piece` finished. Good: tell every peer that lacks it. Bad: blame the
-    /// contributors; returns the addresses banned just now.
+    /// contributors; returns the addresses banned (or web seeds dropped) just now.
     pub fn verified(
         &mut self,
         piece: PieceIndex,
         ok: bool,
         len: u32,
-        contributors: &[SocketAddr],
-    ) -> Vec<SocketAddr> {
+        contributors: &[Source],
+    ) -> Vec<Source> {
         self.picker.verified(piece, ok);
         if ok {
             self.verified_bytes += u64::from(len);
@@ -253,16 +302,31 @@ impl Torrent {
         // Blame only a sole contributor. A piece that failed with several is fetched again from one
         // peer only (the picker's single-source retry), so the next failure names the culprit
         // exactly and an honest peer that shared a bad piece is never banned for it.
-        if let [addr] = contributors {
-            let n = self.strikes.entry(*addr).or_default();
-            *n += 1;
-            if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
-                self.banned
-                    .insert(*addr, format!("sent {n} pieces that failed the hash check"));
-                newly.push(*addr);
+        match contributors {
+            [Source::Peer(addr)] => {
+                let n = self.strikes.entry(*addr).or_default();
+                *n += 1;
+                if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
+                    self.banned
+                        .insert(*addr, format!("sent {n} pieces that failed the hash check"));
+                    newly.push(Source::Peer(*addr));
+                }
             }
+            [Source::Web(i)] => {
+                let why = format!("piece {} failed its hash check", piece.get());
+                if let Some(w) = self.web.get_mut(*i) {
+                    if w.health.strike(&why, std::time::Instant::now()) {
+                        newly.push(Source::Web(*i));
+                    }
+                }
+            }
+            _ => {}
         }
-        for p in self.peers.values().filter(|p| newly.contains(&p.addr)) {
+        for p in self
+            .peers
+            .values()
+            .filter(|p| newly.contains(&Source::Peer(p.addr)))
+        {
             self.banned_ids.insert(p.id);
             let _ =
                 p.tx.send(Command::Disconnect("banned: took part in bad pieces"));
@@ -306,10 +370,22 @@ mod tests {
         };
         assert_eq!(blocks.len(), 2);
         let len = 2 * BLOCK_LEN;
-        let first = t.block(key, a, blocks[0], &vec![1; BLOCK_LEN as usize], len);
+        let first = t.block(
+            key,
+            Source::Peer(a),
+            blocks[0],
+            &vec![1; BLOCK_LEN as usize],
+            len,
+        );
         assert!(first.is_none());
-        t.block(key, a, blocks[1], &vec![2; BLOCK_LEN as usize], len)
-            .expect("second block completes the piece")
+        t.block(
+            key,
+            Source::Peer(a),
+            blocks[1],
+            &vec![2; BLOCK_LEN as usize],
+            len,
+        )
+        .expect("second block completes the piece")
     }
 
     #[test]
@@ -328,7 +404,7 @@ mod tests {
         assert_eq!(c.data.len(), 2 * BLOCK_LEN as usize);
         assert_eq!(c.data[0], 1);
         assert_eq!(c.data[BLOCK_LEN as usize], 2);
-        assert_eq!(c.contributors, vec![addr(1)]);
+        assert_eq!(c.contributors, vec![Source::Peer(addr(1))]);
         assert!(t
             .verified(c.piece, true, 2 * BLOCK_LEN, &c.contributors)
             .is_empty());
@@ -373,7 +449,7 @@ mod tests {
         };
         t.block(
             1,
-            addr(1),
+            Source::Peer(addr(1)),
             b[0],
             &vec![0; BLOCK_LEN as usize],
             2 * BLOCK_LEN,
@@ -381,7 +457,7 @@ mod tests {
         let c = t
             .block(
                 2,
-                addr(2),
+                Source::Peer(addr(2)),
                 b[1],
                 &vec![0; BLOCK_LEN as usize],
                 2 * BLOCK_LEN,

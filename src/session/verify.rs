@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::state::Complete;
+use super::state::{Complete, Source};
 use super::{Ctx, Status};
 use crate::storage::hash_matches;
 
@@ -50,8 +50,20 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
                 "piece failed its hash check"
             );
         }
-        for addr in banned {
-            tracing::info!(peer = %addr, "banned: took part in pieces that failed the hash check");
+        for source in banned {
+            match source {
+                Source::Peer(addr) => tracing::info!(
+                    peer = %addr,
+                    "banned: took part in pieces that failed the hash check"
+                ),
+                Source::Web(i) => {
+                    let url = ctx.lock().web.get(i).map(|w| w.url.clone());
+                    tracing::warn!(
+                        url = url.as_deref().unwrap_or("?"),
+                        "web seed dropped: pieces failed the hash check"
+                    );
+                }
+            }
         }
         if complete {
             ctx.status.send_if_modified(|s| {
