@@ -7,10 +7,14 @@ pub mod choker;
 pub mod link;
 pub mod peer;
 pub mod pool;
+mod progress;
 pub mod state;
 pub mod upload;
 mod verify;
 pub mod webseed;
+
+use progress::{outcome, send_progress};
+pub use progress::{Outcome, Snapshot};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -112,7 +116,7 @@ pub enum SessionError {
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
     /// No tracker answered and no peer was found.
-    #[error("no tracker reachable and no peers found ({0})")]
+    #[error("nothing to download from: no tracker answered, no peer found, no web seed left ({0})")]
     NoPeers(String),
     /// The torrent has no way to find peers or data.
     #[error("the torrent lists no trackers and no web seeds, and DHT is not supported yet")]
@@ -123,62 +127,6 @@ pub enum SessionError {
     /// Anything else fatal.
     #[error("{0}")]
     Fatal(String),
-}
-
-/// A progress sample for the UI.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Bytes verified on disk.
-    pub have: u64,
-    /// Torrent size.
-    pub total: u64,
-    /// Block bytes received this run.
-    pub fetched: u64,
-    /// Block bytes sent this run.
-    pub uploaded: u64,
-    /// Connected peers.
-    pub peers: usize,
-    /// Web seeds still in use.
-    pub web_seeds: usize,
-    /// Useful bytes from web seeds this run.
-    pub from_web: u64,
-    /// Useful bytes from peers this run.
-    pub from_peers: u64,
-    /// Whether the start-up re-check is still running.
-    pub checking: bool,
-}
-
-/// How a finished download went, for the summary.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// Torrent size.
-    pub total: u64,
-    /// Pieces.
-    pub pieces: u32,
-    /// Pieces already verified on disk at the start.
-    pub pieces_on_disk: u32,
-    /// Block bytes received.
-    pub fetched: u64,
-    /// Received bytes that were duplicates, unusable, or in pieces that failed.
-    pub wasted: u64,
-    /// Block bytes uploaded.
-    pub uploaded: u64,
-    /// Wall time from start until every piece was verified.
-    pub elapsed: Duration,
-    /// Time spent seeding after that (`--seed`), if any.
-    pub seeded: Option<Duration>,
-    /// Per peer that sent useful data: address, client, bytes.
-    pub peers: Vec<(SocketAddr, String, u64)>,
-    /// Banned addresses and why.
-    pub banned: Vec<(SocketAddr, String)>,
-    /// Every web seed: URL, useful bytes, why it was dropped (if it was).
-    pub web_seeds: Vec<(String, u64, Option<String>)>,
-    /// Useful bytes from web seeds.
-    pub from_web: u64,
-    /// Useful bytes from peers.
-    pub from_peers: u64,
-    /// The port we listened on.
-    pub port: u16,
 }
 
 /// What the tasks of one torrent share.
@@ -329,7 +277,7 @@ async fn run(
             .map_err(|e| SessionError::Fatal(e.to_string()))?,
     );
     let mut tasks = tokio::task::JoinSet::new();
-    for mirror in mirrors(&ctx, &meta) {
+    for mirror in webseed::mirrors(&ctx, &meta) {
         let client = webseed::client(config.connect_timeout).map_err(SessionError::Fatal)?;
         let mirror = Arc::new(mirror);
         for _ in 0..config.web_seed_connections.max(1) {
@@ -412,30 +360,6 @@ async fn run(
         return Err(e.into());
     }
     Ok(outcome(&ctx, pieces_on_disk, started, seeding_since, port))
-}
-
-/// The web seeds of the session, recorded in the torrent state; those with unusable URLs are recorded
-/// as dropped and get no task.
-fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<webseed::Mirror> {
-    let mut t = ctx.lock();
-    let mut out = Vec::new();
-    for url in &ctx.config.web_seeds {
-        let index = t.web.len();
-        let mut health = crate::webseed::health::Health::default();
-        match crate::webseed::file_urls(url, &meta.info) {
-            Ok(urls) => out.push(webseed::Mirror { index, urls }),
-            Err(e) => {
-                tracing::warn!(%url, "web seed not used: {e}");
-                health.drop_now(e.to_string());
-            }
-        }
-        t.web.push(state::WebSeed {
-            url: url.clone(),
-            health,
-            bytes: 0,
-        });
-    }
-    out
 }
 
 /// Fails fast on an output directory we cannot write, before any network traffic.
@@ -607,71 +531,5 @@ async fn dial_loop(ctx: Arc<Ctx>) {
             _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-    }
-}
-
-fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
-    let t = ctx.lock();
-    let total = ctx.lengths.total();
-    progress.send_replace(Snapshot {
-        have: total - t.picker.left(),
-        total,
-        fetched: t.fetched,
-        uploaded: t.uploaded,
-        peers: t.peers.len(),
-        web_seeds: t
-            .web
-            .iter()
-            .filter(|w| w.health.dropped().is_none())
-            .count(),
-        from_web: t.from_web,
-        from_peers: t.from_peers,
-        checking: false,
-    });
-}
-
-fn outcome(
-    ctx: &Ctx,
-    pieces_on_disk: u32,
-    started: Instant,
-    seeding_since: Option<Instant>,
-    port: u16,
-) -> Outcome {
-    let t = ctx.lock();
-    let mut peers: Vec<(SocketAddr, String, u64)> = t
-        .tallies
-        .iter()
-        .filter(|(_, v)| v.bytes > 0)
-        .map(|(a, v)| (*a, v.client.clone(), v.bytes))
-        .collect();
-    peers.sort_by_key(|p| std::cmp::Reverse(p.2));
-    let mut banned: Vec<(SocketAddr, String)> =
-        t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
-    banned.sort();
-    Outcome {
-        total: ctx.lengths.total(),
-        pieces: ctx.lengths.piece_count(),
-        pieces_on_disk,
-        fetched: t.fetched,
-        wasted: t.wasted,
-        uploaded: t.uploaded,
-        elapsed: seeding_since.map_or_else(|| started.elapsed(), |s| s - started),
-        seeded: seeding_since.map(|s| s.elapsed()),
-        peers,
-        banned,
-        web_seeds: t
-            .web
-            .iter()
-            .map(|w| {
-                (
-                    w.url.clone(),
-                    w.bytes,
-                    w.health.dropped().map(str::to_string),
-                )
-            })
-            .collect(),
-        from_web: t.from_web,
-        from_peers: t.from_peers,
-        port,
     }
 }

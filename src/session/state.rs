@@ -78,6 +78,8 @@ pub struct WebSeed {
     pub health: Health,
     /// Useful block bytes it sent.
     pub bytes: u64,
+    /// The pieces we ask it for: all, less those it served wrong (the picker's "has" for it).
+    pub has: Bitfield,
 }
 
 /// A piece being assembled in memory.
@@ -137,6 +139,9 @@ pub struct Torrent {
     pub from_web: u64,
     /// Useful bytes from peers.
     pub from_peers: u64,
+    /// Pieces a web seed alone sent wrong, and which ones: they are struck once another source
+    /// proves the piece (see [`Torrent::verified`]).
+    web_failed: HashMap<u32, Vec<usize>>,
     /// Randomness for the picker.
     pub rng: StdRng,
     /// Peer addresses to dial.
@@ -180,6 +185,7 @@ impl Torrent {
             web: Vec::new(),
             from_web: 0,
             from_peers: 0,
+            web_failed: HashMap::new(),
             rng,
             pool: Default::default(),
             trackers: Default::default(),
@@ -281,6 +287,11 @@ impl Torrent {
 
     /// The hash check of `piece` finished. Good: tell every peer that lacks it. Bad: blame the
     /// contributors; returns the addresses banned (or web seeds dropped) just now.
+    ///
+    /// A web seed that alone sent a bad piece is not asked for that piece again, and takes a strike
+    /// only once another source delivers the piece intact. The Internet Archive rewrites files such
+    /// as `ITEM_meta.xml` after making the torrent, so every mirror then serves the same "bad" piece:
+    /// that is not a broken mirror, and dropping all of them for it would stall the whole download.
     pub fn verified(
         &mut self,
         piece: PieceIndex,
@@ -295,7 +306,16 @@ impl Torrent {
             for p in self.peers.values() {
                 let _ = p.tx.send(Command::Have(piece.get()));
             }
-            return Vec::new();
+            let mut dropped = Vec::new();
+            let why = format!("sent piece {} wrong", piece.get());
+            for i in self.web_failed.remove(&piece.get()).unwrap_or_default() {
+                if let Some(w) = self.web.get_mut(i) {
+                    if w.health.proven(&why, std::time::Instant::now()) {
+                        dropped.push(Source::Web(i));
+                    }
+                }
+            }
+            return dropped;
         }
         self.wasted += u64::from(len);
         let mut newly = Vec::new();
@@ -313,10 +333,15 @@ impl Torrent {
                 }
             }
             [Source::Web(i)] => {
-                let why = format!("piece {} failed its hash check", piece.get());
                 if let Some(w) = self.web.get_mut(*i) {
-                    if w.health.strike(&why, std::time::Instant::now()) {
-                        newly.push(Source::Web(*i));
+                    w.has.clear(piece.get());
+                    let failed = self.web_failed.entry(piece.get()).or_default();
+                    if !failed.contains(i) {
+                        failed.push(*i);
+                        let why = format!("piece {} failed its hash check", piece.get());
+                        if w.health.suspect(&why) {
+                            newly.push(Source::Web(*i));
+                        }
                     }
                 }
             }
@@ -341,161 +366,4 @@ impl Torrent {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{Lengths, BLOCK_LEN};
-    use rand::SeedableRng;
-    use tokio::sync::mpsc;
-
-    fn torrent() -> (Torrent, Lengths) {
-        let lengths = Lengths::new(4 * 2 * u64::from(BLOCK_LEN), 2 * BLOCK_LEN).unwrap();
-        let picker = Picker::new(
-            lengths,
-            crate::picker::Strategy::Sequential,
-            Bitfield::new(4),
-            8,
-        );
-        (Torrent::new(picker, StdRng::seed_from_u64(1)), lengths)
-    }
-
-    fn addr(p: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], p))
-    }
-
-    fn fetch_piece(t: &mut Torrent, key: PeerKey, a: SocketAddr) -> Complete {
-        let has = Bitfield::full(4);
-        let blocks = {
-            let Torrent { picker, rng, .. } = t;
-            picker.pick(key, &has, 2, rng)
-        };
-        assert_eq!(blocks.len(), 2);
-        let len = 2 * BLOCK_LEN;
-        let first = t.block(
-            key,
-            Source::Peer(a),
-            blocks[0],
-            &vec![1; BLOCK_LEN as usize],
-            len,
-        );
-        assert!(first.is_none());
-        t.block(
-            key,
-            Source::Peer(a),
-            blocks[1],
-            &vec![2; BLOCK_LEN as usize],
-            len,
-        )
-        .expect("second block completes the piece")
-    }
-
-    #[test]
-    fn blocks_assemble_into_a_piece_and_good_pieces_are_announced() {
-        let (mut t, _) = torrent();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (key, ours) = t.register(PeerEntry {
-            addr: addr(1),
-            id: [1; 20],
-            tx,
-            stats: Default::default(),
-            unchoked: false,
-        });
-        assert_eq!(ours.count(), 0);
-        let c = fetch_piece(&mut t, key, addr(1));
-        assert_eq!(c.data.len(), 2 * BLOCK_LEN as usize);
-        assert_eq!(c.data[0], 1);
-        assert_eq!(c.data[BLOCK_LEN as usize], 2);
-        assert_eq!(c.contributors, vec![Source::Peer(addr(1))]);
-        assert!(t
-            .verified(c.piece, true, 2 * BLOCK_LEN, &c.contributors)
-            .is_empty());
-        assert!(matches!(rx.try_recv(), Ok(Command::Have(0))));
-        assert_eq!(t.fetched, 2 * u64::from(BLOCK_LEN));
-        assert_eq!(t.tallies[&addr(1)].bytes, 2 * u64::from(BLOCK_LEN));
-        assert_eq!(t.buffered(), 0);
-    }
-
-    #[test]
-    fn a_sole_contributor_of_three_bad_pieces_is_banned_and_disconnected() {
-        let (mut t, _) = torrent();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (key, _) = t.register(PeerEntry {
-            addr: addr(9),
-            id: [9; 20],
-            tx,
-            stats: Default::default(),
-            unchoked: false,
-        });
-        for round in 1..=3 {
-            let c = fetch_piece(&mut t, key, addr(9));
-            let banned = t.verified(c.piece, false, 2 * BLOCK_LEN, &c.contributors);
-            assert_eq!(banned.is_empty(), round < 3, "round {round}");
-        }
-        assert!(t.is_banned(&addr(9), None));
-        assert!(
-            t.is_banned(&addr(10), Some(&[9; 20])),
-            "banned by peer id too"
-        );
-        assert!(matches!(rx.try_recv(), Ok(Command::Disconnect(_))));
-        assert_eq!(t.wasted, 3 * 2 * u64::from(BLOCK_LEN));
-    }
-
-    #[test]
-    fn a_shared_bad_piece_blames_no_one() {
-        let (mut t, _) = torrent();
-        let has = Bitfield::full(4);
-        let b = {
-            let Torrent { picker, rng, .. } = &mut t;
-            picker.pick(1, &has, 2, rng)
-        };
-        t.block(
-            1,
-            Source::Peer(addr(1)),
-            b[0],
-            &vec![0; BLOCK_LEN as usize],
-            2 * BLOCK_LEN,
-        );
-        let c = t
-            .block(
-                2,
-                Source::Peer(addr(2)),
-                b[1],
-                &vec![0; BLOCK_LEN as usize],
-                2 * BLOCK_LEN,
-            )
-            .unwrap();
-        assert_eq!(c.contributors.len(), 2);
-        for _ in 0..5 {
-            assert!(t
-                .verified(c.piece, false, 2 * BLOCK_LEN, &c.contributors)
-                .is_empty());
-        }
-        assert!(!t.is_banned(&addr(1), None) && !t.is_banned(&addr(2), None));
-        assert!(!t.picker.have().get(0));
-    }
-
-    #[test]
-    fn unregistering_returns_pending_blocks() {
-        let (mut t, _) = torrent();
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let (key, _) = t.register(PeerEntry {
-            addr: addr(1),
-            id: [1; 20],
-            tx,
-            stats: Default::default(),
-            unchoked: false,
-        });
-        let has = Bitfield::full(4);
-        t.picker.add_peer(&has);
-        let blocks = {
-            let Torrent { picker, rng, .. } = &mut t;
-            picker.pick(key, &has, 3, rng)
-        };
-        t.unregister(key, &has, &blocks);
-        assert!(t.peers.is_empty());
-        let again = {
-            let Torrent { picker, rng, .. } = &mut t;
-            picker.pick(7, &has, 3, rng)
-        };
-        assert_eq!(again, blocks);
-    }
-}
+mod tests;

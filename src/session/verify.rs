@@ -36,11 +36,33 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
                 return;
             }
         };
-        let (banned, complete) = {
+        let (banned, complete, no_mirror_left) = {
             let mut t = ctx.lock();
             let banned = t.verified(piece, ok, len, &contributors);
-            (banned, t.picker.is_complete())
+            let web_failed = !ok && matches!(contributors[..], [Source::Web(_)]);
+            let no_mirror_left = web_failed
+                && t.web
+                    .iter()
+                    .all(|w| w.health.dropped().is_some() || !w.has.get(piece.get()));
+            (banned, t.picker.is_complete(), no_mirror_left)
         };
+        if no_mirror_left {
+            let start = ctx.lengths.piece_offset(piece);
+            let end = start + u64::from(len);
+            let files: Vec<String> = ctx
+                .files
+                .iter()
+                .filter(|f| f.offset < end && f.offset + f.length > start && !f.attr.pad)
+                .map(|f| f.display_path())
+                .collect();
+            tracing::warn!(
+                piece = piece.get(),
+                "every web seed serves piece {} differently from the torrent ({} changed since the \
+                 torrent was made?); only peers can supply it",
+                piece.get(),
+                files.join(", ")
+            );
+        }
         if ok {
             tracing::trace!(piece = piece.get(), "piece verified");
         } else {

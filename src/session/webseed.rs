@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 
 use super::state::{Complete, Source};
 use super::Ctx;
-use crate::bitfield::Bitfield;
 use crate::fetch::describe;
+use crate::metainfo::Metainfo;
 use crate::picker::PeerKey;
 use crate::types::{BlockRef, BLOCK_LEN};
 use crate::webseed::health::Failure;
@@ -52,6 +52,31 @@ pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| describe(&e))
 }
 
+/// The web seeds of the session, recorded in the torrent state; those with unusable URLs are recorded
+/// as dropped and get no task.
+pub fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<Mirror> {
+    let mut t = ctx.lock();
+    let mut out = Vec::new();
+    for url in &ctx.config.web_seeds {
+        let index = t.web.len();
+        let mut health = crate::webseed::health::Health::default();
+        match crate::webseed::file_urls(url, &meta.info) {
+            Ok(urls) => out.push(Mirror { index, urls }),
+            Err(e) => {
+                tracing::warn!(%url, "web seed not used: {e}");
+                health.drop_now(e.to_string());
+            }
+        }
+        t.web.push(super::state::WebSeed {
+            url: url.clone(),
+            health,
+            bytes: 0,
+            has: crate::bitfield::Bitfield::full(ctx.lengths.piece_count()),
+        });
+    }
+    out
+}
+
 /// Why a request failed, and the blocks it did not deliver.
 struct Failed {
     kind: Failure,
@@ -77,7 +102,6 @@ fn transient(why: impl Into<String>) -> Failed {
 pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirror>) {
     let key = ctx.lock().new_key();
     let lengths = ctx.lengths;
-    let everything = Bitfield::full(lengths.piece_count());
     let request = REQUEST_BYTES.max(u64::from(lengths.piece_length()));
     let max_blocks = request.div_ceil(u64::from(BLOCK_LEN)) as usize;
     let mut shutdown = ctx.shutdown.subscribe();
@@ -102,7 +126,8 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
             if t.picker.is_complete() {
                 return;
             }
-            t.picker.pick_run(key, &everything, max_blocks, &mut t.rng)
+            let has = &t.web[mirror.index].has;
+            t.picker.pick_run(key, has, max_blocks, &mut t.rng)
         };
         if blocks.is_empty() {
             tokio::select! {

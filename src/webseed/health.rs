@@ -1,11 +1,16 @@
-//! How a mirror is doing: failures back it off exponentially; bad data (wrong bytes, a 4xx, a server
-//! that ignores `Range`, a short body) counts a strike, and [`MAX_STRIKES`] of them, or
-//! [`MAX_CONSECUTIVE`] failures in a row, drop it for the session. Pure: the caller passes the time.
+//! How a mirror is doing: failures back it off exponentially; a bad answer (a 4xx, a server that
+//! ignores `Range`, a short body, or a piece it sent wrong once another source proved it) counts a
+//! strike. [`MAX_STRIKES`] strikes, [`MAX_UNPROVEN`] pieces that failed their hash check, or
+//! [`MAX_CONSECUTIVE`] failures in a row drop it for the session. Pure: the caller passes the time.
 
 use std::time::{Duration, Instant};
 
 /// Bad answers after which a mirror is dropped for the session.
 pub const MAX_STRIKES: u32 = 3;
+/// Pieces a mirror alone sent wrong that no other source has yet proved, after which it is dropped
+/// anyway: a file the Internet Archive rewrote after making the torrent spoils a piece or two on every
+/// mirror, a broken mirror spoils them all.
+pub const MAX_UNPROVEN: u32 = 8;
 /// Failures in a row (of any kind, e.g. timeouts) after which a mirror is dropped: with the backoff
 /// below that is about eight minutes of a mirror that never answers.
 pub const MAX_CONSECUTIVE: u32 = 10;
@@ -28,6 +33,7 @@ pub enum Failure {
 pub struct Health {
     consecutive: u32,
     strikes: u32,
+    unproven: u32,
     until: Option<Instant>,
     dropped: Option<String>,
     last_error: Option<String>,
@@ -93,6 +99,30 @@ impl Health {
         false
     }
 
+    /// A piece it alone sent failed its hash check, not (yet) proved by another source; `true` if
+    /// that drops it now ([`MAX_UNPROVEN`]).
+    pub fn suspect(&mut self, why: &str) -> bool {
+        if self.dropped.is_some() {
+            return false;
+        }
+        self.unproven += 1;
+        self.last_error = Some(why.to_string());
+        if self.unproven >= MAX_UNPROVEN {
+            self.dropped = Some(format!(
+                "{} pieces failed their hash check, last: {why}",
+                self.unproven
+            ));
+            return true;
+        }
+        false
+    }
+
+    /// A piece it sent wrong was proved by another source: the suspicion becomes a strike.
+    pub fn proven(&mut self, why: &str, now: Instant) -> bool {
+        self.unproven = self.unproven.saturating_sub(1);
+        self.strike(why, now)
+    }
+
     /// Drops the mirror at once (an unusable URL).
     pub fn drop_now(&mut self, why: String) {
         self.last_error = Some(why.clone());
@@ -151,6 +181,22 @@ mod tests {
         assert_eq!(dropped.iter().filter(|d| **d).count(), 1);
         assert!(dropped[MAX_CONSECUTIVE as usize - 1]);
         assert!(h.dropped().unwrap().contains("in a row"));
+    }
+
+    #[test]
+    fn many_unproven_bad_pieces_drop_a_mirror_and_proof_turns_one_into_a_strike() {
+        let now = Instant::now();
+        let mut h = Health::default();
+        for _ in 0..MAX_UNPROVEN - 1 {
+            assert!(!h.suspect("piece failed"));
+        }
+        assert!(!h.proven("sent piece 3 wrong", now), "one strike");
+        assert!(
+            !h.suspect("piece failed"),
+            "the proven one no longer counts as unproven"
+        );
+        assert!(h.suspect("piece failed"));
+        assert!(h.dropped().unwrap().contains("hash check"));
     }
 
     #[test]

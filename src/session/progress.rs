@@ -1,0 +1,131 @@
+//! What a running session reports: [`Snapshot`]s for the progress display and the [`Outcome`] the
+//! closing summary is made from, both read from the torrent state.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::Ctx;
+
+/// A progress sample for the UI.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Bytes verified on disk.
+    pub have: u64,
+    /// Torrent size.
+    pub total: u64,
+    /// Block bytes received this run.
+    pub fetched: u64,
+    /// Block bytes sent this run.
+    pub uploaded: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// Web seeds still in use.
+    pub web_seeds: usize,
+    /// Useful bytes from web seeds this run.
+    pub from_web: u64,
+    /// Useful bytes from peers this run.
+    pub from_peers: u64,
+    /// Whether the start-up re-check is still running.
+    pub checking: bool,
+}
+
+/// How a finished download went, for the summary.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Torrent size.
+    pub total: u64,
+    /// Pieces.
+    pub pieces: u32,
+    /// Pieces already verified on disk at the start.
+    pub pieces_on_disk: u32,
+    /// Block bytes received.
+    pub fetched: u64,
+    /// Received bytes that were duplicates, unusable, or in pieces that failed.
+    pub wasted: u64,
+    /// Block bytes uploaded.
+    pub uploaded: u64,
+    /// Wall time from start until every piece was verified.
+    pub elapsed: Duration,
+    /// Time spent seeding after that (`--seed`), if any.
+    pub seeded: Option<Duration>,
+    /// Per peer that sent useful data: address, client, bytes.
+    pub peers: Vec<(SocketAddr, String, u64)>,
+    /// Banned addresses and why.
+    pub banned: Vec<(SocketAddr, String)>,
+    /// Every web seed: URL, useful bytes, why it was dropped (if it was).
+    pub web_seeds: Vec<(String, u64, Option<String>)>,
+    /// Useful bytes from web seeds.
+    pub from_web: u64,
+    /// Useful bytes from peers.
+    pub from_peers: u64,
+    /// The port we listened on.
+    pub port: u16,
+}
+
+pub(super) fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
+    let t = ctx.lock();
+    let total = ctx.lengths.total();
+    progress.send_replace(Snapshot {
+        have: total - t.picker.left(),
+        total,
+        fetched: t.fetched,
+        uploaded: t.uploaded,
+        peers: t.peers.len(),
+        web_seeds: t
+            .web
+            .iter()
+            .filter(|w| w.health.dropped().is_none())
+            .count(),
+        from_web: t.from_web,
+        from_peers: t.from_peers,
+        checking: false,
+    });
+}
+
+pub(super) fn outcome(
+    ctx: &Ctx,
+    pieces_on_disk: u32,
+    started: Instant,
+    seeding_since: Option<Instant>,
+    port: u16,
+) -> Outcome {
+    let t = ctx.lock();
+    let mut peers: Vec<(SocketAddr, String, u64)> = t
+        .tallies
+        .iter()
+        .filter(|(_, v)| v.bytes > 0)
+        .map(|(a, v)| (*a, v.client.clone(), v.bytes))
+        .collect();
+    peers.sort_by_key(|p| std::cmp::Reverse(p.2));
+    let mut banned: Vec<(SocketAddr, String)> =
+        t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
+    banned.sort();
+    Outcome {
+        total: ctx.lengths.total(),
+        pieces: ctx.lengths.piece_count(),
+        pieces_on_disk,
+        fetched: t.fetched,
+        wasted: t.wasted,
+        uploaded: t.uploaded,
+        elapsed: seeding_since.map_or_else(|| started.elapsed(), |s| s - started),
+        seeded: seeding_since.map(|s| s.elapsed()),
+        peers,
+        banned,
+        web_seeds: t
+            .web
+            .iter()
+            .map(|w| {
+                (
+                    w.url.clone(),
+                    w.bytes,
+                    w.health.dropped().map(str::to_string),
+                )
+            })
+            .collect(),
+        from_web: t.from_web,
+        from_peers: t.from_peers,
+        port,
+    }
+}
