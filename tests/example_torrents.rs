@@ -168,3 +168,54 @@ fn hybrid_pad_files_and_trackerless() {
     };
     assert!(s.tiers().iter().flatten().any(|u| u.starts_with("wss://")));
 }
+
+#[test]
+fn web_seed_urls_of_real_torrents() {
+    use pixtorrent::webseed::file_urls;
+    let Some(m) = load("BigBuckBunny_124_archive.torrent") else {
+        return;
+    };
+    let avi = m
+        .info
+        .files
+        .iter()
+        .position(|f| f.display_path() == "Content/big_buck_bunny_720p_surround.avi")
+        .expect("the avi");
+    let urls: Vec<String> = m
+        .url_list
+        .iter()
+        .map(|u| file_urls(u, &m.info).unwrap()[avi].clone().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://archive.org/download/BigBuckBunny_124/Content/big_buck_bunny_720p_surround.avi",
+            "http://ia600207.us.archive.org/15/items/BigBuckBunny_124/Content/big_buck_bunny_720p_surround.avi",
+            "http://ia800207.us.archive.org/15/items/BigBuckBunny_124/Content/big_buck_bunny_720p_surround.avi",
+        ]
+    );
+
+    // A name with spaces and dots: each component percent-encoded on its own.
+    let Some(w) = load("The WIRED CD - Rip. Sample. Mash. Share.torrent") else {
+        return;
+    };
+    let first = file_urls(&w.url_list[0], &w.info).unwrap()[0]
+        .clone()
+        .unwrap();
+    assert!(
+        first.starts_with(
+            "https://webtorrent.io/torrents/The%20WIRED%20CD%20-%20Rip.%20Sample.%20Mash.%20Share/"
+        ),
+        "{first}"
+    );
+
+    // Pad files (BEP 47) get no URL: they are never requested.
+    let Some(h) = load("bittorrent-v2-hybrid-test.torrent") else {
+        return;
+    };
+    let urls = file_urls("http://mirror.example/", &h.info).unwrap();
+    for (f, u) in h.info.files.iter().zip(&urls) {
+        assert_eq!(f.attr.pad, u.is_none(), "{}", f.display_path());
+    }
+    assert!(urls.iter().any(Option::is_none));
+}
