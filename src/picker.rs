@@ -294,6 +294,15 @@ impl Picker {
         Receipt::Useful { complete, cancel }
     }
 
+    /// Whether `block` is still to be received (its piece in progress, the block not yet in).
+    pub fn wants_block(&self, block: BlockRef) -> bool {
+        let b = (block.offset / crate::types::BLOCK_LEN) as usize;
+        match self.pieces.get(block.piece.get() as usize) {
+            Some(Piece::Active(a)) => a.blocks.get(b).is_some_and(|x| *x != Block::Received),
+            _ => false,
+        }
+    }
+
     /// `peer` will not deliver `block` (choked, timed out, gone): it goes back to the pool unless
     /// someone else is also fetching it.
     pub fn unrequest(&mut self, peer: PeerKey, block: BlockRef) {

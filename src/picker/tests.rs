@@ -192,6 +192,7 @@ fn endgame_duplicates_then_cancels() {
     assert_eq!(c, a);
     let d = p.pick(4, &Bitfield::full(8), 10, &mut rng());
     assert!(d.is_empty(), "at most {MAX_ENDGAME_REQUESTERS} requesters");
+    assert!(p.wants_block(a[0]));
     assert_eq!(
         p.received(2, a[0]),
         Receipt::Useful {
@@ -199,6 +200,7 @@ fn endgame_duplicates_then_cancels() {
             cancel: vec![1, 3]
         }
     );
+    assert!(!p.wants_block(a[0]), "the others' copies are moot");
     p.verified(a[0].piece, true);
     assert!(p.is_complete());
 }

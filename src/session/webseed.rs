@@ -77,22 +77,29 @@ pub fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<Mirror> {
     out
 }
 
-/// Why a request failed, and the blocks it did not deliver.
+/// Why a request ended early: a failure of the mirror, or (`kind: None`) our own decision.
 struct Failed {
-    kind: Failure,
+    kind: Option<Failure>,
     why: String,
 }
 
 fn bad(why: impl Into<String>) -> Failed {
     Failed {
-        kind: Failure::Bad,
+        kind: Some(Failure::Bad),
         why: why.into(),
     }
 }
 
 fn transient(why: impl Into<String>) -> Failed {
     Failed {
-        kind: Failure::Transient,
+        kind: Some(Failure::Transient),
+        why: why.into(),
+    }
+}
+
+fn stopped(why: &str) -> Failed {
+    Failed {
+        kind: None,
         why: why.into(),
     }
 }
@@ -145,9 +152,15 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
         let web = &mut t.web[mirror.index];
         match result {
             Ok(()) => web.health.success(),
-            Err(f) => {
-                tracing::debug!(url = %web.url, why = %f.why, "web seed request failed");
-                if web.health.failure(f.kind, &f.why, Instant::now()) {
+            Err(Failed { kind: None, why }) => {
+                tracing::trace!(url = %web.url, %why, "web seed request stopped");
+            }
+            Err(Failed {
+                kind: Some(kind),
+                why,
+            }) => {
+                tracing::debug!(url = %web.url, %why, "web seed request failed");
+                if web.health.failure(kind, &why, Instant::now()) {
                     tracing::warn!(url = %web.url, why = web.health.dropped().unwrap_or(""), "web seed dropped");
                 }
             }
@@ -181,17 +194,13 @@ async fn fetch(
                     // Pad files are zeros and never requested (BEP 47).
                     let zeros = vec![0u8; BLOCK_LEN as usize];
                     let mut left = seg.len;
-                    let mut alive = true;
-                    while left > 0 && alive {
+                    let mut flow = Ok(());
+                    while left > 0 && flow.is_ok() {
                         let n = left.min(zeros.len() as u64) as usize;
-                        alive = deliver(ctx, mirror, key, &mut asm, &zeros[..n]);
+                        flow = deliver(ctx, mirror, key, &mut asm, &zeros[..n]);
                         left -= n as u64;
                     }
-                    if alive {
-                        Ok(())
-                    } else {
-                        Err(bad("dropped"))
-                    }
+                    flow
                 }
             };
             if result.is_err() {
@@ -209,32 +218,41 @@ async fn fetch(
     Ok(())
 }
 
-/// Hands the blocks `data` completes to the torrent (one lock per chunk) and verifies finished pieces;
-/// `false` once the mirror has been dropped meanwhile (its pieces failed), to stop reading from it.
+/// Hands the blocks `data` completes to the torrent (one lock per chunk) and verifies finished pieces.
+/// Stops the request once the mirror has been dropped meanwhile (its pieces failed), or when every
+/// block still to come has arrived from elsewhere (endgame).
 fn deliver(
     ctx: &Arc<Ctx>,
     mirror: &Mirror,
     key: PeerKey,
     asm: &mut Assembler,
     data: &[u8],
-) -> bool {
+) -> Result<(), Failed> {
     let mut complete: Vec<Complete> = Vec::new();
-    let mut alive = true;
+    let mut flow = Ok(());
     {
         let mut guard = None;
+        let mut wasted = None;
         asm.feed(data, |block, bytes| {
             let t = guard.get_or_insert_with(|| ctx.lock());
+            wasted.get_or_insert(t.wasted);
             let piece_len = ctx.lengths.piece_len(block.piece);
             complete.extend(t.block(key, Source::Web(mirror.index), block, bytes, piece_len));
         });
         if let Some(t) = guard {
-            alive = t.web[mirror.index].health.dropped().is_none();
+            if t.web[mirror.index].health.dropped().is_some() {
+                flow = Err(stopped("dropped"));
+            } else if wasted.is_some_and(|w| t.wasted > w)
+                && !asm.pending().any(|b| t.picker.wants_block(b))
+            {
+                flow = Err(stopped("the rest arrived from elsewhere"));
+            }
         }
     }
     for c in complete {
         super::verify::spawn(ctx.clone(), c);
     }
-    alive
+    flow
 }
 
 /// GETs `seg` of the file at `url` with a `Range` request and streams its bytes to `sink`.
@@ -243,7 +261,7 @@ async fn get_range(
     client: &reqwest::Client,
     url: &str,
     seg: Segment,
-    mut sink: impl FnMut(&[u8]) -> bool,
+    mut sink: impl FnMut(&[u8]) -> Result<(), Failed>,
 ) -> Result<(), Failed> {
     let last = seg.offset + seg.len - 1;
     let file_len = ctx.files[seg.file].length;
@@ -301,9 +319,7 @@ async fn get_range(
         };
         let n = (chunk.len() as u64).min(left) as usize;
         left -= n as u64;
-        if !sink(&chunk[..n]) {
-            return Err(bad("dropped"));
-        }
+        sink(&chunk[..n])?;
     }
     Ok(())
 }
