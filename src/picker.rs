@@ -217,7 +217,14 @@ impl Picker {
                 .map(|l| l + 1)
                 .filter(|&n| contiguous && n < self.lengths.piece_count() && has.get(n))
                 .filter(|&n| matches!(self.pieces[n as usize], Piece::Missing));
-            let Some(i) = next.or_else(|| self.choose_new(has, rng)) else {
+            let Some(i) = next.or_else(|| {
+                let i = self.choose_new(has, rng)?;
+                Some(if contiguous {
+                    self.gap_start(i, has)
+                } else {
+                    i
+                })
+            }) else {
                 break;
             };
             last = Some(i);
@@ -395,6 +402,21 @@ impl Picker {
                 best.map(|(i, _)| i)
             }
         }
+    }
+
+    /// The first piece of the gap `i` is in: walking back over missing pieces the peer has, of the
+    /// same availability (so rarest-first still holds). A web seed starting there gets the longest run
+    /// (BEP 19's "gaps"), and two mirrors do not cut each other's runs short.
+    fn gap_start(&self, mut i: u32, has: &Bitfield) -> u32 {
+        let a = self.availability[i as usize];
+        while i > 0
+            && has.get(i - 1)
+            && matches!(self.pieces[i as usize - 1], Piece::Missing)
+            && self.availability[i as usize - 1] == a
+        {
+            i -= 1;
+        }
+        i
     }
 
     fn start(&mut self, i: u32) {

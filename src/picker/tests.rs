@@ -298,3 +298,18 @@ fn a_web_seed_run_does_not_take_pieces_others_are_fetching() {
     }
     assert!(chained < 30, "pick is not run-building");
 }
+
+#[test]
+fn a_web_seed_run_starts_at_the_beginning_of_its_gap() {
+    for seed in 0..20 {
+        // Gaps: 0..=1 and 3..=5 (2 and 6, 7 held); every start is 0 or 3.
+        let mut p = with_have(Strategy::Random, &[2, 6, 7]);
+        let got = p.pick_run(9, &Bitfield::full(8), 2, &mut StdRng::seed_from_u64(seed));
+        assert!([0, 3].contains(&got[0].piece.get()), "seed {seed}: {got:?}");
+    }
+    // Rarest first still holds: the walk back stops where availability changes.
+    let mut p = with_have(Strategy::Rarest, &[0, 1, 2, 3]);
+    p.add_peer(&bits(8, &[4, 5]));
+    let got = p.pick_run(9, &Bitfield::full(8), 2, &mut rng());
+    assert_eq!(got[0].piece.get(), 6, "6 and 7 are rarer than 4 and 5");
+}

@@ -30,7 +30,7 @@ pub const HEADERS_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest silence inside a response body.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause when there is nothing to ask a mirror for (everything missing is reserved elsewhere).
-const IDLE_POLL: Duration = Duration::from_millis(250);
+const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// One mirror: its index in the torrent's web seed list and the URL of each file (`None`: pad file).
 pub struct Mirror {
@@ -321,6 +321,9 @@ async fn get_range(
         left -= n as u64;
         sink(&chunk[..n])?;
     }
+    // Let the client see the end of the body, so the connection goes back to the pool for the next
+    // request instead of a new one being opened. A body longer than asked is not read any further.
+    let _ = tokio::time::timeout(Duration::from_millis(50), resp.chunk()).await;
     Ok(())
 }
 
