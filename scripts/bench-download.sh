@@ -2,24 +2,37 @@
 # Download benchmark: pixtorrent against aria2c and a libtorrent leecher, all fetching the same payload
 # from the same two local libtorrent seeders, in one run, reported as ratios. Then the same again with a
 # delay added each way between leecher and seeders (a userspace TCP delay line: this kernel has no netem).
+# Then a web-seed-only download (BEP 19): no tracker, no peer, only the torrent's `url-list` pointing at
+# our own nginx on 127.0.0.1 serving the payload.
 #
-# Usage: scripts/bench-download.sh [--size-mb N] [--runs N] [--no-delay | --delay-only] [--quick]
-#                                  [--delay-ms N] [--timeout SECS] [--clients LIST]
+# Usage: scripts/bench-download.sh [--size-mb N] [--runs N] [--quick] [--timeout SECS] [--clients LIST]
+#                                  [--no-delay | --delay-only] [--delay-ms N]
+#                                  [--no-webseed | --webseed-only] [--webseed-log]
 #   --size-mb N     payload size, the big file's MiB (default 1024); cached under $BENCH_DIR
 #   --runs N        timed downloads per client and phase (default 3); the table shows medians
-#   --no-delay      only the direct (loopback) phase;  --delay-only: only the delayed phase
 #   --quick         smoke run of the script itself: --size-mb 64 --runs 1
+#   phases (default: direct, delay, webseed, in that order):
+#   --no-delay      skip the delayed phase;  --delay-only: only the delayed phase
+#   --no-webseed    skip the web-seed phase; --webseed-only: only the web-seed phase
 #   --delay-ms N    added one-way delay in the delayed phase (default 25)
 #   --timeout SECS  bound on each download (default 600); a run over it is reported as TIMEOUT
 #   --clients LIST  comma-separated subset of pixtorrent,aria2c,libtorrent (default: all three)
+#   --webseed-log   diagnostic: nginx logs every request and each web-seed run prints its requests
+#                   (count, connections at once, range sizes); costs nginx a write per request
 # Environment: BENCH_DIR (default /tmp/pixtorrent-bench) caches the payload and keeps the last run's
 # logs in $BENCH_DIR/last-logs; PIXTORRENT_BIN skips `cargo build --release` and uses that binary.
 #
 # What is measured: wall time of the whole client process (start, tracker, download, verify, exit),
 # user+sys CPU and peak RSS from /usr/bin/time (for the libtorrent leecher that is the python process
-# around libtorrent). Each download is compared byte for byte with the source; a broken download is
+# around libtorrent). The clock stops when the client exits: pixtorrent writes its files back to disk
+# before that (and fdatasyncs), the others may leave dirty pages for the `sync` between runs, which is
+# not timed. Each download is compared byte for byte with the source; a broken download is
 # FAILED and doesn't count. In the delayed phase the leechers only know the relays (a fake tracker
 # hands out just their addresses; DHT, LSD, PEX off), and the relays must have carried the payload.
+# In the web-seed phase the torrent has the same info dict, a `url-list` of http://127.0.0.1:PORT/ and
+# no announce at all; Debian's nginx (its own instance: 1 worker, sendfile, access log off, stopped with
+# the script) serves $BENCH_DIR's payload, and must have sent at least the payload's size to each
+# client; the "seeders CPU" column is then nginx's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -29,18 +42,22 @@ HELPERS=scripts/bench
 BENCH_DIR=${BENCH_DIR:-/tmp/pixtorrent-bench}
 SIZE_MB=1024
 RUNS=3
-PHASES=(direct delay)
+PHASES=(direct delay webseed)
 DELAY_MS=25
 RUN_TIMEOUT=600
 CLIENTS=(pixtorrent aria2c libtorrent)
+WEBSEED_LOG=0
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while (($#)); do
   case $1 in
     --size-mb) SIZE_MB=$2; shift ;;
     --runs) RUNS=$2; shift ;;
-    --no-delay) PHASES=(direct) ;;
+    --no-delay) PHASES=("${PHASES[@]/delay/}") ;;
     --delay-only) PHASES=(delay) ;;
+    --no-webseed) PHASES=("${PHASES[@]/webseed/}") ;;
+    --webseed-only) PHASES=(webseed) ;;
+    --webseed-log) WEBSEED_LOG=1 ;;
     --quick) SIZE_MB=64; RUNS=1 ;;
     --delay-ms) DELAY_MS=$2; shift ;;
     --timeout) RUN_TIMEOUT=$2; shift ;;
@@ -53,16 +70,33 @@ done
 for c in "${CLIENTS[@]}"; do
   case $c in pixtorrent | aria2c | libtorrent) ;; *) echo "unknown client: $c" >&2; exit 2 ;; esac
 done
+read -r -a PHASES <<<"${PHASES[*]}" # drops the phases blanked above
+((${#PHASES[@]})) || { echo "no phase left to run" >&2; exit 2; }
+has_phase() { [[ " ${PHASES[*]} " == *" $1 "* ]]; }
+# Without pixtorrent among the clients there is nothing to build.
+[[ " ${CLIENTS[*]} " == *" pixtorrent "* ]] || PIXTORRENT_BIN=${PIXTORRENT_BIN:-/bin/true}
 
 # The real programs the benchmark runs (Debian packages).
 PACKAGES=(opentracker mktorrent aria2 python3-libtorrent time)
 ensure_packages "${PACKAGES[@]}"
+if has_phase webseed; then
+  ensure_packages nginx
+  # Debian's package may start its own service on port 80 where services can start (not in a container
+  # with a policy-rc.d that forbids it). It is not ours to keep running: stop it by its pid file.
+  if ((INSTALLED)) && [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+    echo "stopping the nginx service the package started (pid $(cat /run/nginx.pid))"
+    kill -QUIT "$(cat /run/nginx.pid)" || true
+  fi
+fi
 source scripts/bench/common.sh
 
 echo "payload: $SRC, $NFILES files, $PAYLOAD_BYTES bytes, info-hash $INFOHASH"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews the numbers)"
 
 # --- the swarm: opentracker and two libtorrent seeders ---------------------------------------------
+SEED_PIDS=()
+SEED_PORTS=()
+start_swarm() {
 # Debian's opentracker serves whitelisted info-hashes only; it chroots into -d, so the list's path is
 # relative to that directory, which must be readable by `nobody`.
 OT_DIR=$RUN_DIR/opentracker
@@ -78,8 +112,6 @@ T_DIRECT=$RUN_DIR/direct.torrent
 "$PY" "$HELPERS/torrent_tool.py" reannounce "$PAYLOAD/base.torrent" "http://127.0.0.1:$OT_PORT/announce" "$T_DIRECT"
 
 # Seeders hash-check their data before READY, so no timed run pays for the seeders' first reads.
-SEED_PIDS=()
-SEED_PORTS=()
 for i in 1 2; do
   start "seeder$i" "$PY" tests/peers/lt_peer.py --seed --recheck --torrent "$T_DIRECT" --dir "$PAYLOAD/data" \
     --listen "127.0.0.1:$(free_port)" --stats-secs 3600 --ready-timeout 600 --max-secs 86400 --parent-pid $$
@@ -87,6 +119,48 @@ for i in 1 2; do
 done
 for i in 1 2; do SEED_PORTS+=("$(wait_ready "seeder$i" 600)"); done
 echo "seeders: 127.0.0.1:${SEED_PORTS[0]} 127.0.0.1:${SEED_PORTS[1]} (libtorrent $("$PY" -c 'import libtorrent; print(libtorrent.__version__)')), tracker 127.0.0.1:$OT_PORT"
+}
+if has_phase direct || has_phase delay; then start_swarm; fi
+
+# --- the web seed: our own nginx on 127.0.0.1 ------------------------------------------------------
+NG_PIDS=()
+start_webseed() {
+  local user_line="" access_log="access_log off;"
+  NG_DIR=$RUN_DIR/nginx
+  mkdir -p "$NG_DIR/tmp"
+  NG_PORT=$(free_port)
+  if [ "$(id -u)" = 0 ]; then user_line="user root;"; fi
+  if ((WEBSEED_LOG)); then access_log="access_log $NG_DIR/access.log webseed;"; fi
+  sed -e "s|@PREFIX@|$NG_DIR|g" -e "s|@PORT@|$NG_PORT|g" -e "s|@ROOT@|$PAYLOAD/data|g" \
+    -e "s|@USER_LINE@|$user_line|" -e "s|@ACCESS_LOG@|$access_log|" "$HELPERS/webseed-nginx.conf.in" >"$NG_DIR/nginx.conf"
+  start nginx /usr/sbin/nginx -p "$NG_DIR/" -c "$NG_DIR/nginx.conf" -e "$NG_DIR/error.log" -g 'daemon off;'
+  NG_PIDS=("$LAST_PID")
+  for _ in $(seq 50); do port_open "$NG_PORT" && break; sleep 0.1; done
+  if ! port_open "$NG_PORT"; then
+    echo "nginx did not start:"
+    cat "$LOGS/nginx.log" "$NG_DIR/error.log" 2>/dev/null
+    exit 1
+  fi
+  # A worker has answered once this passes.
+  "$PY" "$HELPERS/webseed.py" check "http://127.0.0.1:$NG_PORT/$NAME/$NAME.mp4"
+  NG_WORKER=$(pgrep -P "${NG_PIDS[0]}" | head -1) || true
+  [ -n "$NG_WORKER" ] || { echo "nginx has no worker process" >&2; exit 1; }
+  NG_PIDS+=("$NG_WORKER")
+  # The page cache holds the payload before the first timed run, as the seeders' recheck ensures in
+  # the other phases.
+  find "$SRC" -type f -exec cat {} + >/dev/null
+  T_WEBSEED=$RUN_DIR/webseed.torrent
+  "$PY" "$HELPERS/webseed.py" torrent "$PAYLOAD/base.torrent" "http://127.0.0.1:$NG_PORT/" "$T_WEBSEED"
+  echo "web seed: http://127.0.0.1:$NG_PORT/ ($(/usr/sbin/nginx -v 2>&1 | sed 's/.*: //'), pid ${NG_PIDS[0]}, worker $NG_WORKER," \
+    "root $PAYLOAD/data); torrent: url-list only, no tracker"
+}
+# ng_counters: nginx's accepted connections and requests so far, then the bytes its worker has written
+# (sendfile counts there).
+ng_counters() {
+  local io
+  io=$(awk '/^wchar:/ { print $2 }' "/proc/$NG_WORKER/io" 2>/dev/null || echo 0)
+  echo "$("$PY" "$HELPERS/webseed.py" stats "http://127.0.0.1:$NG_PORT/.nginx_status") $io"
+}
 
 # --- one timed download ----------------------------------------------------------------------------
 RESULTS=$RUN_DIR/results.tsv
@@ -117,8 +191,13 @@ run_one() {
         --allow-overwrite=true --auto-file-renaming=false --bt-save-metadata=false -d "$dest" "$torrent") ;;
     libtorrent) cmd=("$PY" -X faulthandler "$HELPERS/lt_leech.py" --torrent "$torrent" --dir "$dest" --max-secs "$RUN_TIMEOUT") ;;
   esac
-  local seed0 relay0 bytes0
-  seed0=$(cpu_of "${SEED_PIDS[@]}")
+  local seed0 relay0 bytes0 server_pids=("${SEED_PIDS[@]}") ng0=() ng1=() log0=0
+  if [ "$phase" = webseed ]; then
+    server_pids=("${NG_PIDS[@]}")
+    read -r -a ng0 <<<"$(ng_counters)"
+    if ((WEBSEED_LOG)); then log0=$(stat -c %s "$NG_DIR/access.log" 2>/dev/null || echo 0); fi
+  fi
+  seed0=$(cpu_of "${server_pids[@]}")
   relay0=$(cpu_of "${RELAY_PIDS[@]}")
   bytes0=$(relay_bytes)
   rm -f "$tf"
@@ -128,7 +207,7 @@ run_one() {
   wait "$CUR_PID" || rc=$?
   CUR_PID=""
   local seed1 relay1
-  seed1=$(cpu_of "${SEED_PIDS[@]}")
+  seed1=$(cpu_of "${server_pids[@]}")
   # /usr/bin/time writes nothing when it is killed along with the client (timeout).
   if [ -s "$tf" ]; then read -r wall user sys rss < <(tail -1 "$tf") || true; fi
   if ((rc == 124 || rc == 137)); then
@@ -152,6 +231,25 @@ run_one() {
       status=FAILED note="relays carried only $carried of $PAYLOAD_BYTES bytes (reached the seeders directly?)"
     fi
   fi
+  local ng_line=""
+  if [ "$phase" = webseed ]; then
+    # Every request has been logged and counted once the client's connections are closed.
+    sleep 0.2
+    read -r -a ng1 <<<"$(ng_counters)"
+    # Each counter read is a connection and a request of its own: the one after counts itself.
+    local conns=$((ng1[0] - ng0[0] - 1)) reqs=$((ng1[1] - ng0[1] - 1)) sent=$((ng1[2] - ng0[2]))
+    ng_line="nginx: $conns connections, $reqs requests, $(awk -v b="$sent" 'BEGIN { printf "%.1f", b / 1e6 }') MB sent"
+    if [ "$status" = ok ]; then
+      if ((sent < PAYLOAD_BYTES)); then
+        status=FAILED note="nginx sent only $sent of $PAYLOAD_BYTES bytes (data came from elsewhere?)"
+      else
+        note="conns=$conns reqs=$reqs sent=$sent"
+      fi
+    fi
+    if ((WEBSEED_LOG)); then
+      tail -c +$((log0 + 1)) "$NG_DIR/access.log" >"$LOGS/$phase-$client-$run.access.log"
+    fi
+  fi
   relay1=$(cpu_of "${RELAY_PIDS[@]}")
   local seedcpu relaycpu
   seedcpu=$(awk -v a="$seed0" -v b="$seed1" 'BEGIN { printf "%.2f", b - a }')
@@ -160,11 +258,16 @@ run_one() {
     "$sys" "$rss" "$seedcpu" "$relaycpu" "$note" >>"$RESULTS"
   if [ "$status" = ok ]; then
     awk -v c="$client" -v r="$run" -v n="$RUNS" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v b="$PAYLOAD_BYTES" \
-      -v sc="$seedcpu" 'BEGIN { printf "  %-10s run %d/%d: %6.2f s  %5.0f MB/s  CPU %.2f s  RSS %.0f MB  (seeders CPU %.2f s)\n",
-        c, r, n, w, b / w / 1e6, u + s, m / 1024, sc }'
+      -v sc="$seedcpu" -v sv="$([ "$phase" = webseed ] && echo nginx || echo seeders)" \
+      'BEGIN { printf "  %-10s run %d/%d: %6.2f s  %5.0f MB/s  CPU %.2f s  RSS %.0f MB  (%s CPU %.2f s)\n",
+        c, r, n, w, b / w / 1e6, u + s, m / 1024, sv, sc }'
   else
     echo "  $client run $run/$RUNS: $status ($note) after ${wall}s; log: $BENCH_DIR/last-logs/$(basename "$log")"
     tail -5 "$log" | sed 's/^/      | /'
+  fi
+  if [ -n "$ng_line" ]; then echo "             $ng_line"; fi
+  if [ "$phase" = webseed ] && ((WEBSEED_LOG)); then
+    "$PY" "$HELPERS/webseed.py" log "$LOGS/$phase-$client-$run.access.log" | sed 's/^/             /'
   fi
   rm -rf "$dest"
   sync
@@ -183,6 +286,12 @@ for phase in "${PHASES[@]}"; do
     echo
     echo "== direct: leechers reach the seeders on loopback ($RUNS runs each, timeout ${RUN_TIMEOUT}s) =="
     run_phase direct "$T_DIRECT"
+  elif [ "$phase" = webseed ]; then
+    echo
+    echo "== webseed: leechers download only from a web seed (BEP 19), nginx on loopback ($RUNS runs each) =="
+    start_webseed
+    if ((WEBSEED_LOG)); then echo "diagnostic run: nginx logs every request (timings include that)"; fi
+    run_phase webseed "$T_WEBSEED"
   else
     echo
     echo "== delay: ${DELAY_MS} ms each way between leecher and seeders =="
@@ -210,5 +319,12 @@ echo "MB = 10^6 bytes, GB = 10^9 bytes; wall/CPU/RSS: medians over successful ru
 echo "libtorrent = python3-libtorrent $("$PY" -c 'import libtorrent; print(libtorrent.__version__)') leecher (CPU and RSS of the python process"
 echo "hosting libtorrent); aria2c $(aria2c --version | head -1 | awk '{ print $3 }'); $(nproc) cores."
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$PY" "$HELPERS/report.py" "$RESULTS" "$PAYLOAD_BYTES"
+for phase in "${PHASES[@]}"; do
+  grep -P "^$phase\t" "$RESULTS" >"$RUN_DIR/results-$phase.tsv" || continue
+  "$PY" "$HELPERS/report.py" "$RUN_DIR/results-$phase.tsv" "$PAYLOAD_BYTES"
+  if [ "$phase" = webseed ]; then
+    echo "(webseed: the \"seeders CPU\" column is nginx's, master and worker)"
+    "$PY" "$HELPERS/webseed.py" ratio "$RESULTS" webseed
+  fi
+done
 cp "$RESULTS" "$LOGS/results.tsv"
