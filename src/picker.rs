@@ -207,7 +207,8 @@ impl Picker {
         for k in 0..self.active.len() {
             let i = self.active[k];
             if self.active_ref(i).peers.contains(&peer) {
-                self.take_free(i, peer, max, &mut out);
+                let cap = self.cap(i, peer, max, contiguous);
+                self.take_free(i, peer, cap, &mut out);
             }
         }
         // 2. New pieces.
@@ -232,7 +233,8 @@ impl Picker {
             if self.failed.get(i) {
                 self.active_mut(i).owner = Some(peer);
             }
-            self.take_free(i, peer, max, &mut out);
+            let cap = self.cap(i, peer, max, contiguous);
+            self.take_free(i, peer, cap, &mut out);
         }
         // 3. Other partial pieces the peer can serve.
         for k in 0..self.active.len() {
@@ -247,7 +249,8 @@ impl Picker {
             if self.failed.get(i) && a.owner.is_none() {
                 self.active_mut(i).owner = Some(peer);
             }
-            self.take_free(i, peer, max, &mut out);
+            let cap = self.cap(i, peer, max, contiguous);
+            self.take_free(i, peer, cap, &mut out);
         }
         // 4. Endgame: duplicate requests for blocks still in flight elsewhere.
         if out.is_empty() && self.in_endgame() {
@@ -433,6 +436,17 @@ impl Picker {
         }));
         self.active.push(i);
         self.missing -= 1;
+    }
+
+    /// How far `take_free` may fill the reservation for piece `i`. A web seed (`contiguous`) takes a
+    /// piece kept for it alone whole: were it to stall with part of it, the rest would be reserved to
+    /// it and out of the endgame's reach.
+    fn cap(&self, i: u32, peer: PeerKey, max: usize, contiguous: bool) -> usize {
+        if contiguous && self.active_ref(i).owner == Some(peer) {
+            usize::MAX
+        } else {
+            max
+        }
     }
 
     fn take_free(&mut self, i: u32, peer: PeerKey, max: usize, out: &mut Vec<BlockRef>) {

@@ -313,3 +313,38 @@ fn a_web_seed_run_starts_at_the_beginning_of_its_gap() {
     let got = p.pick_run(9, &Bitfield::full(8), 2, &mut rng());
     assert_eq!(got[0].piece.get(), 6, "6 and 7 are rarer than 4 and 5");
 }
+
+#[test]
+fn a_web_seed_takes_a_piece_kept_for_it_whole_so_endgame_can_duplicate_it() {
+    // Piece 7 failed once; its retry is kept for the web seed that starts it, even past its max.
+    let mut p = Picker::new(
+        Lengths::new(8 * 3 * u64::from(BLOCK_LEN), 3 * BLOCK_LEN).unwrap(),
+        Strategy::Sequential,
+        bits(8, &[0, 1, 2, 3, 4, 5, 6]),
+        100,
+    );
+    let all = Bitfield::full(8);
+    let first = p.pick(1, &all, 3, &mut rng());
+    for b in &first {
+        p.received(1, *b);
+    }
+    p.verified(first[0].piece, false);
+    let web = p.pick_run(2, &all, 1, &mut rng());
+    assert_eq!(web.len(), 3, "the whole owned piece");
+    // If that mirror stalls, another source duplicates its requests.
+    let other = p.pick(3, &all, 10, &mut rng());
+    assert_eq!(other.len(), 3, "{other:?}");
+    // A plain peer keeps its window: it takes one block of a piece kept for it.
+    let mut q = Picker::new(
+        Lengths::new(8 * 3 * u64::from(BLOCK_LEN), 3 * BLOCK_LEN).unwrap(),
+        Strategy::Sequential,
+        bits(8, &[0, 1, 2, 3, 4, 5, 6]),
+        100,
+    );
+    let first = q.pick(1, &all, 3, &mut rng());
+    for b in &first {
+        q.received(1, *b);
+    }
+    q.verified(first[0].piece, false);
+    assert_eq!(q.pick(2, &all, 1, &mut rng()).len(), 1);
+}

@@ -85,8 +85,8 @@ pub struct WebSeed {
 /// A piece being assembled in memory.
 struct PieceBuf {
     data: Vec<u8>,
-    /// Sources that delivered at least one block of it.
-    contributors: Vec<Source>,
+    /// Sources that delivered at least one block of it, with their bytes.
+    contributors: Vec<(Source, u64)>,
 }
 
 /// A complete piece ready to be hashed.
@@ -95,8 +95,8 @@ pub struct Complete {
     pub piece: PieceIndex,
     /// Its bytes.
     pub data: Vec<u8>,
-    /// Who delivered them (blamed if the hash fails).
-    pub contributors: Vec<Source>,
+    /// Who delivered them and how many bytes each: credited if the hash matches, blamed if not.
+    pub contributors: Vec<(Source, u64)>,
 }
 
 /// Totals for one peer address over the session.
@@ -249,19 +249,6 @@ impl Torrent {
                         let _ = p.tx.send(Command::Cancel(block));
                     }
                 }
-                let n = data.len() as u64;
-                match source {
-                    Source::Peer(addr) => {
-                        self.tallies.entry(addr).or_default().bytes += n;
-                        self.from_peers += n;
-                    }
-                    Source::Web(i) => {
-                        if let Some(w) = self.web.get_mut(i) {
-                            w.bytes += n;
-                        }
-                        self.from_web += n;
-                    }
-                }
                 let i = block.piece.get();
                 let buf = self.buffers.entry(i).or_insert_with(|| PieceBuf {
                     data: vec![0; piece_len as usize],
@@ -269,8 +256,9 @@ impl Torrent {
                 });
                 let at = block.offset as usize;
                 buf.data[at..at + data.len()].copy_from_slice(data);
-                if !buf.contributors.contains(&source) {
-                    buf.contributors.push(source);
+                match buf.contributors.iter_mut().find(|(s, _)| *s == source) {
+                    Some((_, n)) => *n += data.len() as u64,
+                    None => buf.contributors.push((source, data.len() as u64)),
                 }
                 if !complete {
                     return None;
@@ -297,11 +285,14 @@ impl Torrent {
         piece: PieceIndex,
         ok: bool,
         len: u32,
-        contributors: &[Source],
+        contributors: &[(Source, u64)],
     ) -> Vec<Source> {
         self.picker.verified(piece, ok);
         if ok {
             self.verified_bytes += u64::from(len);
+            for &(source, n) in contributors {
+                self.credit(source, n);
+            }
             // Each task knows whether its peer already has the piece and stays quiet if so.
             for p in self.peers.values() {
                 let _ = p.tx.send(Command::Have(piece.get()));
@@ -323,7 +314,7 @@ impl Torrent {
         // peer only (the picker's single-source retry), so the next failure names the culprit
         // exactly and an honest peer that shared a bad piece is never banned for it.
         match contributors {
-            [Source::Peer(addr)] => {
+            [(Source::Peer(addr), _)] => {
                 let n = self.strikes.entry(*addr).or_default();
                 *n += 1;
                 if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
@@ -332,7 +323,7 @@ impl Torrent {
                     newly.push(Source::Peer(*addr));
                 }
             }
-            [Source::Web(i)] => {
+            [(Source::Web(i), _)] => {
                 if let Some(w) = self.web.get_mut(*i) {
                     w.has.clear(piece.get());
                     let failed = self.web_failed.entry(piece.get()).or_default();
@@ -357,6 +348,22 @@ impl Torrent {
                 p.tx.send(Command::Disconnect("banned: took part in bad pieces"));
         }
         newly
+    }
+
+    /// Useful bytes from `source`, counted once their piece is verified.
+    fn credit(&mut self, source: Source, n: u64) {
+        match source {
+            Source::Peer(addr) => {
+                self.tallies.entry(addr).or_default().bytes += n;
+                self.from_peers += n;
+            }
+            Source::Web(i) => {
+                if let Some(w) = self.web.get_mut(i) {
+                    w.bytes += n;
+                }
+                self.from_web += n;
+            }
+        }
     }
 
     /// The bytes held in partial piece buffers.

@@ -39,7 +39,7 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
         let (banned, complete, no_mirror_left) = {
             let mut t = ctx.lock();
             let banned = t.verified(piece, ok, len, &contributors);
-            let web_failed = !ok && matches!(contributors[..], [Source::Web(_)]);
+            let web_failed = !ok && matches!(contributors[..], [(Source::Web(_), _)]);
             let no_mirror_left = web_failed
                 && t.web
                     .iter()

@@ -306,7 +306,7 @@ async fn get_range(
     let mut left = seg.len;
     while left > 0 {
         let chunk = match tokio::time::timeout(READ_TIMEOUT, resp.chunk()).await {
-            Err(_) => return Err(transient("stalled: no data for 20 s")),
+            Err(_) => return Err(bad("stalled: no data for 20 s")),
             Ok(Err(e)) => return Err(transient(describe(&e))),
             Ok(Ok(None)) => {
                 return Err(bad(format!(

@@ -1,6 +1,6 @@
 //! How a mirror is doing: failures back it off exponentially; a bad answer (a 4xx, a server that
-//! ignores `Range`, a short body, or a piece it sent wrong once another source proved it) counts a
-//! strike. [`MAX_STRIKES`] strikes, [`MAX_UNPROVEN`] pieces that failed their hash check, or
+//! ignores `Range`, a short body, a body that stalls, or a piece it sent wrong once another source
+//! proved it) counts a strike. [`MAX_STRIKES`] strikes, [`MAX_UNPROVEN`] pieces that failed their hash check, or
 //! [`MAX_CONSECUTIVE`] failures in a row drop it for the session. Pure: the caller passes the time.
 
 use std::time::{Duration, Instant};

@@ -10,6 +10,7 @@ pub mod netns;
 pub mod payload;
 pub mod seeders;
 pub mod servers;
+pub mod webserver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -61,7 +61,10 @@ fn blocks_assemble_into_a_piece_and_good_pieces_are_announced() {
     assert_eq!(c.data.len(), 2 * BLOCK_LEN as usize);
     assert_eq!(c.data[0], 1);
     assert_eq!(c.data[BLOCK_LEN as usize], 2);
-    assert_eq!(c.contributors, vec![Source::Peer(addr(1))]);
+    assert_eq!(
+        c.contributors,
+        vec![(Source::Peer(addr(1)), 2 * u64::from(BLOCK_LEN))]
+    );
     assert!(t
         .verified(c.piece, true, 2 * BLOCK_LEN, &c.contributors)
         .is_empty());
@@ -184,7 +187,12 @@ fn a_mirror_that_sent_a_piece_wrong_is_struck_once_another_source_proves_it() {
     );
     assert!(t.web[0].health.dropped().is_some());
     assert!(t.web[1].health.dropped().is_none());
-    assert_eq!(t.from_web, 6 * 2 * u64::from(BLOCK_LEN));
+    assert_eq!(
+        t.from_web,
+        3 * 2 * u64::from(BLOCK_LEN),
+        "only verified bytes count"
+    );
+    assert_eq!(t.web[0].bytes, 0, "the bad mirror supplied nothing useful");
     assert_eq!(t.web[1].bytes, 3 * 2 * u64::from(BLOCK_LEN));
 }
 
