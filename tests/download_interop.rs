@@ -77,19 +77,7 @@ impl Summary {
 
 /// Waits for pixtorrent to exit 0 within [`DOWNLOAD_TIMEOUT`] and parses its summary.
 fn finish(mut px: Proc) -> Summary {
-    let start = Instant::now();
-    let status = px.wait_exit(DOWNLOAD_TIMEOUT);
-    let took = start.elapsed();
-    match status {
-        None => panic!(
-            "pixtorrent did not finish within {DOWNLOAD_TIMEOUT:?} (killed)\n{}",
-            px.dump(20)
-        ),
-        Some(s) if !s.success() => {
-            panic!("pixtorrent failed ({s}) after {took:?}\n{}", px.dump(20))
-        }
-        Some(_) => eprintln!("pixtorrent finished in {took:.1?}"),
-    }
+    common::expect_success(&mut px, DOWNLOAD_TIMEOUT);
     let summary = Summary::parse(&px.stdout());
     eprintln!("summary: {summary:?}");
     summary

@@ -123,19 +123,7 @@ fn number(text: &str) -> u64 {
 fn download(torrent: &Path, out: &Path, extra: &[&str]) -> Summary {
     let args: Vec<&str> = std::iter::once("-v").chain(extra.iter().copied()).collect();
     let (mut px, _) = pixtorrent("pixtorrent", torrent, out, Ipv4Addr::LOCALHOST, &args);
-    let start = Instant::now();
-    let status = px.wait_exit(DOWNLOAD_TIMEOUT);
-    let took = start.elapsed();
-    match status {
-        None => panic!(
-            "pixtorrent did not finish within {DOWNLOAD_TIMEOUT:?} (killed)\n{}",
-            px.dump(30)
-        ),
-        Some(s) if !s.success() => {
-            panic!("pixtorrent failed ({s}) after {took:?}\n{}", px.dump(30))
-        }
-        Some(_) => eprintln!("pixtorrent finished in {took:.1?}"),
-    }
+    common::expect_success(&mut px, DOWNLOAD_TIMEOUT);
     let summary = Summary::parse(&px.stdout());
     eprintln!("{}", px.dump(200));
     summary

@@ -377,3 +377,22 @@ pub fn pixtorrent(
         SocketAddr::new(IpAddr::V4(ip), port),
     )
 }
+
+/// Waits for `px` to exit within `limit`; panics (with its last output) unless it exits 0. Returns
+/// how long it took.
+pub fn expect_success(px: &mut seeders::Proc, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let status = px.wait_exit(limit);
+    let took = start.elapsed();
+    match status {
+        None => panic!(
+            "pixtorrent did not finish within {limit:?} (killed)\n{}",
+            px.dump(30)
+        ),
+        Some(s) if !s.success() => {
+            panic!("pixtorrent failed ({s}) after {took:?}\n{}", px.dump(30))
+        }
+        Some(_) => eprintln!("pixtorrent finished in {took:.1?}"),
+    }
+    took
+}
