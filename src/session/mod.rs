@@ -116,7 +116,9 @@ pub enum SessionError {
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
     /// No tracker answered and no peer was found.
-    #[error("nothing to download from: no tracker answered, no peer found, no web seed left ({0})")]
+    #[error(
+        "nothing to download from: no tracker answered, no peer found, no web seed left ({0})"
+    )]
     NoPeers(String),
     /// The torrent has no way to find peers or data.
     #[error("the torrent lists no trackers and no web seeds, and DHT is not supported yet")]
