@@ -28,7 +28,8 @@ pub struct Body {
     pub bytes: Vec<u8>,
 }
 
-/// Builds the HTTP client every fetch uses: rustls, at most 5 redirects, bounded connect time.
+/// Builds an HTTP client: rustls, at most 5 redirects (archive.org sends `/download/` to a data
+/// node), bounded connect time. Used for fetches here and by the web seed tasks.
 pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, FetchError> {
     reqwest::Client::builder()
         .user_agent(concat!("pixtorrent/", env!("CARGO_PKG_VERSION")))

@@ -353,15 +353,7 @@ fn libtorrent_leech(payload: &Payload, out: &Path, ip: Ipv4Addr) -> Option<Vec<(
         ..LtOptions::default()
     };
     let mut leecher = LtPeer::start(&payload.torrent, out, &opts)?;
-    let done = leecher
-        .proc
-        .wait_line(DOWNLOAD_TIMEOUT, |l| l.starts_with("DONE "));
-    assert!(
-        done.is_some(),
-        "libtorrent leecher did not finish (exit status {:?})\n{}",
-        leecher.proc.try_status(),
-        leecher.proc.dump(20)
-    );
+    leecher.wait_done(DOWNLOAD_TIMEOUT);
     leecher.stop();
     assert_same_tree(&payload.root(), &out.join(payload.name()));
     let peers = leecher
@@ -426,15 +418,7 @@ fn harness_corrupting_seeder_fails_libtorrent_hash_checks() {
     let Some(mut leecher) = LtPeer::start(&payload.torrent, &out, &opts) else {
         return;
     };
-    let done = leecher
-        .proc
-        .wait_line(DOWNLOAD_TIMEOUT, |l| l.starts_with("DONE "));
-    assert!(
-        done.is_some(),
-        "libtorrent leecher did not finish (exit status {:?})\n{}",
-        leecher.proc.try_status(),
-        leecher.proc.dump(20)
-    );
+    leecher.wait_done(DOWNLOAD_TIMEOUT);
     assert_same_tree(&payload.root(), &out.join(payload.name()));
     let fails = leecher
         .proc

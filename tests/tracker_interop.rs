@@ -356,16 +356,8 @@ fn libtorrent_leecher(torrent: &Path, out: &Path) -> Option<LtPeer> {
 
 /// Waits until a libtorrent leecher has every piece.
 fn wait_libtorrent_done(leecher: &mut LtPeer) {
-    let done = leecher
-        .proc
-        .wait_line(DOWNLOAD_TIMEOUT, |l| l.starts_with("DONE "));
-    assert!(
-        done.is_some(),
-        "libtorrent leecher did not finish (exit status {:?})\n{}",
-        leecher.proc.try_status(),
-        leecher.proc.dump(20)
-    );
-    eprintln!("libtorrent leecher: {}", done.unwrap());
+    let done = leecher.wait_done(DOWNLOAD_TIMEOUT);
+    eprintln!("libtorrent leecher: {done}");
 }
 
 /// Stops a libtorrent peer; it must exit cleanly (its session announces `stopped` as it ends).

@@ -280,7 +280,8 @@ async fn run(
     );
     let mut tasks = tokio::task::JoinSet::new();
     for mirror in webseed::mirrors(&ctx, &meta) {
-        let client = webseed::client(config.connect_timeout).map_err(SessionError::Fatal)?;
+        let client = crate::fetch::client(config.connect_timeout)
+            .map_err(|e| SessionError::Fatal(e.to_string()))?;
         let mirror = Arc::new(mirror);
         for _ in 0..config.web_seed_connections.max(1) {
             tasks.spawn(webseed::connection(

@@ -78,7 +78,8 @@ pub struct WebSeed {
     pub health: Health,
     /// Useful block bytes it sent.
     pub bytes: u64,
-    /// The pieces we ask it for: all, less those it served wrong (the picker's "has" for it).
+    /// The pieces we ask it for: all, less those it alone sent wrong (the picker's "has" for it;
+    /// once another source proves such a piece, the mirror takes a strike for it).
     pub has: Bitfield,
 }
 
@@ -139,9 +140,6 @@ pub struct Torrent {
     pub from_web: u64,
     /// Useful bytes from peers.
     pub from_peers: u64,
-    /// Pieces a web seed alone sent wrong, and which ones: they are struck once another source
-    /// proves the piece (see [`Torrent::verified`]).
-    web_failed: HashMap<u32, Vec<usize>>,
     /// Randomness for the picker.
     pub rng: StdRng,
     /// Peer addresses to dial.
@@ -185,7 +183,6 @@ impl Torrent {
             web: Vec::new(),
             from_web: 0,
             from_peers: 0,
-            web_failed: HashMap::new(),
             rng,
             pool: Default::default(),
             trackers: Default::default(),
@@ -297,10 +294,11 @@ impl Torrent {
             for p in self.peers.values() {
                 let _ = p.tx.send(Command::Have(piece.get()));
             }
+            // The mirrors that lack the piece in `has` are those that alone sent it wrong.
             let mut dropped = Vec::new();
-            let why = format!("sent piece {} wrong", piece.get());
-            for i in self.web_failed.remove(&piece.get()).unwrap_or_default() {
-                if let Some(w) = self.web.get_mut(i) {
+            for (i, w) in self.web.iter_mut().enumerate() {
+                if !w.has.get(piece.get()) {
+                    let why = format!("sent piece {} wrong", piece.get());
                     if w.health.proven(&why, std::time::Instant::now()) {
                         dropped.push(Source::Web(i));
                     }
@@ -325,10 +323,7 @@ impl Torrent {
             }
             [(Source::Web(i), _)] => {
                 if let Some(w) = self.web.get_mut(*i) {
-                    w.has.clear(piece.get());
-                    let failed = self.web_failed.entry(piece.get()).or_default();
-                    if !failed.contains(i) {
-                        failed.push(*i);
+                    if w.has.clear(piece.get()) {
                         let why = format!("piece {} failed its hash check", piece.get());
                         if w.health.suspect(&why) {
                             newly.push(Source::Web(*i));

@@ -20,7 +20,6 @@ use crate::picker::PeerKey;
 use crate::types::{BlockRef, BLOCK_LEN};
 use crate::webseed::health::Failure;
 use crate::webseed::plan::{self, Assembler, Segment};
-use crate::webseed::MAX_REDIRECTS;
 
 /// Bytes asked for per reservation (or one piece if larger): long enough that the request round trip
 /// is small next to the transfer, short enough that a slow mirror holds back little at the end.
@@ -38,18 +37,6 @@ pub struct Mirror {
     pub index: usize,
     /// Per file, in torrent order.
     pub urls: Vec<Option<String>>,
-}
-
-/// The HTTP client all web seed tasks share: at most [`MAX_REDIRECTS`] redirects, no compression,
-/// idle connections kept for reuse.
-pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .user_agent(concat!("pixtorrent/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| describe(&e))
 }
 
 /// The web seeds of the session, recorded in the torrent state; those with unusable URLs are recorded
@@ -321,9 +308,6 @@ async fn get_range(
         left -= n as u64;
         sink(&chunk[..n])?;
     }
-    // Let the client see the end of the body, so the connection goes back to the pool for the next
-    // request instead of a new one being opened. A body longer than asked is not read any further.
-    let _ = tokio::time::timeout(Duration::from_millis(50), resp.chunk()).await;
     Ok(())
 }
 

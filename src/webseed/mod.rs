@@ -17,9 +17,6 @@ use percent_encoding::utf8_percent_encode;
 use crate::metainfo::Info;
 use crate::types::URL_COMPONENT as COMPONENT;
 
-/// Most redirects followed for one request: archive.org's `/download/` needs one, to a data node.
-pub const MAX_REDIRECTS: usize = 5;
-
 /// Longest web seed URL we accept (with the appended path), like a browser's practical limit.
 pub const MAX_URL_LEN: usize = 8192;
 

@@ -96,30 +96,24 @@ impl Assembler {
     /// last block are ignored; returns how many were used.
     pub fn feed(&mut self, mut data: &[u8], mut done: impl FnMut(BlockRef, &[u8])) -> usize {
         let mut used = 0;
-        while let Some(&b) = self.blocks.front() {
-            if data.is_empty() {
-                break;
-            }
+        while let (Some(&b), false) = (self.blocks.front(), data.is_empty()) {
             let want = b.len as usize - self.partial.len();
-            if self.partial.is_empty() && data.len() >= want {
+            let take = want.min(data.len());
+            if self.partial.is_empty() && take == want {
                 // The whole block is in this chunk: no copy here.
-                done(b, &data[..want]);
+                done(b, &data[..take]);
             } else {
-                let take = want.min(data.len());
                 self.partial.extend_from_slice(&data[..take]);
-                data = &data[take..];
-                used += take;
-                if self.partial.len() < b.len as usize {
-                    continue;
+                if take == want {
+                    done(b, &self.partial);
+                    self.partial.clear();
                 }
-                done(b, &self.partial);
-                self.partial.clear();
-                self.blocks.pop_front();
-                continue;
             }
-            data = &data[want..];
-            used += want;
-            self.blocks.pop_front();
+            data = &data[take..];
+            used += take;
+            if take == want {
+                self.blocks.pop_front();
+            }
         }
         used
     }

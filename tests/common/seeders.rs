@@ -318,6 +318,19 @@ impl LtPeer {
         })
     }
 
+    /// Waits for its `DONE …` line (every piece verified); panics with its output if none comes
+    /// within `limit`. Returns the line.
+    pub fn wait_done(&mut self, limit: Duration) -> String {
+        let done = self.proc.wait_line(limit, |l| l.starts_with("DONE "));
+        done.unwrap_or_else(|| {
+            panic!(
+                "libtorrent leecher did not finish (exit status {:?})\n{}",
+                self.proc.try_status(),
+                self.proc.dump(20)
+            )
+        })
+    }
+
     /// Lifts the upload and download limits.
     pub fn unlimit(&mut self) {
         self.proc.send_line("unlimit");
