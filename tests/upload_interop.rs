@@ -380,7 +380,8 @@ fn hostile(addr: SocketAddr, hash: [u8; 20], pieces: u32, what: &'static str) ->
         "request flood" => {
             result.unchoked = wait_unchoke(&mut stream, Duration::from_secs(15));
             let blocks = PIECE_LENGTH / 16384;
-            let flood: Vec<u8> = (0..1000u32)
+            // Far past what pixtorrent queues (4000) and drops before calling it a flood (8000).
+            let flood: Vec<u8> = (0..20_000u32)
                 .flat_map(|i| request(i / blocks % pieces, (i % blocks) * 16384, 16384))
                 .collect();
             let sent = stream.write_all(&flood);

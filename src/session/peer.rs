@@ -36,7 +36,7 @@ const SNUB_PAUSE: Duration = Duration::from_secs(30);
 const USELESS_AFTER: Duration = Duration::from_secs(60);
 /// Blocks a peer may send unasked (late after a timeout or cancel is normal, a stream is not).
 const MAX_UNREQUESTED: u32 = 64;
-/// Time allowed for one batch of our writes.
+/// Longest our writes may make no progress (the peer stopped reading) before we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests we queue from one peer, as told in our BEP 10 handshake.
 const OUR_REQQ: u32 = MAX_QUEUED as u32;
@@ -149,6 +149,8 @@ struct Conn {
     unrequested: u32,
     last_read: Instant,
     last_write: Instant,
+    /// Since when bytes have waited to be written with no progress (`None`: nothing to write).
+    write_waiting: Option<Instant>,
     last_block: Instant,
     last_useful: Instant,
 }
@@ -187,6 +189,7 @@ impl Conn {
             unrequested: 0,
             last_read: now,
             last_write: now,
+            write_waiting: None,
             last_block: now,
             last_useful: now,
         }
@@ -215,43 +218,68 @@ impl Conn {
         let mut shutdown = self.ctx.shutdown.subscribe();
         loop {
             self.serve_some()?;
-            self.flush(&mut wr).await?;
-            tokio::select! {
+            // Writing and reading go on at once: requests keep arriving while blocks go out (so the
+            // queue never runs dry mid-batch), and a peer that stops reading cannot stop us from
+            // reading it. What the handlers below encode is appended after what is being written.
+            let mut sending = std::mem::take(&mut self.out);
+            let sent_before = sending.len();
+            let result = tokio::select! {
                 biased;
-                n = rd.read_buf(&mut rbuf) => {
-                    if n? == 0 {
-                        return Err(PeerError::Closed);
-                    }
-                    quickack(fd);
-                    self.last_read = Instant::now();
-                    while let Some(msg) = self.codec.decode(&mut rbuf)? {
-                        self.on_message(msg)?;
-                    }
-                    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                        rbuf.reserve(READ_CHUNK);
-                    }
-                }
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd)?,
-                    None => return Err(PeerError::Dropped("torrent closed")),
+                w = wr.write_buf(&mut sending), if !sending.is_empty() => match w {
+                    Ok(0) => Err(PeerError::Closed),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e.into()),
                 },
-                _ = tick.tick() => self.on_tick()?,
-                _ = shutdown.changed() => return Err(PeerError::Dropped("shutting down")),
-                _ = std::future::ready(()), if self.uploads.pending() => {}
+                n = rd.read_buf(&mut rbuf) => self.on_read(n, &mut rbuf, fd),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => Err(PeerError::Dropped("torrent closed")),
+                },
+                _ = tick.tick() => self.on_tick(),
+                _ = shutdown.changed() => Err(PeerError::Dropped("shutting down")),
+            };
+            let progressed = sending.len() < sent_before;
+            if !self.out.is_empty() {
+                sending.extend_from_slice(&self.out);
             }
+            self.out = sending;
+            self.after_write(progressed, Instant::now());
+            result?;
             self.refill();
         }
     }
 
-    async fn flush(&mut self, wr: &mut tokio::net::tcp::WriteHalf<'_>) -> Result<(), PeerError> {
-        if self.out.is_empty() {
-            return Ok(());
+    /// Keeps the write clocks: the last write (keep-alives) and since when unsent bytes have waited
+    /// without progress (a peer that stopped reading).
+    fn after_write(&mut self, progressed: bool, now: Instant) {
+        if progressed {
+            self.last_write = now;
         }
-        tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&self.out))
-            .await
-            .map_err(|_| timed_out("write timed out"))??;
-        self.out.clear();
-        self.last_write = Instant::now();
+        self.write_waiting = match (self.out.is_empty(), self.write_waiting) {
+            (true, _) => None,
+            (false, Some(since)) if !progressed => Some(since),
+            (false, _) => Some(now),
+        };
+    }
+
+    /// Bytes arrived (or the peer closed): decode and handle every whole message.
+    fn on_read(
+        &mut self,
+        n: std::io::Result<usize>,
+        rbuf: &mut BytesMut,
+        fd: RawFd,
+    ) -> Result<(), PeerError> {
+        if n? == 0 {
+            return Err(PeerError::Closed);
+        }
+        quickack(fd);
+        self.last_read = Instant::now();
+        while let Some(msg) = self.codec.decode(rbuf)? {
+            self.on_message(msg)?;
+        }
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
         Ok(())
     }
 
@@ -412,6 +440,12 @@ impl Conn {
         let now = Instant::now();
         if now.duration_since(self.last_read) > IDLE_TIMEOUT {
             return Err(PeerError::Dropped("idle"));
+        }
+        if self
+            .write_waiting
+            .is_some_and(|since| now.duration_since(since) > WRITE_TIMEOUT)
+        {
+            return Err(timed_out("write timed out"));
         }
         if !self.pending.is_empty() && now.duration_since(self.last_block) > REQUEST_TIMEOUT {
             tracing::debug!(peer = %self.addr, n = self.pending.len(), "requests timed out; snubbed");

@@ -7,14 +7,19 @@ use std::collections::VecDeque;
 use crate::bitfield::Bitfield;
 use crate::types::{Lengths, PieceIndex, BLOCK_LEN};
 
-/// Requests one peer may have queued with us: what we announce as `reqq` (BEP 10).
-pub const MAX_QUEUED: usize = 250;
-/// Requests past [`MAX_QUEUED`] still queued as long as we keep sending: clients overshoot (aria2 1.36
-/// keeps up to 256 outstanding whatever `reqq` says, and never asks again for a request we drop).
-/// More than this many past a full queue with no block sent in between is a flood.
-pub const MAX_OVERFLOW: u32 = MAX_QUEUED as u32;
-/// Absolute bound on one peer's queue (12 bytes an entry): libtorrent's own acceptance limit.
-pub const MAX_QUEUE_HARD: usize = 2000;
+/// Requests one peer may have queued with us, as we announce it in `reqq` (BEP 10): libtorrent's
+/// `max_allowed_in_request_queue`. 12 bytes an entry, so 24 KB per peer at most.
+pub const MAX_QUEUED: usize = 2000;
+/// Requests taken past [`MAX_QUEUED`]: clients overshoot what we announce (rtorrent 0.9.8 keeps up to
+/// 2048 outstanding, aria2 1.36 up to 256 whatever `reqq` says), and a request we drop is one they
+/// wait for until their own timeout. Beyond this the request is dropped, as libtorrent does, and the
+/// peer keeps being served.
+pub const MAX_QUEUE_HARD: usize = 2 * MAX_QUEUED;
+/// Requests dropped (queue full) over a connection's life: past this the peer is flooding us, not
+/// pipelining deeply, and is disconnected. No client we know keeps more than [`MAX_QUEUE_HARD`]
+/// outstanding, so none drops any; one that keeps its queue past the bound loses only the overshoot
+/// (and what it asks again after its timeouts), far below this.
+pub const MAX_DROPPED: u32 = 2 * MAX_QUEUE_HARD as u32;
 
 /// Why a request drops the peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +30,7 @@ pub enum Refusal {
     BadLength,
     /// A piece we have not announced.
     NotHave,
-    /// More than [`MAX_OVERFLOW`] requests past a full queue before we could send anything, or more
-    /// than [`MAX_QUEUE_HARD`] queued.
+    /// More than [`MAX_DROPPED`] requests dropped past a full queue.
     Flood,
 }
 
@@ -57,8 +61,8 @@ pub struct Wanted {
 #[derive(Debug)]
 pub struct Uploads {
     queue: VecDeque<Wanted>,
-    /// Requests taken past [`MAX_QUEUED`] since a block was last sent.
-    overflow: u32,
+    /// Requests dropped (queue full) over the connection's life.
+    dropped: u32,
     /// Whether we choke the peer (requests are then discarded, BEP 3).
     pub choking: bool,
 }
@@ -67,14 +71,15 @@ impl Default for Uploads {
     fn default() -> Uploads {
         Uploads {
             queue: VecDeque::new(),
-            overflow: 0,
+            dropped: 0,
             choking: true,
         }
     }
 }
 
 impl Uploads {
-    /// A `request` arrived. Requests while we choke are discarded (`Ok`).
+    /// A `request` arrived. Requests while we choke are discarded (`Ok`), and so are those past
+    /// [`MAX_QUEUE_HARD`] (the peer asks again after its timeout, as with libtorrent).
     pub fn request(
         &mut self,
         lengths: &Lengths,
@@ -96,11 +101,12 @@ impl Uploads {
         if self.choking {
             return Ok(());
         }
-        if self.queue.len() >= MAX_QUEUED {
-            self.overflow += 1;
-            if self.overflow > MAX_OVERFLOW || self.queue.len() >= MAX_QUEUE_HARD {
+        if self.queue.len() >= MAX_QUEUE_HARD {
+            self.dropped += 1;
+            if self.dropped > MAX_DROPPED {
                 return Err(Refusal::Flood);
             }
+            return Ok(());
         }
         self.queue.push_back(Wanted {
             piece,
@@ -129,11 +135,12 @@ impl Uploads {
 
     /// The next block to send.
     pub fn pop(&mut self) -> Option<Wanted> {
-        let w = self.queue.pop_front();
-        if w.is_some() {
-            self.overflow = 0;
-        }
-        w
+        self.queue.pop_front()
+    }
+
+    /// Requests dropped because the queue was full, over the connection's life.
+    pub fn dropped(&self) -> u32 {
+        self.dropped
     }
 
     /// Whether anything is waiting to be sent.
@@ -193,30 +200,51 @@ mod tests {
         assert_eq!(u.request(&l, &ours, 0, 0, 16385), Err(Refusal::BadLength));
         assert_eq!(u.request(&l, &ours, 0, 0, 0), Err(Refusal::BadLength));
         assert_eq!(u.request(&l, &ours, 1, 0, 16384), Err(Refusal::NotHave));
-        for _ in 0..MAX_QUEUED {
-            assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
-        }
-        // Past a full queue: still taken, and a flood only after a whole queue's worth more.
-        for _ in 0..MAX_OVERFLOW {
-            assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
-        }
-        assert_eq!(u.request(&l, &ours, 0, 0, 16384), Err(Refusal::Flood));
-        assert_eq!(u.queue.len(), MAX_QUEUED + MAX_OVERFLOW as usize);
-        // A client that overshoots a little while we serve is never dropped, nor any request lost.
+    }
+
+    #[test]
+    fn requests_past_the_queue_are_dropped_and_only_a_flood_costs_the_connection() {
+        let (l, ours) = setup();
         let mut u = Uploads::default();
         u.unchoke();
-        let mut sent = 0;
-        for _ in 0..10 * MAX_QUEUED {
+        for _ in 0..MAX_QUEUE_HARD {
             assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
-            if u.queue.len() > MAX_QUEUED + 6 {
+        }
+        // Past the hard bound: dropped, the peer kept, until a flood's worth, even while we send.
+        for k in 0..MAX_DROPPED {
+            assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
+            if k % 2 == 0 {
                 assert!(u.pop().is_some());
-                sent += 1;
+                assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
             }
         }
-        while u.pop().is_some() {
-            sent += 1;
+        assert_eq!(u.queue.len(), MAX_QUEUE_HARD);
+        assert_eq!(u.dropped(), MAX_DROPPED);
+        assert_eq!(u.request(&l, &ours, 0, 0, 16384), Err(Refusal::Flood));
+    }
+
+    #[test]
+    fn a_client_far_ahead_of_our_replies_is_served_and_loses_nothing() {
+        // rtorrent 0.9.8 keeps 2048 requests outstanding and sends them ahead of our replies:
+        // whatever it keeps outstanding up to the hard bound is queued, never dropped.
+        let (l, ours) = setup();
+        for depth in [MAX_QUEUED + 48, 2048, MAX_QUEUE_HARD] {
+            let mut u = Uploads::default();
+            u.unchoke();
+            let mut served = 0;
+            for _ in 0..10 * MAX_QUEUED {
+                assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
+                if u.queue.len() >= depth {
+                    assert!(u.pop().is_some());
+                    served += 1;
+                }
+            }
+            while u.pop().is_some() {
+                served += 1;
+            }
+            assert_eq!(served, 10 * MAX_QUEUED, "depth {depth}");
+            assert_eq!(u.dropped(), 0, "depth {depth}");
         }
-        assert_eq!(sent, 10 * MAX_QUEUED);
     }
 
     #[test]

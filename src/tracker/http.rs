@@ -117,7 +117,7 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
     let mut peers = Vec::new();
     if let Some(p) = root.get(b"peers") {
         if let Some(bytes) = p.as_bytes() {
-            compact(bytes, 6, &mut peers)?;
+            compact(bytes, 6, &mut peers);
         } else if let Some(list) = p.as_list() {
             for entry in list.take(MAX_PEERS_PER_REPLY) {
                 let ip = entry
@@ -142,7 +142,7 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
         }
     }
     if let Some(p6) = root.get(b"peers6").and_then(|n| n.as_bytes()) {
-        compact(p6, 18, &mut peers)?;
+        compact(p6, 18, &mut peers);
     }
     peers.truncate(MAX_PEERS_PER_REPLY);
     Ok(AnnounceResponse {
@@ -163,13 +163,9 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
 }
 
 /// Appends compact peers (`stride` 6 for IPv4, 18 for IPv6) to `out`, up to [`MAX_PEERS_PER_REPLY`].
-pub fn compact(bytes: &[u8], stride: usize, out: &mut Vec<SocketAddr>) -> Result<(), TrackerError> {
-    if bytes.len() % stride != 0 {
-        return Err(TrackerError::Malformed(format!(
-            "compact peer list of {} bytes is not a multiple of {stride}",
-            bytes.len()
-        )));
-    }
+/// A trailing partial entry (a length that is not a multiple of `stride`) is ignored and the whole
+/// entries kept, as libtorrent does: a tracker that appends a stray byte still gives us its peers.
+pub fn compact(bytes: &[u8], stride: usize, out: &mut Vec<SocketAddr>) {
     for chunk in bytes.chunks_exact(stride) {
         if out.len() >= MAX_PEERS_PER_REPLY {
             break;
@@ -187,7 +183,6 @@ pub fn compact(bytes: &[u8], stride: usize, out: &mut Vec<SocketAddr>) -> Result
             out.push(SocketAddr::new(ip, port));
         }
     }
-    Ok(())
 }
 
 /// Parses a scrape reply: `files` maps raw 20-byte info-hashes to counts.

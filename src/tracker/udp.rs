@@ -150,7 +150,7 @@ pub fn parse_reply(
                 return Err(short(20));
             }
             let mut peers = Vec::new();
-            compact(&buf[20..], if ipv6 { 18 } else { 6 }, &mut peers)?;
+            compact(&buf[20..], if ipv6 { 18 } else { 6 }, &mut peers);
             Reply::Announce(AnnounceResponse {
                 interval: Some(be32(buf, 8)),
                 leechers: Some(be32(buf, 12)),

@@ -167,12 +167,11 @@ fn failures_and_garbage() {
     )]))
     .unwrap_err();
     assert_eq!(e.to_string(), "tracker refused: go ?[2Jaway \u{fffd}");
-    let cases: [(&[u8], &str); 6] = [
+    let cases: [(&[u8], &str); 5] = [
         (b"", "empty body"),
         (b"  <!DOCTYPE html><html>", "HTML page"),
         (b"d8:intervali1800e5:peers6:abc", "not bencode"),
         (b"li1ee", "a bencoded list"),
-        (b"d5:peers5:abcdee", "not a multiple of 6"),
         (b"d5:peersi3ee", "`peers` is a integer"),
     ];
     for (body, want) in cases {
@@ -180,6 +179,17 @@ fn failures_and_garbage() {
         assert!(matches!(e, TrackerError::Malformed(_)), "{e}");
         assert!(e.to_string().contains(want), "{e} should contain {want}");
     }
+    // A compact list with a stray tail keeps its whole entries (libtorrent does the same).
+    let r = parse_announce(b"d5:peers7:\x7f\x00\x00\x01\x1a\xe1Z6:peers619:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe2Ze").unwrap();
+    assert_eq!(
+        r.peers,
+        vec![
+            "127.0.0.1:6881".parse::<SocketAddr>().unwrap(),
+            "[::1]:6882".parse().unwrap()
+        ]
+    );
+    let r = parse_announce(b"d5:peers5:abcdee").unwrap();
+    assert!(r.peers.is_empty());
     // Negative or absurd counts are dropped, not wrapped.
     let r = parse_announce(&reply(vec![
         ("complete", Value::Int(-1)),

@@ -91,8 +91,19 @@ fn reply_parsing() {
         (Some(1800), Some(3), Some(4))
     );
     assert_eq!(r.peers, ["127.0.0.1:6881".parse().unwrap()]);
-    // The same 12 peer bytes are not a whole IPv6 peer.
-    assert!(parse_reply(&a, 5, Action::Announce, true).is_err());
+    // The same 12 peer bytes are not a whole IPv6 peer: no peer, but the counts are kept.
+    let Some(Reply::Announce(r)) = parse_reply(&a, 5, Action::Announce, true).unwrap() else {
+        panic!()
+    };
+    assert!(r.peers.is_empty());
+    assert_eq!(r.interval, Some(1800));
+    // A stray byte after whole peers: the peers are kept.
+    let mut tail = a.clone();
+    tail.push(9);
+    let Some(Reply::Announce(r)) = parse_reply(&tail, 5, Action::Announce, false).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.peers, ["127.0.0.1:6881".parse().unwrap()]);
     assert!(parse_reply(&a[..19], 5, Action::Announce, false).is_err());
     let empty = parse_reply(&a[..8], 5, Action::Announce, false).unwrap_err();
     assert!(
