@@ -7,6 +7,7 @@
 //! ## Components
 //! | module | responsibility | pure? |
 //! |---|---|---|
+//! | [`text`] | outside text made safe to print: the one `sanitize`, and the log writer that applies it | yes |
 //! | [`bencode`] | the one place that touches `bip_bencode`: decode with limits, raw spans, encode | yes |
 //! | [`types`] | `InfoHash`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
 //! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hash over the raw `info` bytes; validation | yes |
@@ -28,7 +29,7 @@
 //! Still to come, with room left for them: the extensions (BEP 5/6/9/11).
 //!
 //! ## Who may import whom (strictly downward)
-//! - `bencode`, `types`, `fetch`: nothing from the crate.
+//! - `bencode`, `types`, `fetch`, `text`: nothing from the crate. Anything may import `text`.
 //! - `metainfo`: bencode, types. `magnet`: types.
 //! - `tracker` (client): bencode, types, fetch.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
@@ -50,6 +51,7 @@ pub mod pipeline;
 pub mod report;
 pub mod session;
 pub mod storage;
+pub mod text;
 pub mod tracker;
 pub mod tracker_server;
 pub mod types;

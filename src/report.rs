@@ -7,9 +7,8 @@ use serde_json::json;
 
 use crate::magnet::magnet_link;
 use crate::metainfo::Metainfo;
+use crate::text::{block as clean_text, line as sanitize};
 use crate::tracker::probe::ProbeOutcome;
-use crate::tracker::sanitize;
-use crate::types::is_unprintable;
 
 /// `1.50 MiB`: binary units, two decimals, bytes below 1 KiB.
 pub fn human_size(bytes: u64) -> String {
@@ -28,31 +27,6 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{value:.2} {}", UNITS[unit])
     }
-}
-
-/// Longest free text (a comment) printed, in characters.
-const MAX_TEXT: usize = 4000;
-
-/// Free text from a torrent made safe for a terminal: line breaks kept and indented by `indent`, other
-/// control characters (escape sequences) replaced, length capped.
-pub fn clean_text(text: &str, indent: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in text.trim_end().chars().enumerate() {
-        if i == MAX_TEXT {
-            out.push('…');
-            break;
-        }
-        match c {
-            '\n' => {
-                out.push('\n');
-                out.extend(std::iter::repeat_n(' ', indent));
-            }
-            '\r' => {}
-            c if is_unprintable(c) => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `441,396,773`.
@@ -276,16 +250,6 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(441_396_773), "441,396,773");
-    }
-
-    #[test]
-    fn free_text_is_terminal_safe() {
-        assert_eq!(clean_text("a\r\nb\x1b[2J\n", 2), "a\n  b?[2J");
-        assert_eq!(clean_text("gpj.\u{202e}exe", 0), "gpj.?exe");
-        assert_eq!(
-            clean_text(&"x".repeat(MAX_TEXT + 9), 0).chars().count(),
-            MAX_TEXT + 1
-        );
     }
 
     #[test]

@@ -55,13 +55,6 @@ impl fmt::Debug for InfoHash {
     }
 }
 
-/// Characters never printed from outside text: control characters (terminal escapes) and the Unicode
-/// marks that reorder how text displays (a name that reads `exe.txt` but is `txt.exe`).
-pub fn is_unprintable(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 /// Lower-case hex of any bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

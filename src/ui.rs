@@ -170,7 +170,7 @@ async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     pb.set_style(style);
-    pb.set_prefix(crate::report::clean_text(&name, 0));
+    pb.set_prefix(crate::text::block(&name, 0));
     let mut rate = Rate::new();
     rate.push(rx.borrow().fetched);
     let mut up_rate = Rate::new();
@@ -209,7 +209,7 @@ pub fn summary(name: &str, o: &Outcome) -> String {
     let secs = o.elapsed.as_secs_f64().max(0.001);
     out.push_str(&format!(
         "Completed {}: {} in {}\n",
-        crate::report::clean_text(name, 0),
+        crate::text::block(name, 0),
         human_size(o.total),
         format_duration(o.elapsed)
     ));
@@ -238,7 +238,7 @@ pub fn summary(name: &str, o: &Outcome) -> String {
     for (addr, client, bytes) in &o.peers {
         out.push_str(&format!(
             "  peer {addr} ({}): {bytes} bytes\n",
-            crate::report::clean_text(client, 0)
+            crate::text::block(client, 0)
         ));
     }
     for (addr, why) in &o.banned {
@@ -251,11 +251,11 @@ pub fn summary(name: &str, o: &Outcome) -> String {
         ));
     }
     for (url, bytes, dropped) in &o.web_seeds {
-        let url = crate::report::clean_text(url, 0);
+        let url = crate::text::block(url, 0);
         match dropped {
             Some(why) => out.push_str(&format!(
                 "  web seed {url}: {bytes} bytes, dropped: {}\n",
-                crate::report::clean_text(why, 0)
+                crate::text::block(why, 0)
             )),
             None => out.push_str(&format!("  web seed {url}: {bytes} bytes\n")),
         }

@@ -16,7 +16,7 @@ use pixtorrent::session::{self, Config, SessionError};
 use pixtorrent::tracker::probe::probe_all;
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
 use pixtorrent::types::PeerId;
-use pixtorrent::{picker, ui};
+use pixtorrent::{picker, text, ui};
 
 /// Time allowed to fetch a `.torrent` given by URL.
 const TORRENT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -159,7 +159,10 @@ fn main() -> std::process::ExitCode {
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                text::sanitize(&format!("{e:#}"), text::Shape::MESSAGE)
+            );
             std::process::ExitCode::FAILURE
         }
     };
@@ -179,8 +182,9 @@ fn init_logging(verbose: u8) {
         .unwrap_or_else(|_| filter.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Every record goes through `text::sanitize`: peers, trackers and torrents put text in them.
+        .with_writer(|| text::SafeWriter(std::io::stderr()))
+        .with_ansi(false)
         .init();
 }
 
@@ -215,15 +219,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         bail!("no torrent given: use -t FILE.torrent (or an http(s) URL); see --help");
     };
     let bytes = load_torrent(&source).await?;
-    let meta = Metainfo::from_bytes(&bytes).with_context(|| source.clone())?;
+    let meta = Metainfo::from_bytes(&bytes).with_context(|| text::line(&source))?;
     tracing::debug!(info_hash = %meta.info_hash, name = %meta.info.name, "torrent loaded");
 
     if cli.info {
         if cli.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report::info_json(&meta))?
-            );
+            let json = serde_json::to_string_pretty(&report::info_json(&meta))?;
+            println!("{}", text::json_escaped(&json));
         } else {
             print!("{}", report::info_text(&meta));
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::{required_int, wrong_type, MetainfoError};
 use crate::bencode::Node;
-use crate::types::is_unprintable;
+use crate::text::is_unprintable;
 
 /// Longest path component accepted: the usual file-system limit (`NAME_MAX`).
 pub const MAX_COMPONENT_LEN: usize = 255;

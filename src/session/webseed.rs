@@ -50,7 +50,7 @@ pub fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<Mirror> {
         match crate::webseed::file_urls(url, &meta.info) {
             Ok(urls) => out.push(Mirror { index, urls }),
             Err(e) => {
-                tracing::warn!(%url, "web seed not used: {e}");
+                tracing::warn!(url = %crate::text::line(url), "web seed not used: {e}");
                 health.drop_now(e.to_string());
             }
         }
@@ -148,7 +148,7 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
             }) => {
                 tracing::debug!(url = %web.url, %why, "web seed request failed");
                 if web.health.failure(kind, &why, Instant::now()) {
-                    tracing::warn!(url = %web.url, why = web.health.dropped().unwrap_or(""), "web seed dropped");
+                    tracing::warn!(url = %crate::text::line(&web.url), why = web.health.dropped().unwrap_or(""), "web seed dropped");
                 }
             }
         }

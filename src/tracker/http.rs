@@ -7,10 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use percent_encoding::percent_encode;
 
 use super::{
-    sanitize, AnnounceRequest, AnnounceResponse, ScrapeStats, TrackerConfig, TrackerError,
+    AnnounceRequest, AnnounceResponse, ScrapeStats, TrackerConfig, TrackerError,
     MAX_PEERS_PER_REPLY,
 };
 use crate::bencode::{self, Limits, Node};
+use crate::text::line as sanitize;
 use crate::types::{InfoHash, URL_COMPONENT};
 
 /// The announce URL: `base` with our parameters appended to any query it already has (a passkey, say).

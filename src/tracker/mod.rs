@@ -16,12 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::fetch::FetchError;
-use crate::types::{is_unprintable, InfoHash, PeerId};
+use crate::text::line as sanitize;
+use crate::types::{InfoHash, PeerId};
 
 /// Most peers kept from one reply; a tracker that sends more is trimmed, not trusted.
 pub const MAX_PEERS_PER_REPLY: usize = 1000;
-/// Longest tracker-provided text (failure reason, warning) we keep, in characters.
-pub const MAX_MESSAGE_LEN: usize = 300;
 
 /// The `event` of an announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,29 +241,9 @@ fn scheme(url: &str) -> Result<Scheme, TrackerError> {
     }
 }
 
-/// Tracker-provided text made safe to print: control characters replaced, length capped.
-pub fn sanitize(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_MESSAGE_LEN)
-        .map(|c| if is_unprintable(c) { '?' } else { c })
-        .collect();
-    if text.chars().count() > MAX_MESSAGE_LEN {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitize_strips_control_characters_and_caps_length() {
-        assert_eq!(sanitize("ok\x1b[31mred\n"), "ok?[31mred?");
-        let long = "x".repeat(MAX_MESSAGE_LEN + 5);
-        assert_eq!(sanitize(&long).chars().count(), MAX_MESSAGE_LEN + 1);
-    }
 
     #[test]
     fn scheme_dispatch() {

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 use super::{
-    http::compact, sanitize, AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerConfig,
+    http::compact, AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerConfig,
     TrackerError,
 };
+use crate::text::line as sanitize;
 use crate::types::InfoHash;
 
 /// The magic constant of a connect request.

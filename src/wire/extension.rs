@@ -59,7 +59,7 @@ impl ExtHandshake {
                 String::from_utf8_lossy(&b[..b.len().min(MAX_CLIENT_NAME)])
                     .chars()
                     .map(|c| {
-                        if crate::types::is_unprintable(c) {
+                        if crate::text::is_unprintable(c) {
                             '?'
                         } else {
                             c

@@ -157,7 +157,8 @@ pub fn wait_for_tcp(addr: SocketAddr, limit: Duration) {
 }
 
 /// An HTTP server on 127.0.0.1 that answers like a broken tracker, by path:
-/// `/html`, `/garbage`, `/404`, `/truncated`, `/huge` (12 MiB, no length), `/silent`, `/failure`, and
+/// `/html`, `/garbage`, `/404`, `/truncated`, `/huge` (12 MiB, no length), `/silent`, `/failure`,
+/// `/evil` (a failure reason and a warning full of terminal escapes), and
 /// `/file` (the bytes given to [`JunkServer::with_file`]).
 pub struct JunkServer {
     /// `http://127.0.0.1:P`
@@ -238,6 +239,7 @@ fn serve_junk(mut stream: TcpStream, stop: &AtomicBool, file: &[u8]) {
         "/garbage" => ok(b"hello, this is not bencode"),
         "/404" => b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope".to_vec(),
         "/failure" => ok(b"d14:failure reason12:unregisterede"),
+        "/evil" => ok(b"d14:failure reason18:\x1b[31mEVIL\x1b[0m\xc2\x9b2J!15:warning message8:\x1b]0;pwnde"),
         "/file" => ok(file),
         "/truncated" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nd8:intervali1800e5:pee".to_vec(),
         "/huge" => {
