@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::net::{self, Bind};
+
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -28,15 +30,37 @@ pub struct Body {
     pub bytes: Vec<u8>,
 }
 
-/// Builds an HTTP client: rustls, at most 5 redirects (archive.org sends `/download/` to a data
-/// node), bounded connect time. Used for fetches here and by the web seed tasks.
-pub fn client(connect_timeout: Duration) -> Result<reqwest::Client, FetchError> {
-    reqwest::Client::builder()
+/// Most redirects followed (archive.org sends `/download/` to a data node).
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Builds an HTTP client: rustls, at most [`MAX_REDIRECTS`] redirects, bounded connect time, every
+/// connection from `bind` (a redirect to a literal address it cannot reach is refused). Used for
+/// fetches here, by the trackers and by the web seed tasks.
+pub fn client(connect_timeout: Duration, bind: &Bind) -> Result<reqwest::Client, FetchError> {
+    let guard = bind.clone();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if let Err(why) = net::check_url(&guard, attempt.url()) {
+            attempt.error(why)
+        } else {
+            attempt.follow()
+        }
+    });
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("pixtorrent/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .connect_timeout(connect_timeout)
+        .redirect(policy)
+        .connect_timeout(connect_timeout);
+    net::http(builder, bind)
         .build()
         .map_err(|e| FetchError::Http(describe(&e)))
+}
+
+/// Refuses a URL `bind` cannot reach (see [`net::check_url`]), or one that does not parse.
+pub fn check(bind: &Bind, url: &str) -> Result<(), FetchError> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| FetchError::Http(format!("invalid URL: {e}")))?;
+    net::check_url(bind, &parsed).map_err(FetchError::Http)
 }
 
 /// GETs `url`, whatever the status, reading at most `max` bytes of body, all within `timeout`.

@@ -12,6 +12,7 @@
 //! | [`types`] | `InfoHash`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
 //! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hash over the raw `info` bytes; validation | yes |
 //! | [`magnet`] | magnet URIs (BEP 9) | yes |
+//! | [`net`] | every socket bound as `--bind` / `--interface` say: listener, peer connections, UDP, HTTP client | IO |
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
@@ -29,9 +30,10 @@
 //! Still to come, with room left for them: the extensions (BEP 5/6/9/11).
 //!
 //! ## Who may import whom (strictly downward)
-//! - `bencode`, `types`, `fetch`, `text`: nothing from the crate. Anything may import `text`.
+//! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.
+//! - `fetch`: net.
 //! - `metainfo`: bencode, types. `magnet`: types.
-//! - `tracker` (client): bencode, types, fetch.
+//! - `tracker` (client): bencode, types, fetch, net.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
@@ -46,6 +48,7 @@ pub mod create;
 pub mod fetch;
 pub mod magnet;
 pub mod metainfo;
+pub mod net;
 pub mod picker;
 pub mod pipeline;
 pub mod report;

@@ -11,6 +11,7 @@ use clap::{Parser, ValueEnum};
 
 use pixtorrent::bencode::Limits;
 use pixtorrent::metainfo::Metainfo;
+use pixtorrent::net::Bind;
 use pixtorrent::report;
 use pixtorrent::session::{self, Config, SessionError};
 use pixtorrent::tracker::probe::probe_all;
@@ -67,9 +68,15 @@ struct Cli {
     #[arg(long, default_value_t = 6881)]
     port: u16,
 
-    /// Address to listen on.
+    /// Local address of every connection: the peer listener, connections to peers, tracker announces
+    /// (HTTP and UDP), web seeds and a torrent fetched by URL. Trackers register this address.
     #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
+
+    /// Send and receive only through this network interface (SO_BINDTODEVICE), e.g. a VPN's `wg0`:
+    /// if it goes away, traffic stops instead of taking another route. Combines with --bind.
+    #[arg(long, value_name = "NAME")]
+    interface: Option<String>,
 
     /// Most peers connected at once.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -109,6 +116,13 @@ struct Cli {
     /// More logging: -v for debug from pixtorrent, -vv for everything.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+impl Cli {
+    /// Where sockets come from (`--bind`, `--interface`).
+    fn net(&self) -> Bind {
+        Bind::new(self.bind, self.interface.clone())
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -218,7 +232,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let Some(source) = cli.torrent.clone().or(cli.torrent_arg.clone()) else {
         bail!("no torrent given: use -t FILE.torrent (or an http(s) URL); see --help");
     };
-    let bytes = load_torrent(&source).await?;
+    let bytes = load_torrent(&source, &cli.net()).await?;
     let meta = Metainfo::from_bytes(&bytes).with_context(|| text::line(&source))?;
     tracing::debug!(info_hash = %meta.info_hash, name = %meta.info.name, "torrent loaded");
 
@@ -240,7 +254,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
 async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
     let mut config = Config::new(cli.output.clone());
     config.port = cli.port;
-    config.bind = cli.bind;
+    config.net = cli.net();
     config.max_peers = cli.max_peers as usize;
     config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
     config.seed = cli.seed;
@@ -352,7 +366,10 @@ async fn announce_only(cli: &Cli, meta: &Metainfo) -> Result<std::process::ExitC
     if tiers.is_empty() {
         bail!("the torrent lists no trackers (it relies on DHT or web seeds)");
     }
-    let client = Arc::new(TrackerClient::new(TrackerConfig::default())?);
+    let client = Arc::new(TrackerClient::new(TrackerConfig {
+        bind: cli.net(),
+        ..TrackerConfig::default()
+    })?);
     let template = AnnounceRequest {
         info_hash: meta.info_hash,
         peer_id: PeerId::generate(&mut rand::rng()),
@@ -382,11 +399,12 @@ async fn announce_only(cli: &Cli, meta: &Metainfo) -> Result<std::process::ExitC
 }
 
 /// Reads a `.torrent` from a path or an http(s) URL, refusing anything over the torrent size limit.
-async fn load_torrent(source: &str) -> Result<Vec<u8>> {
+async fn load_torrent(source: &str, bind: &Bind) -> Result<Vec<u8>> {
     let max = Limits::TORRENT.max_len;
     let lower = source.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        let client = pixtorrent::fetch::client(Duration::from_secs(10))?;
+        pixtorrent::fetch::check(bind, source)?;
+        let client = pixtorrent::fetch::client(Duration::from_secs(10), bind)?;
         let body = pixtorrent::fetch::get(&client, source, max, TORRENT_FETCH_TIMEOUT)
             .await
             .with_context(|| format!("cannot fetch {source}"))?;

@@ -21,9 +21,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the outgoing connection to `addr` until it ends.
 pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
-    let stream = tokio::time::timeout(ctx.config.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| timed_out("connect timed out"))??;
+    let stream = tokio::time::timeout(
+        ctx.config.connect_timeout,
+        crate::net::connect(&ctx.config.net, addr),
+    )
+    .await
+    .map_err(|_| timed_out("connect timed out"))??;
     run(ctx, stream, addr, None).await
 }
 

@@ -16,7 +16,6 @@ pub mod webseed;
 use progress::{outcome, send_progress};
 pub use progress::{Outcome, Snapshot};
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -26,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::metainfo::{FileEntry, Metainfo};
+use crate::net::{self, Bind};
 use crate::picker::{Picker, Strategy};
 use crate::storage::mmap::MmapStorage;
 use crate::storage::{recheck, Storage, StorageError};
@@ -38,8 +38,9 @@ use state::Torrent;
 pub struct Config {
     /// Directory the torrent's files go under.
     pub output: PathBuf,
-    /// Address to listen on: all interfaces, like every client.
-    pub bind: IpAddr,
+    /// The address and interface of every socket: the listener, peer connections, trackers, web
+    /// seeds. Default: any address, any interface, like every client.
+    pub net: Bind,
     /// Port to listen on (and announce): 6881, the BitTorrent default; the next free one up to
     /// `port + 8` if taken; 0 for any.
     pub port: u16,
@@ -75,7 +76,7 @@ impl Config {
     pub fn new(output: PathBuf) -> Config {
         Config {
             output,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            net: Bind::default(),
             port: 6881,
             max_peers: 50,
             strategy: Strategy::Rarest,
@@ -275,12 +276,15 @@ async fn run(
     };
 
     let client = Arc::new(
-        TrackerClient::new(TrackerConfig::default())
-            .map_err(|e| SessionError::Fatal(e.to_string()))?,
+        TrackerClient::new(TrackerConfig {
+            bind: config.net.clone(),
+            ..TrackerConfig::default()
+        })
+        .map_err(|e| SessionError::Fatal(e.to_string()))?,
     );
     let mut tasks = tokio::task::JoinSet::new();
     for mirror in webseed::mirrors(&ctx, &meta) {
-        let client = crate::fetch::client(config.connect_timeout)
+        let client = crate::fetch::client(config.connect_timeout, &config.net)
             .map_err(|e| SessionError::Fatal(e.to_string()))?;
         let mirror = Arc::new(mirror);
         for _ in 0..config.web_seed_connections.max(1) {
@@ -414,13 +418,13 @@ async fn bind(config: &Config) -> Result<TcpListener, SessionError> {
     };
     let mut last = None;
     for p in ports {
-        match TcpListener::bind(SocketAddr::new(config.bind, p)).await {
+        match net::listen(&config.net, p) {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }
     }
     Err(SessionError::Listen {
-        addr: format!("{}:{}", config.bind, config.port),
+        addr: format!("{} port {}", config.net.describe(), config.port),
         error: last.unwrap_or_else(|| std::io::Error::other("no port to try")),
     })
 }

@@ -47,7 +47,10 @@ pub fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<Mirror> {
     for url in &ctx.config.web_seeds {
         let index = t.web.len();
         let mut health = crate::webseed::health::Health::default();
-        match crate::webseed::file_urls(url, &meta.info) {
+        let usable = crate::fetch::check(&ctx.config.net, url).map_err(|e| e.to_string());
+        match usable
+            .and_then(|()| crate::webseed::file_urls(url, &meta.info).map_err(|e| e.to_string()))
+        {
             Ok(urls) => out.push(Mirror { index, urls }),
             Err(e) => {
                 tracing::warn!(url = %crate::text::line(url), "web seed not used: {e}");

@@ -219,6 +219,7 @@ async fn get(
     config: &TrackerConfig,
     url: &str,
 ) -> Result<Vec<u8>, TrackerError> {
+    crate::fetch::check(&config.bind, url)?;
     let body = crate::fetch::get(client, url, config.max_body, config.http_timeout).await?;
     if body.status != 200 {
         if let Some(err) = decode_reply(&body.bytes)

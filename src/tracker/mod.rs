@@ -149,6 +149,8 @@ pub struct TrackerConfig {
     pub udp_connection_ttl: Duration,
     /// Largest HTTP reply body accepted.
     pub max_body: usize,
+    /// The address and interface every tracker socket comes from (`--bind`, `--interface`).
+    pub bind: crate::net::Bind,
 }
 
 impl Default for TrackerConfig {
@@ -160,6 +162,7 @@ impl Default for TrackerConfig {
             udp_max_retries: 8,
             udp_connection_ttl: Duration::from_secs(60),
             max_body: crate::bencode::Limits::TRACKER_REPLY.max_len,
+            bind: crate::net::Bind::default(),
         }
     }
 }
@@ -175,7 +178,7 @@ pub struct TrackerClient {
 impl TrackerClient {
     /// A client with its own HTTP connection pool.
     pub fn new(config: TrackerConfig) -> Result<TrackerClient, TrackerError> {
-        let http = crate::fetch::client(config.connect_timeout)?;
+        let http = crate::fetch::client(config.connect_timeout, &config.bind)?;
         Ok(TrackerClient {
             config,
             http,

@@ -266,7 +266,7 @@ impl UdpTracker {
         build: impl Fn(u64, u32) -> Vec<u8>,
     ) -> Result<Reply, TrackerError> {
         if st.socket.is_none() {
-            st.socket = Some(self.open(cfg.connect_timeout).await?);
+            st.socket = Some(self.open(cfg).await?);
         }
         let Some((socket, ipv6)) = st.socket.as_ref() else {
             return Err(TrackerError::Io("UDP socket unavailable".into()));
@@ -307,7 +307,8 @@ impl UdpTracker {
         Err(TrackerError::Timeout(started.elapsed()))
     }
 
-    async fn open(&self, timeout: Duration) -> Result<(UdpSocket, bool), TrackerError> {
+    async fn open(&self, cfg: &TrackerConfig) -> Result<(UdpSocket, bool), TrackerError> {
+        let timeout = cfg.connect_timeout;
         let lookup =
             tokio::time::timeout(timeout, tokio::net::lookup_host(self.host_port.as_str()))
                 .await
@@ -316,21 +317,18 @@ impl UdpTracker {
                 })?;
         let addr = lookup
             .map_err(|e| TrackerError::Io(format!("cannot resolve {}: {e}", self.host_port)))?
-            .next()
-            .ok_or_else(|| TrackerError::Io(format!("{} has no address", self.host_port)))?;
-        let bind = if addr.is_ipv6() {
-            "[::]:0"
-        } else {
-            "0.0.0.0:0"
-        };
-        let socket = UdpSocket::bind(bind)
-            .await
-            .map_err(|e| TrackerError::Io(format!("UDP bind: {e}")))?;
+            .find(|a| cfg.bind.reaches(a.ip()))
+            .ok_or_else(|| {
+                TrackerError::Io(format!(
+                    "{} has no address reachable from {}",
+                    self.host_port,
+                    cfg.bind.describe()
+                ))
+            })?;
         // Connected: the kernel filters other senders and reports ICMP "port unreachable" as an error.
-        socket
-            .connect(addr)
+        let socket = crate::net::udp_connected(&cfg.bind, addr)
             .await
-            .map_err(|e| TrackerError::Io(format!("UDP connect to {addr}: {e}")))?;
+            .map_err(|e| TrackerError::Io(format!("UDP socket to {addr}: {e}")))?;
         Ok((socket, addr.is_ipv6()))
     }
 }

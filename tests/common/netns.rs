@@ -27,6 +27,7 @@ pub struct NetNs {
     /// The namespace side's address.
     pub ns_ip: Ipv4Addr,
     host_if: String,
+    ns_if: String,
     veth_made: bool,
     ip: PathBuf,
 }
@@ -58,10 +59,11 @@ impl NetNs {
                 host_ip2,
                 ns_ip,
                 host_if: format!("pxh{pid}_{n}"),
+                ns_if: format!("pxn{pid}_{n}"),
                 veth_made: false,
                 ip: ip.clone(),
             };
-            match ns.wire_up(&format!("pxn{pid}_{n}")) {
+            match ns.wire_up() {
                 Ok(()) => return Some(ns),
                 Err(e) => last_error = e, // dropping `ns` removes what was made
             }
@@ -74,8 +76,10 @@ impl NetNs {
         None
     }
 
-    fn wire_up(&mut self, ns_if: &str) -> Result<(), String> {
+    fn wire_up(&mut self) -> Result<(), String> {
         let (ip, name, host_if) = (self.ip.clone(), self.name.clone(), self.host_if.clone());
+        let ns_if = self.ns_if.clone();
+        let ns_if = ns_if.as_str();
         let ip = ip.as_path();
         let host = format!("{}/29", self.host_ip);
         let host2 = format!("{}/29", self.host_ip2);
@@ -94,6 +98,19 @@ impl NetNs {
         run(ip, &["-n", &name, "addr", "add", &inside, "dev", ns_if])?;
         run(ip, &["-n", &name, "link", "set", ns_if, "up"])?;
         Ok(())
+    }
+
+    /// Adds a second address inside the namespace (the /29's fifth) and returns it: a multi-homed
+    /// host, whose programs' default source address stays [`NetNs::ns_ip`].
+    pub fn add_ns_address(&self) -> Ipv4Addr {
+        let second = Ipv4Addr::from(u32::from(self.ns_ip) + 2);
+        let cidr = format!("{second}/29");
+        run(
+            &self.ip,
+            &["-n", &self.name, "addr", "add", &cidr, "dev", &self.ns_if],
+        )
+        .unwrap();
+        second
     }
 
     /// `ip netns exec NAME program`: a command that runs `program` inside the namespace. `ip` execs the

@@ -149,6 +149,29 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// Like [`Payload::torrent_with`], with one tier per tracker URL (`announce` is the first) and a
+    /// `url-list` of `web_seeds`.
+    pub fn torrent_with_tiers(&self, path: &Path, tiers: &[&str], web_seeds: &[&str]) -> PathBuf {
+        self.torrent_with(path, tiers.first().copied().unwrap_or(""));
+        let mut torrent = Value::dict([
+            ("announce", Value::str(tiers.first().copied().unwrap_or(""))),
+            ("info", self.info.clone()),
+        ]);
+        let list = tiers
+            .iter()
+            .map(|u| Value::List(vec![Value::str(u)]))
+            .collect();
+        torrent.insert("announce-list", Value::List(list));
+        if !web_seeds.is_empty() {
+            let urls = web_seeds.iter().map(|u| Value::str(u)).collect();
+            torrent.insert("url-list", Value::List(urls));
+        }
+        std::fs::write(path, torrent.encode()).unwrap();
+        path.to_path_buf()
+    }
+}
+
 /// SHA-1 of consecutive `piece_length` chunks of a byte stream that crosses file boundaries.
 struct PieceHasher {
     piece_length: usize,
