@@ -367,3 +367,47 @@ fn a_bound_leecher_uses_its_address_for_peers_trackers_and_web_seeds() {
     );
     seed.stop();
 }
+
+#[test]
+fn an_interface_binding_never_takes_another_route() {
+    let Some(s) = setup() else { return };
+    let torrent = s.payload.torrent_with_tiers(
+        &s.payload.save_dir.join("../tiers.torrent"),
+        &[&s.http, &s.udp],
+        &[],
+    );
+    let announce = |interface: &str| {
+        let mut cmd = s.ns.command(Path::new(env!("CARGO_BIN_EXE_pixtorrent")));
+        cmd.arg("--announce-only").arg(&torrent).args([
+            "--tracker-timeout",
+            "3",
+            "--interface",
+            interface,
+        ]);
+        let out = cmd.output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Through the veth, the only route to the tracker: both trackers answer.
+    let (status, text) = announce(&s.ns.ns_if);
+    assert!(status.success(), "{text}");
+    assert!(text.contains("2 of 2 trackers answered"), "{text}");
+    // Tied to `lo`, which has no route to the host: nothing answers, nothing leaks out the veth.
+    let (status, text) = announce("lo");
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("0 of 2 trackers answered"), "{text}");
+    // An interface that does not exist is one clear error.
+    let out =
+        s.ns.command(Path::new(env!("CARGO_BIN_EXE_pixtorrent")))
+            .arg(&torrent)
+            .arg("-o")
+            .arg(s.payload.save_dir.join("../nosuchif"))
+            .args(["--interface", "nosuchif0"])
+            .output()
+            .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nosuchif0"), "{err}");
+}

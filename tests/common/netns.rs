@@ -27,7 +27,8 @@ pub struct NetNs {
     /// The namespace side's address.
     pub ns_ip: Ipv4Addr,
     host_if: String,
-    ns_if: String,
+    /// The namespace side's interface.
+    pub ns_if: String,
     veth_made: bool,
     ip: PathBuf,
 }
