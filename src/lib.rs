@@ -19,7 +19,8 @@
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
 //! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 10 handshake | yes |
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
-//! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) | yes |
+//! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
+//! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
 //! | [`session`] | one torrent alive: connecting (`link`), peer tasks, web seed tasks (`webseed`), shared state, choker, uploads, announcers, dialler, verification | IO |
@@ -35,7 +36,7 @@
 //! - `metainfo`: bencode, types. `magnet`: types.
 //! - `tracker` (client): bencode, types, fetch, net.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
-//! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`: bitfield, types.
+//! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
 //! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Nothing imports `session` but the binaries and tests.
@@ -49,6 +50,7 @@ pub mod fetch;
 pub mod magnet;
 pub mod metainfo;
 pub mod net;
+pub mod outstanding;
 pub mod picker;
 pub mod pipeline;
 pub mod report;

@@ -2,7 +2,9 @@
 //! peer's measured rate × round-trip time (the bandwidth-delay product) up to a cap. The time used is
 //! twice the smallest round trip seen, but at least half a second of data, so the window keeps
 //! growing while the peer keeps up (like libtorrent's request queue time) and reaches a long fat
-//! link's BDP within a few samples. Pure: the caller passes the clock.
+//! link's BDP within a few samples. It also times the peer's service: a smoothed request→block
+//! latency and its deviation (as TCP times its segments), from which comes how long the peer may
+//! send nothing before it counts as stalled. Pure: the caller passes the clock.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,15 @@ const RATE_PERIOD: Duration = Duration::from_millis(250);
 const MIN_QUEUE_TIME: Duration = Duration::from_millis(500);
 /// The minimum round-trip time is forgotten after this long (routes and queues change).
 const RTT_MEMORY: Duration = Duration::from_secs(10);
+/// Stall threshold before the peer has sent a block: a round trip plus one block covers a peer at
+/// 6 KB/s on a 300 ms link; slower still is worth asking elsewhere too.
+pub const FIRST_BLOCK_TIMEOUT: Duration = Duration::from_secs(3);
+/// The stall threshold never goes below this: a healthy peer's disk or rate limiter may pause a
+/// moment, and releasing blocks costs duplicate traffic.
+pub const MIN_STALL: Duration = Duration::from_secs(2);
+/// Nor above this: the fixed timeout the project used before it measured (libtorrent snubs a peer
+/// after 20 s too).
+pub const MAX_STALL: Duration = Duration::from_secs(20);
 
 /// The request window of one peer.
 #[derive(Debug, Clone)]
@@ -37,6 +48,9 @@ pub struct Pipeline {
     rate: f64,
     period_start: Option<Instant>,
     period_bytes: u64,
+    /// Smoothed request→block latency and its mean deviation (RFC 6298's SRTT and RTTVAR).
+    srtt: Option<Duration>,
+    rttvar: Duration,
 }
 
 impl Pipeline {
@@ -52,7 +66,24 @@ impl Pipeline {
             rate: 0.0,
             period_start: None,
             period_bytes: 0,
+            srtt: None,
+            rttvar: Duration::ZERO,
         }
+    }
+
+    /// How long the peer may send nothing, with requests in flight, before it counts as stalled: its
+    /// smoothed latency plus four deviations (a whole queue served, with room for jitter), within
+    /// [`MIN_STALL`]..[`MAX_STALL`]; [`FIRST_BLOCK_TIMEOUT`] until it has sent a block.
+    pub fn stall_after(&self) -> Duration {
+        match self.srtt {
+            None => FIRST_BLOCK_TIMEOUT,
+            Some(srtt) => (srtt + 4 * self.rttvar).clamp(MIN_STALL, MAX_STALL),
+        }
+    }
+
+    /// The smoothed request→block latency, once measured.
+    pub fn latency(&self) -> Option<Duration> {
+        self.srtt
     }
 
     /// Requests to keep outstanding now.
@@ -84,6 +115,7 @@ impl Pipeline {
             self.min_rtt = Some(latency);
             self.min_rtt_at = Some(now);
         }
+        self.time_service(latency);
         let start = *self.period_start.get_or_insert(now);
         self.period_bytes += u64::from(bytes);
         let elapsed = now.saturating_duration_since(start);
@@ -97,6 +129,21 @@ impl Pipeline {
             self.period_start = Some(now);
             self.period_bytes = 0;
             self.retarget();
+        }
+    }
+
+    /// RFC 6298's estimator: SRTT += (sample − SRTT)/8, RTTVAR += (|SRTT − sample| − RTTVAR)/4.
+    fn time_service(&mut self, sample: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(sample);
+                self.rttvar = sample / 2;
+            }
+            Some(srtt) => {
+                let err = srtt.abs_diff(sample);
+                self.rttvar = (self.rttvar * 3 + err) / 4;
+                self.srtt = Some((srtt * 7 + sample) / 8);
+            }
         }
     }
 
@@ -208,6 +255,65 @@ mod tests {
         simulate(&mut p, Duration::from_millis(50), 40e6, 5);
         assert_eq!(p.target(), 4);
         assert_eq!(Pipeline::new(Some(0)).target(), 1);
+    }
+
+    #[test]
+    fn the_stall_threshold_follows_the_measured_service_time() {
+        let t0 = Instant::now();
+        let mut p = Pipeline::new(None);
+        assert_eq!(p.stall_after(), FIRST_BLOCK_TIMEOUT);
+        // A fast, steady peer: 50 ms latencies; the floor applies.
+        for k in 0..50u32 {
+            p.on_block(
+                t0 + Duration::from_millis(u64::from(k)),
+                Duration::from_millis(50),
+                BLOCK_LEN,
+            );
+        }
+        assert_eq!(p.stall_after(), MIN_STALL);
+        assert!(p.latency().unwrap() < Duration::from_millis(60));
+        // A slow peer serving a deep queue: 6 s latencies → about 6 s plus its jitter.
+        let mut p = Pipeline::new(None);
+        for k in 0..50u32 {
+            let lat = Duration::from_millis(5_500 + u64::from(k % 3) * 500);
+            p.on_block(
+                t0 + Duration::from_millis(u64::from(k) * 100),
+                lat,
+                BLOCK_LEN,
+            );
+        }
+        let s = p.stall_after();
+        assert!(
+            s > Duration::from_secs(6) && s < Duration::from_secs(9),
+            "{s:?}"
+        );
+        // A crawling one is capped.
+        let mut p = Pipeline::new(None);
+        p.on_block(t0, Duration::from_secs(60), BLOCK_LEN);
+        assert_eq!(p.stall_after(), MAX_STALL);
+        // The estimate moves when the service does.
+        let mut p = Pipeline::new(None);
+        for k in 0..20u32 {
+            p.on_block(
+                t0 + Duration::from_millis(u64::from(k)),
+                Duration::from_secs(4),
+                BLOCK_LEN,
+            );
+        }
+        let slow = p.stall_after();
+        for k in 0..40u32 {
+            p.on_block(
+                t0 + Duration::from_millis(u64::from(k)),
+                Duration::from_millis(300),
+                BLOCK_LEN,
+            );
+        }
+        assert!(
+            p.stall_after() < slow / 2,
+            "{:?} then {:?}",
+            slow,
+            p.stall_after()
+        );
     }
 
     #[test]

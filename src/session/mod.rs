@@ -154,6 +154,9 @@ pub struct Ctx {
     pub(crate) need_peers: Notify,
     /// Tells the choker a peer became interested.
     pub(crate) interest: Notify,
+    /// Tells peer tasks that blocks went back to the picker (a peer stalled, choked or left), so an
+    /// idle one asks for them now rather than at its next tick.
+    pub(crate) blocks_freed: Notify,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) shutdown: watch::Sender<bool>,
 }
@@ -266,6 +269,7 @@ async fn run(
         wake: Notify::new(),
         need_peers: Notify::new(),
         interest: Notify::new(),
+        blocks_freed: Notify::new(),
         status,
         shutdown,
     });

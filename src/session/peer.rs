@@ -17,6 +17,7 @@ use super::state::{Command, PeerStats, Source};
 use super::upload::{Uploads, MAX_QUEUED};
 use super::Ctx;
 use crate::bitfield::Bitfield;
+use crate::outstanding::{Arrival, Outstanding};
 use crate::picker::PeerKey;
 use crate::pipeline::Pipeline;
 use crate::types::BlockRef;
@@ -27,10 +28,8 @@ use crate::wire::{Codec, Message, WireError};
 const KEEPALIVE_AFTER: Duration = Duration::from_secs(100);
 /// A peer that sends nothing at all for this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
-/// Requests not answered within this long (nothing arrived) go back to the picker, and the peer is
-/// left alone for a while (snubbed).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a snubbed peer gets no new requests.
+/// How long a snubbed peer (one that stalled: nothing for [`Pipeline::stall_after`] with requests
+/// in flight) gets no new requests, unless it answers meanwhile.
 const SNUB_PAUSE: Duration = Duration::from_secs(30);
 /// Neither side interested for this long: the connection is useless, make room for another.
 const USELESS_AFTER: Duration = Duration::from_secs(60);
@@ -95,9 +94,12 @@ pub(super) async fn serve_registered(
     let mut conn = Conn::new(ctx.clone(), key, addr, extensions, ours);
     let result = conn.serve(stream, rx).await;
     conn.report();
-    let pending: Vec<BlockRef> = conn.pending.iter().map(|p| p.0).collect();
+    let pending: Vec<BlockRef> = conn.pending.live().collect();
     ctx.lock().unregister(key, &conn.has, &pending);
     ctx.wake.notify_one();
+    if !pending.is_empty() {
+        ctx.blocks_freed.notify_waiters();
+    }
     result
 }
 
@@ -134,8 +136,8 @@ struct Conn {
     wanted: u32,
     codec: Codec,
     pipeline: Pipeline,
-    /// Our outstanding requests, oldest first, with when each went out.
-    pending: Vec<(BlockRef, Instant)>,
+    /// Our requests in flight.
+    pending: Outstanding,
     out: BytesMut,
     uploads: Uploads,
     /// Bytes uploaded since the last tick, and the smoothed upload rate.
@@ -176,7 +178,7 @@ impl Conn {
             wanted: 0,
             codec: Codec::new(n),
             pipeline: Pipeline::new(pinned),
-            pending: Vec::new(),
+            pending: Outstanding::default(),
             out: BytesMut::with_capacity(4096),
             uploads: Uploads::default(),
             up_tick: 0,
@@ -216,8 +218,10 @@ impl Conn {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.subscribe();
+        let ctx = self.ctx.clone();
         loop {
             self.serve_some()?;
+            let room = self.has_room();
             // Writing and reading go on at once: requests keep arriving while blocks go out (so the
             // queue never runs dry mid-batch), and a peer that stops reading cannot stop us from
             // reading it. What the handlers below encode is appended after what is being written.
@@ -236,6 +240,7 @@ impl Conn {
                     None => Err(PeerError::Dropped("torrent closed")),
                 },
                 _ = tick.tick() => self.on_tick(),
+                _ = ctx.blocks_freed.notified(), if room => Ok(()),
                 _ = shutdown.changed() => Err(PeerError::Dropped("shutting down")),
             };
             let progressed = sending.len() < sent_before;
@@ -367,14 +372,14 @@ impl Conn {
         let Some(block) = lengths.block_at(index, begin, data.len() as u32) else {
             return self.unrequested();
         };
-        match self.pending.iter().position(|(b, _)| *b == block) {
-            Some(k) => {
-                let (_, sent) = self.pending.remove(k);
-                self.pipeline
-                    .on_block(now, now.saturating_duration_since(sent), block.len);
+        match self.pending.arrived(block, now) {
+            Arrival::Asked { latency, .. } => {
+                self.pipeline.on_block(now, latency, block.len);
                 self.last_block = now;
+                // It answers after all: no longer snubbed.
+                self.snubbed_until = None;
             }
-            None => self.unrequested()?,
+            Arrival::Unasked => self.unrequested()?,
         }
         self.last_useful = now;
         let piece_len = lengths.piece_len(block.piece);
@@ -409,8 +414,7 @@ impl Conn {
                 }
             }
             Command::Cancel(block) => {
-                if let Some(k) = self.pending.iter().position(|(b, _)| *b == block) {
-                    self.pending.remove(k);
+                if self.pending.cancel(block) {
                     Message::Cancel {
                         index: block.piece.get(),
                         begin: block.offset,
@@ -447,11 +451,7 @@ impl Conn {
         {
             return Err(timed_out("write timed out"));
         }
-        if !self.pending.is_empty() && now.duration_since(self.last_block) > REQUEST_TIMEOUT {
-            tracing::debug!(peer = %self.addr, n = self.pending.len(), "requests timed out; snubbed");
-            self.return_pending();
-            self.snubbed_until = Some(now + SNUB_PAUSE);
-        }
+        self.check_stall(now);
         if self.am_interested || self.peer_interested {
             self.last_useful = now;
         } else if now.duration_since(self.last_useful) > USELESS_AFTER {
@@ -518,16 +518,65 @@ impl Conn {
         }
     }
 
+    /// The peer choked us: every request is void (BEP 3); ours go back to the picker.
     fn return_pending(&mut self) {
-        if self.pending.is_empty() {
+        let live = self.pending.clear();
+        self.give_back(&live);
+    }
+
+    /// Hands `blocks` back to the picker and wakes the peers that may fetch them.
+    fn give_back(&mut self, blocks: &[BlockRef]) {
+        if blocks.is_empty() {
             return;
         }
         let mut t = self.ctx.lock();
-        for (b, _) in self.pending.drain(..) {
-            t.picker.unrequest(self.key, b);
+        for b in blocks {
+            t.picker.unrequest(self.key, *b);
         }
         drop(t);
-        self.ctx.wake.notify_waiters();
+        self.ctx.blocks_freed.notify_waiters();
+    }
+
+    /// A peer that sent nothing for [`Pipeline::stall_after`] (its own measured service time) with
+    /// requests in flight has stalled: its blocks are offered to the other peers at once (libtorrent
+    /// does the same for snubbed peers), its requests stay open in case it answers late, and it gets
+    /// no new ones for [`SNUB_PAUSE`] unless it answers. Released requests for blocks that arrived
+    /// from elsewhere are cancelled.
+    fn check_stall(&mut self, now: Instant) {
+        if self.pending.live().next().is_some()
+            && now.duration_since(self.last_block) > self.pipeline.stall_after()
+        {
+            let released = self.pending.release();
+            tracing::debug!(
+                peer = %self.addr,
+                n = released.len(),
+                after = ?self.pipeline.stall_after(),
+                "stalled: its requests offered to other peers; snubbed"
+            );
+            self.give_back(&released);
+            self.snubbed_until = Some(now + SNUB_PAUSE);
+        }
+        if self.pending.len() > self.pending.live().count() {
+            let t = self.ctx.lock();
+            let gone = self.pending.prune_released(|b| t.picker.wants_block(b));
+            drop(t);
+            for b in gone {
+                Message::Cancel {
+                    index: b.piece.get(),
+                    begin: b.offset,
+                    length: b.len,
+                }
+                .encode(&mut self.out);
+            }
+        }
+    }
+
+    /// Whether we would ask this peer for more blocks now (it serves us and its window has room).
+    fn has_room(&self) -> bool {
+        !self.peer_choking
+            && self.am_interested
+            && self.snubbed_until.is_none_or(|t| Instant::now() >= t)
+            && self.pending.len() < self.pipeline.target()
     }
 
     /// Tops the request window up from the picker.
@@ -562,7 +611,7 @@ impl Conn {
                 length: b.len,
             }
             .encode(&mut self.out);
-            self.pending.push((b, now));
+            self.pending.push(b, now);
         }
     }
 }
