@@ -26,8 +26,8 @@ pub enum StorageError {
     /// Another program made a file shorter while we were writing it.
     #[error(
         "{path}: the file was truncated by another program (now {now} bytes, expected {expected}) \
-         while pixtorrent was writing it; verified pieces are kept, run the same command again to \
-         resume"
+         while pixtorrent was writing it; verified pieces still on disk are kept, run the same command \
+         again to resume"
     )]
     Truncated {
         path: String,

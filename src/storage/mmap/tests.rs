@@ -253,3 +253,17 @@ fn flush_reports_a_file_truncated_after_its_last_write() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_fault_in_a_file_still_at_full_size_is_an_io_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.bin");
+    let (m, _) = open_file(&path, 100_000).unwrap();
+    let err = m.fault();
+    assert!(matches!(err, StorageError::WriteFault { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("{}: input/output error", path.display())),
+        "{msg}"
+    );
+}
