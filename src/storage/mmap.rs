@@ -3,7 +3,7 @@
 //! address space (they stay in the page cache, dirty, and reach the disk even if we are killed), so
 //! the resident set does not grow with the download.
 //!
-//! The copy is the only access to the mapping (reads use `pread`), and it is guarded by [`sigbus`]: a
+//! The copy is the only access to the mapping (reads use `pread`), and it is guarded by `sigbus`: a
 //! file truncated by another program, or a disk error on a mapped page, fails that write with an
 //! error naming the file instead of killing the process with SIGBUS.
 
