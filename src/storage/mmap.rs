@@ -2,11 +2,18 @@
 //! with memmap2. A verified piece is copied into the mapping and its pages are then released from our
 //! address space (they stay in the page cache, dirty, and reach the disk even if we are killed), so
 //! the resident set does not grow with the download.
+//!
+//! The copy is the only access to the mapping (reads use `pread`), and it is guarded by `sigbus`: a
+//! file truncated by another program, or a disk error on a mapped page, fails that write with an
+//! error naming the file instead of killing the process with SIGBUS.
+
+mod sigbus;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use memmap2::{MmapRaw, UncheckedAdvice};
 
@@ -20,6 +27,9 @@ struct Mapped {
     path: PathBuf,
     file: File,
     map: Option<MmapRaw>,
+    /// Set once a write into the mapping faulted: part of it is throwaway memory now, so no later
+    /// write into this file may count as stored.
+    poisoned: AtomicBool,
 }
 
 /// Memory-mapped files of one torrent.
@@ -40,6 +50,10 @@ pub struct Opened {
 impl MmapStorage {
     /// Creates or opens every file of `info` under `root`, at its full size, pre-allocated.
     pub fn open(root: &Path, info: &Info) -> Result<Opened, StorageError> {
+        sigbus::install().map_err(|error| StorageError::Io {
+            path: "(installing the SIGBUS handler)".into(),
+            error,
+        })?;
         let layout = Layout::new(info);
         let mut maybe_present = Bitfield::new(layout.lengths().piece_count());
         let mut files = Vec::with_capacity(info.files.len());
@@ -117,6 +131,7 @@ fn open_file(path: &Path, length: u64) -> Result<(Mapped, bool), StorageError> {
             path: path.to_path_buf(),
             file,
             map,
+            poisoned: AtomicBool::new(false),
         },
         had_data,
     ))
@@ -138,16 +153,10 @@ fn allocate(file: &File, length: u64) -> std::io::Result<()> {
 
 /// The page-aligned part of `[start, start+len)`, for releasing pages without touching neighbours.
 fn inner_pages(start: u64, len: u64) -> Option<(usize, usize)> {
-    let page = page_size();
+    let page = sigbus::page_size() as u64;
     let lo = start.div_ceil(page) * page;
     let hi = (start + len) / page * page;
     (hi > lo).then(|| (lo as usize, (hi - lo) as usize))
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
 
 impl Mapped {
@@ -188,6 +197,43 @@ impl Mapped {
         Ok(map)
     }
 
+    /// The file's full length (the mapping's).
+    fn expected_len(&self) -> u64 {
+        self.map.as_ref().map_or(0, |m| m.len() as u64)
+    }
+
+    /// What went wrong when a write into the mapping faulted: the file was cut short by someone
+    /// else, the disk is full (a filesystem that could not reserve the blocks), or an IO error.
+    fn fault(&self) -> StorageError {
+        if let Some(truncated) = self.truncated() {
+            return truncated;
+        }
+        let path = self.path.display().to_string();
+        // SAFETY: a zeroed statvfs is a valid out-parameter; fstatvfs on a descriptor we own.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let full =
+            unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut st) } == 0 && st.f_bavail == 0;
+        if full {
+            StorageError::DiskFull {
+                path,
+                need: self.expected_len(),
+            }
+        } else {
+            StorageError::WriteFault { path }
+        }
+    }
+
+    /// `Some(error)` when the file is now shorter than the torrent says.
+    fn truncated(&self) -> Option<StorageError> {
+        let expected = self.expected_len();
+        let now = self.file.metadata().ok()?.len();
+        (now < expected).then(|| StorageError::Truncated {
+            path: self.path.display().to_string(),
+            now,
+            expected,
+        })
+    }
+
     fn short(&self) -> StorageError {
         StorageError::Io {
             path: self.path.display().to_string(),
@@ -210,15 +256,19 @@ impl Storage for MmapStorage {
                 .get(span.piece_offset as usize..(span.piece_offset + span.len) as usize)
                 .ok_or_else(|| m.short())?;
             let map = m.check(span.file_offset, src.len())?;
-            // SAFETY: the range is inside the mapping (checked above). Pieces are disjoint byte ranges
-            // and the session writes a piece only once, after its hash matched, so no two writers
-            // touch the same bytes; readers only read verified pieces.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    src.as_ptr(),
+            // SAFETY: the range is inside this file's mapping (checked above), which lives as long
+            // as `self` and which no Rust reference points into (reads use pread). Pieces are
+            // disjoint byte ranges and the session writes a piece only once, after its hash matched,
+            // so no two writers touch the same bytes.
+            let copied = unsafe {
+                sigbus::copy(
+                    src,
                     map.as_mut_ptr().add(span.file_offset as usize),
-                    src.len(),
-                );
+                    &m.poisoned,
+                )
+            };
+            if copied.is_err() {
+                return Err(m.fault());
             }
             m.release(span.file_offset, u64::from(span.len));
             m.start_writeback(span.file_offset, u64::from(span.len));
@@ -247,9 +297,10 @@ impl Storage for MmapStorage {
                     // pread, not a copy out of the mapping: serving a torrent would otherwise map
                     // every page it sends into our resident set. Same page cache, so the bytes are
                     // the ones the mapping wrote.
-                    m.file
-                        .read_exact_at(dst, at)
-                        .map_err(|e| StorageError::io(&m.path, e, 0))?;
+                    m.file.read_exact_at(dst, at).map_err(|e| {
+                        m.truncated()
+                            .unwrap_or_else(|| StorageError::io(&m.path, e, 0))
+                    })?;
                 }
             }
             filled += dst.len();
@@ -279,6 +330,10 @@ impl Storage for MmapStorage {
             m.file
                 .sync_data()
                 .map_err(|e| StorageError::io(&m.path, e, 0))?;
+            // Cut short after its last write: no fault told us, but the data is gone.
+            if let Some(truncated) = m.truncated() {
+                return Err(truncated);
+            }
         }
         Ok(())
     }

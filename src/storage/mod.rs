@@ -1,6 +1,7 @@
 //! Where verified pieces live: the [`Storage`] trait (write a whole verified piece, read any range,
-//! flush), the piece→file [`layout`], an mmap-backed implementation for real files and an in-memory
-//! one for tests, and the parallel re-check that lets a download resume.
+//! flush), the piece→file [`layout`], an mmap-backed implementation for real files (a file truncated
+//! under it, or a disk error on a mapped page, is an error, not a SIGBUS) and an in-memory one for
+//! tests, and the parallel re-check that lets a download resume.
 
 pub mod layout;
 pub mod memory;
@@ -22,6 +23,23 @@ pub enum StorageError {
     /// Any other IO failure, with the path it concerns.
     #[error("{path}: {error}")]
     Io { path: String, error: std::io::Error },
+    /// Another program made a file shorter while we were writing it.
+    #[error(
+        "{path}: the file was truncated by another program (now {now} bytes, expected {expected}) \
+         while pixtorrent was writing it; verified pieces still on disk are kept, run the same command \
+         again to resume"
+    )]
+    Truncated {
+        path: String,
+        now: u64,
+        expected: u64,
+    },
+    /// Storing into the file's mapping failed (the kernel could not read or allocate the page).
+    #[error(
+        "{path}: input/output error while storing a verified piece in this file (a failing disk?); \
+         verified pieces are kept, run the same command again to resume"
+    )]
+    WriteFault { path: String },
     /// A path in the way: a file where a directory is needed, or the reverse.
     #[error("{0}: a file or directory of another kind is in the way")]
     InTheWay(String),

@@ -116,11 +116,154 @@ fn a_directory_in_the_way_is_a_clear_error() {
 
 #[test]
 fn page_arithmetic() {
-    let page = page_size();
+    let page = sigbus::page_size() as u64;
     assert_eq!(inner_pages(0, page * 2), Some((0, page as usize * 2)));
     assert_eq!(
         inner_pages(1, page * 2),
         Some((page as usize, page as usize))
     );
     assert_eq!(inner_pages(1, page), None);
+}
+
+/// The first piece of the layout that lies wholly in file `file`.
+fn piece_inside(s: &MmapStorage, file: usize) -> PieceIndex {
+    let layout = s.layout();
+    layout
+        .pieces_of_file(file)
+        .filter_map(|i| layout.lengths().piece(i))
+        .find(|&p| layout.spans(p).all(|span| span.file == file))
+        .expect("a piece inside the file")
+}
+
+fn piece_bytes<'a>(s: &MmapStorage, stream: &'a [u8], p: PieceIndex) -> &'a [u8] {
+    let lengths = s.layout().lengths();
+    let off = lengths.piece_offset(p) as usize;
+    &stream[off..off + lengths.piece_len(p) as usize]
+}
+
+#[test]
+fn a_file_truncated_by_another_program_fails_its_writes_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, stream) = multi_file(
+        "item",
+        &[("a.bin", bytes(300_000, 1)), ("b.bin", bytes(300_000, 2))],
+        32_768,
+    );
+    let s = MmapStorage::open(dir.path(), &meta.info).unwrap().storage;
+    let a = dir.path().join("item/a.bin");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&a)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let pa = piece_inside(&s, 0);
+    let err = s.write_piece(pa, piece_bytes(&s, &stream, pa)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Truncated {
+                now: 1000,
+                expected: 300_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&a.display().to_string()) && msg.contains("truncated by another program"),
+        "{msg}"
+    );
+    // Every later write into that file fails too (its mapping holds throwaway pages now)...
+    let last = s.layout().lengths().piece(8).unwrap(); // 262144..294912: inside a.bin
+    assert!(s.write_piece(last, piece_bytes(&s, &stream, last)).is_err());
+    // ...while the other file takes its pieces and keeps them.
+    let pb = piece_inside(&s, 1);
+    s.write_piece(pb, piece_bytes(&s, &stream, pb)).unwrap();
+    let mut back = vec![0u8; piece_bytes(&s, &stream, pb).len()];
+    s.read(pb, 0, &mut back).unwrap();
+    assert_eq!(back, piece_bytes(&s, &stream, pb));
+    // Reading past the new end names the truncation too.
+    let err = s.read(last, 0, &mut [0u8; 16]).unwrap_err();
+    assert!(matches!(err, StorageError::Truncated { .. }), "{err:?}");
+}
+
+#[test]
+fn writers_of_other_files_are_unaffected_by_a_fault_at_the_same_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, stream) = multi_file(
+        "item",
+        &[("a.bin", bytes(1 << 20, 1)), ("b.bin", bytes(1 << 20, 2))],
+        32_768,
+    );
+    let s = MmapStorage::open(dir.path(), &meta.info).unwrap().storage;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("item/a.bin"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let lengths = s.layout().lengths();
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            barrier.wait();
+            for p in (0..32).filter_map(|i| lengths.piece(i)) {
+                assert!(s.write_piece(p, piece_bytes(&s, &stream, p)).is_err());
+            }
+        });
+        scope.spawn(|| {
+            barrier.wait();
+            for p in (32..64).filter_map(|i| lengths.piece(i)) {
+                s.write_piece(p, piece_bytes(&s, &stream, p)).unwrap();
+            }
+        });
+    });
+    s.flush().unwrap_err(); // a.bin is short
+    assert_eq!(
+        std::fs::read(dir.path().join("item/b.bin")).unwrap(),
+        &stream[1 << 20..]
+    );
+}
+
+#[test]
+fn flush_reports_a_file_truncated_after_its_last_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, stream) = sample();
+    let s = MmapStorage::open(dir.path(), &meta.info).unwrap().storage;
+    write_all(&s, &stream);
+    s.flush().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("item/sub/b.xml"))
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let err = s.flush().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Truncated {
+                now: 10,
+                expected: 16_385,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_fault_in_a_file_still_at_full_size_is_an_io_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.bin");
+    let (m, _) = open_file(&path, 100_000).unwrap();
+    let err = m.fault();
+    assert!(matches!(err, StorageError::WriteFault { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("{}: input/output error", path.display())),
+        "{msg}"
+    );
 }
