@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::listener::Connections;
 use super::query::{parse_announce, parse_scrape};
 use super::reply::{self, AnnounceReply};
 use super::service::{bump, read, Tracker};
@@ -22,6 +23,8 @@ pub struct HttpState {
     pub tracker: Arc<Tracker<AnyStore>>,
     /// Take the client's address from this header (behind a reverse proxy).
     pub real_ip_header: Option<HeaderName>,
+    /// The open connections, for `/metrics`.
+    pub conns: Arc<Connections>,
 }
 
 /// The routes.
@@ -163,6 +166,24 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
         "counter",
         "UDP datagrams dropped because their source address was over its rate.",
         read(&c.udp_limited).to_string(),
+    );
+    metric(
+        "http_connections",
+        "gauge",
+        "HTTP connections open.",
+        state.conns.live().to_string(),
+    );
+    metric(
+        "http_evicted_total",
+        "counter",
+        "HTTP connections waiting for a request head closed to make room at the cap.",
+        read(&state.conns.evicted).to_string(),
+    );
+    metric(
+        "http_head_timeouts_total",
+        "counter",
+        "HTTP connections closed for not sending a whole request head in time.",
+        read(&state.conns.head_timeouts).to_string(),
     );
     metric(
         "announces_per_second",

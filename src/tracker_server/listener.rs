@@ -12,6 +12,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,7 +22,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tower_service::Service;
 
@@ -41,11 +42,21 @@ const HEAD_BUF: usize = 1024;
 /// large); 16 KiB holds the 8 KiB query bound and any sane headers.
 const MAX_PREREAD: usize = 16 << 10;
 
-/// How many connections and how long for a head.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub head_timeout: Duration,
+/// The kernel's accept queue: connections it completes before we accept them. When every announce
+/// is a new connection, a burst (or the tracker off the CPU for a few milliseconds) overflows std's
+/// and mio's 128, and each overflowing client then waits a 1 s SYN retransmission. The kernel clamps
+/// this to `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the HTTP listener with [`LISTEN_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The live connections: the registry behind a std mutex (held for a few instructions, never across
@@ -55,14 +66,21 @@ pub struct Connections {
     cap: usize,
     /// Signalled when a connection leaves, for an accept waiting at the cap.
     left: Notify,
+    /// Connections evicted to make room, for `/metrics`.
+    pub evicted: AtomicU64,
+    /// Connections closed for not sending a whole head in time, for `/metrics`.
+    pub head_timeouts: AtomicU64,
 }
 
 impl Connections {
-    fn new(cap: usize) -> Connections {
+    /// At most `cap` at once (evicted ones still closing aside).
+    pub fn new(cap: usize) -> Connections {
         Connections {
             registry: Mutex::new(Registry::default()),
             cap: cap.max(1),
             left: Notify::new(),
+            evicted: AtomicU64::new(0),
+            head_timeouts: AtomicU64::new(0),
         }
     }
 
@@ -80,6 +98,7 @@ impl Connections {
                 Ok((key, victim)) => {
                     if let Some(v) = victim {
                         v.notify_one();
+                        self.evicted.fetch_add(1, Ordering::Relaxed);
                     }
                     return Member {
                         conns: self.clone(),
@@ -121,24 +140,26 @@ struct Shared {
     head_timeout: Duration,
 }
 
-/// Serves `router` on `listener` within `limits` until `shutdown`. A plain HTTP/1.1 accept loop over
-/// hyper, one per core on the shared listener: a tracker never needs HTTP/2 or upgrades, and when
-/// every announce is a new connection, accepting is the work.
+/// Serves `router` on `listener` until `shutdown`, with `conns` as the cap and `head_timeout` for
+/// each request head. A plain HTTP/1.1 accept loop over hyper, one per core on the shared listener:
+/// a tracker never needs HTTP/2 or upgrades, and when every announce is a new connection, accepting
+/// is the work.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: Limits,
+    conns: Arc<Connections>,
+    head_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut hyper = hyper::server::conn::http1::Builder::new();
     hyper
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.head_timeout);
+        .header_read_timeout(head_timeout);
     let shared = Arc::new(Shared {
         listener,
-        conns: Arc::new(Connections::new(limits.max_connections)),
+        conns,
         hyper,
-        head_timeout: limits.head_timeout,
+        head_timeout,
     });
     let acceptors = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     let mut tasks = tokio::task::JoinSet::new();
@@ -179,7 +200,15 @@ async fn connection(
 ) {
     let mut head = Vec::with_capacity(HEAD_BUF);
     tokio::select! {
-        r = read_head(&mut io, &mut head) => if r.is_err() { return },
+        r = read_head(&mut io, &mut head) => match r {
+            Ok(()) => {}
+            Err(e) => {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    shared.conns.head_timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+        },
         _ = member.evict.notified() => return,
     }
     let (conns, key) = (member.conns.clone(), member.key);
@@ -200,7 +229,12 @@ async fn connection(
     let conn = shared.hyper.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
-        _ = conn.as_mut() => return,
+        r = conn.as_mut() => {
+            if r.is_err_and(|e| e.is_timeout()) {
+                shared.conns.head_timeouts.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         _ = member.evict.notified() => {}
     }
     // Closes at once when idle; after the reply in flight otherwise.

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 use self::memory::MemoryStore;
 use self::query::Id;
@@ -159,13 +159,11 @@ pub async fn run(
             trust_ip_param: config.trust_ip_param,
         },
     ));
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|error| ServerError::Listen {
-            addr: config.listen,
-            error,
-        })?;
-    let http_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let tcp = listener::bind(config.listen).map_err(|error| ServerError::Listen {
+        addr: config.listen,
+        error,
+    })?;
+    let http_addr = tcp.local_addr().map_err(ServerError::Serve)?;
     let mut background = tokio::task::JoinSet::new();
     let mut udp_addr = None;
     if let Some(addr) = config.udp {
@@ -184,15 +182,14 @@ pub async fn run(
         },
         kind,
     );
+    let conns = Arc::new(listener::Connections::new(config.max_connections));
     let state = Arc::new(http::HttpState {
         tracker,
         real_ip_header,
+        conns: conns.clone(),
     });
-    let limits = listener::Limits {
-        max_connections: config.max_connections,
-        head_timeout: config.head_timeout,
-    };
-    let result = listener::serve(listener, http::router(state), limits, shutdown).await;
+    let router = http::router(state);
+    let result = listener::serve(tcp, router, conns, config.head_timeout, shutdown).await;
     background.abort_all();
     result.map_err(ServerError::Serve)
 }
