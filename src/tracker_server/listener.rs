@@ -94,19 +94,16 @@ impl Connections {
         let evict = Arc::new(Notify::new());
         loop {
             let left = self.left.notified();
-            match self.with(|r| r.admit(self.cap, evict.clone())) {
-                Ok((key, victim)) => {
-                    if let Some(v) = victim {
-                        v.notify_one();
-                        self.evicted.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Member {
-                        conns: self.clone(),
-                        key,
-                        evict,
-                    };
+            if let Ok((key, victim)) = self.with(|r| r.admit(self.cap, evict.clone())) {
+                if let Some(v) = victim {
+                    v.notify_one();
+                    self.evicted.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => {}
+                return Member {
+                    conns: self.clone(),
+                    key,
+                    evict,
+                };
             }
             left.await;
         }
@@ -201,7 +198,11 @@ async fn connection(
     let mut head = Vec::with_capacity(HEAD_BUF);
     tokio::select! {
         r = read_head(&mut io, &mut head) => match r {
-            Ok(()) => {}
+            // A whole head: being answered from now on. A head too long to buffer here stays
+            // evictable and goes to hyper, which answers 431 or reads on under its own deadline.
+            Ok(whole) => if whole {
+                shared.conns.with(|r| r.busy(member.key));
+            },
             Err(e) => {
                 if e.kind() == io::ErrorKind::TimedOut {
                     shared.conns.head_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -212,7 +213,6 @@ async fn connection(
         _ = member.evict.notified() => return,
     }
     let (conns, key) = (member.conns.clone(), member.key);
-    conns.with(|r| r.busy(key));
     io.head_done(head);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(addr));
@@ -242,12 +242,12 @@ async fn connection(
     let _ = tokio::time::timeout(EVICT_GRACE, conn).await;
 }
 
-/// Reads into `buf` until it holds a whole request head (or [`MAX_PREREAD`] bytes). `Err` on end of
-/// stream or when the connection's head deadline passes.
-async fn read_head(io: &mut Guarded, buf: &mut Vec<u8>) -> io::Result<()> {
+/// Reads into `buf` until it holds a whole request head (`Ok(true)`) or [`MAX_PREREAD`] bytes
+/// without one (`Ok(false)`). `Err` on end of stream or when the connection's head deadline passes.
+async fn read_head(io: &mut Guarded, buf: &mut Vec<u8>) -> io::Result<bool> {
     loop {
         if buf.len() >= MAX_PREREAD {
-            return Ok(());
+            return Ok(false);
         }
         if buf.capacity() - buf.len() < 256 {
             buf.reserve(buf.len().min(MAX_PREREAD - buf.len()).max(256));
@@ -257,7 +257,7 @@ async fn read_head(io: &mut Guarded, buf: &mut Vec<u8>) -> io::Result<()> {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         if head_complete(buf, from) {
-            return Ok(());
+            return Ok(true);
         }
     }
 }
