@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use pixtorrent::tracker_server::{self, Config};
+use pixtorrent::tracker_server::{self, listener, Config};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -48,13 +48,25 @@ struct Cli {
     /// Behind a reverse proxy: take the client's address from this header (e.g. X-Forwarded-For).
     #[arg(long, env = "PIXTORRENT_TRACKER_REAL_IP_HEADER", value_name = "NAME")]
     real_ip_header: Option<String>,
-    /// Most HTTP connections open at once (more wait in the backlog).
+    /// Most HTTP connections open at once. At the cap a new client evicts the oldest connection
+    /// still waiting for a request head; when every one is being answered, it waits in the backlog.
     #[arg(
         long,
         env = "PIXTORRENT_TRACKER_MAX_CONNECTIONS",
         default_value_t = 4096
     )]
     max_connections: usize,
+    /// Seconds a client has to send a whole request head (also the most a keep-alive connection
+    /// may idle between requests).
+    #[arg(long, env = "PIXTORRENT_TRACKER_HEADER_TIMEOUT", value_name = "SECS",
+          default_value_t = listener::HEAD_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_timeout: u64,
+    /// UDP datagrams a second from one source address (an IPv6 /64), bursts of twice that;
+    /// more are dropped. 0: no limit.
+    #[arg(long, env = "PIXTORRENT_TRACKER_UDP_RATE", value_name = "N",
+          default_value_t = tracker_server::DEFAULT_UDP_RATE)]
+    udp_rate: u32,
     /// More logging (-v debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -81,6 +93,8 @@ fn main() -> std::process::ExitCode {
         trust_ip_param: cli.trust_ip_param,
         real_ip_header: cli.real_ip_header,
         max_connections: cli.max_connections,
+        head_timeout: std::time::Duration::from_secs(cli.header_timeout),
+        udp_rate: cli.udp_rate,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

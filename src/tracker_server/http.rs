@@ -1,41 +1,30 @@
 //! The HTTP face (axum): `/announce`, `/scrape`, `/stats` (JSON), `/metrics` (Prometheus text),
 //! `/health`. Queries are read raw and parsed by [`super::query`]. Bad requests get a bencoded
-//! `failure reason` with HTTP 200, which is what clients read. Connections are bounded in number
-//! (further ones wait in the kernel's backlog) and dropped after [`IDLE`] without a byte.
+//! `failure reason` with HTTP 200, which is what clients read. Connections are accepted, bounded
+//! and timed by [`super::listener`].
 
-use std::future::Future;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower_service::Service;
 
+use super::listener::Connections;
 use super::query::{parse_announce, parse_scrape};
 use super::reply::{self, AnnounceReply};
 use super::service::{bump, read, Tracker};
 use super::store::{AnyStore, SwarmStore};
-
-/// A connection that sends nothing for this long is closed.
-pub const IDLE: Duration = Duration::from_secs(30);
 
 /// What the handlers share.
 pub struct HttpState {
     pub tracker: Arc<Tracker<AnyStore>>,
     /// Take the client's address from this header (behind a reverse proxy).
     pub real_ip_header: Option<HeaderName>,
+    /// The open connections, for `/metrics`.
+    pub conns: Arc<Connections>,
 }
 
 /// The routes.
@@ -47,45 +36,6 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` with at most `max_connections` open at once, until `shutdown`.
-/// A plain HTTP/1.1 accept loop over hyper, one per core on the shared listener: a tracker never
-/// needs HTTP/2 or upgrades, and when every announce is a new connection, accepting is the work.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    max_connections: usize,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let limited = Arc::new(Limited {
-        inner: listener,
-        permits: Arc::new(Semaphore::new(max_connections.max(1))),
-    });
-    let acceptors = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..acceptors {
-        tasks.spawn(accept_loop(limited.clone(), router.clone()));
-    }
-    shutdown.await;
-    tasks.abort_all();
-    Ok(())
-}
-
-async fn accept_loop(limited: Arc<Limited>, router: Router) {
-    loop {
-        let (io, addr) = limited.accept().await;
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(addr));
-            router.clone().call(req.map(axum::body::Body::new))
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(io), service)
-                .await;
-        });
-    }
 }
 
 fn bencoded(body: Vec<u8>) -> Response {
@@ -212,6 +162,30 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
         read(&c.udp_connects).to_string(),
     );
     metric(
+        "udp_rate_limited_total",
+        "counter",
+        "UDP datagrams dropped because their source address was over its rate.",
+        read(&c.udp_limited).to_string(),
+    );
+    metric(
+        "http_connections",
+        "gauge",
+        "HTTP connections open.",
+        state.conns.live().to_string(),
+    );
+    metric(
+        "http_evicted_total",
+        "counter",
+        "HTTP connections waiting for a request head closed to make room at the cap.",
+        read(&state.conns.evicted).to_string(),
+    );
+    metric(
+        "http_head_timeouts_total",
+        "counter",
+        "HTTP connections closed for not sending a whole request head in time.",
+        read(&state.conns.head_timeouts).to_string(),
+    );
+    metric(
         "announces_per_second",
         "gauge",
         "Announce rate over the last seconds.",
@@ -260,83 +234,5 @@ async fn health(State(state): State<Arc<HttpState>>) -> Response {
         )
             .into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
-    }
-}
-
-/// A listener that holds a permit per open connection.
-pub struct Limited {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-impl Limited {
-    async fn accept(&self) -> (Guarded, SocketAddr) {
-        loop {
-            let Ok(permit) = self.permits.clone().acquire_owned().await else {
-                // The semaphore is never closed; wait rather than spin if it were.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            };
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    // No set_nodelay: hyper writes a reply in one go, and the syscall costs per connection.
-                    return (
-                        Guarded {
-                            stream,
-                            _permit: permit,
-                            idle: Box::pin(tokio::time::sleep(IDLE)),
-                        },
-                        addr,
-                    );
-                }
-                // Out of file descriptors and the like: back off a little.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-}
-
-/// A connection holding its permit, closed when idle for [`IDLE`].
-pub struct Guarded {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-    idle: Pin<Box<tokio::time::Sleep>>,
-}
-
-impl AsyncRead for Guarded {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
-                Poll::Ready(r)
-            }
-            Poll::Pending => match this.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-}
-
-impl AsyncWrite for Guarded {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -10,15 +10,21 @@
 //! | [`store`] | the `SwarmStore` trait and the chosen store | trait |
 //! | [`memory`], [`redis_store`] | the two stores | IO (locks, Redis) |
 //! | [`service`] | policy shared by HTTP and UDP (whitelist, intervals, counters), housekeeping | IO |
+//! | [`conns`] | live HTTP connections: admission under the cap, which one to evict | yes |
+//! | [`ratelimit`] | per-source token buckets for UDP in a fixed-size table | yes |
+//! | [`listener`] | HTTP accept loop: cap, eviction, head deadline, idle rule | IO |
 //! | [`http`], [`udp`] | the faces | IO |
 //!
-//! Imports: `query`, `swarm`, `reply`, `hmac` use nothing outside this module but `rand`; the
-//! tracker client (`crate::tracker`) appears only in tests, to read our replies back.
+//! Imports: `query`, `swarm`, `reply`, `hmac`, `conns`, `ratelimit` use nothing outside this module
+//! but `rand`; the tracker client (`crate::tracker`) appears only in tests, to read our replies back.
 
+pub mod conns;
 pub mod hmac;
 pub mod http;
+pub mod listener;
 pub mod memory;
 pub mod query;
+pub mod ratelimit;
 pub mod redis_store;
 pub mod reply;
 pub mod service;
@@ -33,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderName;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 use self::memory::MemoryStore;
 use self::query::Id;
@@ -53,7 +59,16 @@ pub struct Config {
     pub trust_ip_param: bool,
     pub real_ip_header: Option<String>,
     pub max_connections: usize,
+    /// A request head must arrive whole within this ([`listener::HEAD_TIMEOUT`] by default).
+    pub head_timeout: Duration,
+    /// UDP datagrams a second per source address (bursts of twice that); 0: no limit.
+    pub udp_rate: u32,
 }
+
+/// `--udp-rate` by default: a busy NAT gateway or a seedbox starting a thousand torrents sends a
+/// few hundred datagrams a second; one flooding address is held to a small share of what a tracker
+/// answers (some 100,000 a second).
+pub const DEFAULT_UDP_RATE: u32 = 500;
 
 /// Why the tracker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -144,13 +159,11 @@ pub async fn run(
             trust_ip_param: config.trust_ip_param,
         },
     ));
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|error| ServerError::Listen {
-            addr: config.listen,
-            error,
-        })?;
-    let http_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let tcp = listener::bind(config.listen).map_err(|error| ServerError::Listen {
+        addr: config.listen,
+        error,
+    })?;
+    let http_addr = tcp.local_addr().map_err(ServerError::Serve)?;
     let mut background = tokio::task::JoinSet::new();
     let mut udp_addr = None;
     if let Some(addr) = config.udp {
@@ -158,7 +171,7 @@ pub async fn run(
             .await
             .map_err(|error| ServerError::Listen { addr, error })?;
         udp_addr = Some(socket.local_addr().map_err(ServerError::Serve)?);
-        background.spawn(udp::serve(socket, tracker.clone()));
+        background.spawn(udp::serve(socket, tracker.clone(), config.udp_rate));
     }
     let sweep_every = Duration::from_secs(u64::from(config.interval / 4).clamp(1, 60));
     background.spawn(service::housekeeping(tracker.clone(), sweep_every));
@@ -169,17 +182,14 @@ pub async fn run(
         },
         kind,
     );
+    let conns = Arc::new(listener::Connections::new(config.max_connections));
     let state = Arc::new(http::HttpState {
         tracker,
         real_ip_header,
+        conns: conns.clone(),
     });
-    let result = http::serve(
-        listener,
-        http::router(state),
-        config.max_connections,
-        shutdown,
-    )
-    .await;
+    let router = http::router(state);
+    let result = listener::serve(tcp, router, conns, config.head_timeout, shutdown).await;
     background.abort_all();
     result.map_err(ServerError::Serve)
 }

@@ -29,6 +29,8 @@ pub struct Counters {
     /// Requests answered with a failure (bad request, whitelist, store down).
     pub failures: AtomicU64,
     pub udp_connects: AtomicU64,
+    /// UDP datagrams dropped because their source was over its rate.
+    pub udp_limited: AtomicU64,
     /// Announces per second over the last few seconds, ×1000.
     pub rate_milli: AtomicU64,
 }

@@ -4,7 +4,9 @@
 //! from another address. Announces and scrapes are answered by [`WORKERS`] tasks, each in the order
 //! its datagrams came: one client's (one IP address's) always go to the same worker, so a `stopped`
 //! sent right after a `started` or `completed` is applied after it. At most [`IN_FLIGHT`] wait in
-//! all (more datagrams are dropped, as UDP allows).
+//! all (more datagrams are dropped, as UDP allows). Before anything else, each datagram is checked
+//! against its source address's token bucket ([`super::ratelimit`]): one flooding address gets its
+//! rate and no more of the tracker's work, replies or queue slots.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +17,7 @@ use tokio::sync::mpsc;
 
 use super::hmac::hmac_sha1;
 use super::query::{Announce, Event, Id, DEFAULT_NUMWANT, MAX_NUMWANT};
+use super::ratelimit::{SourceLimiter, DEFAULT_SLOTS};
 use super::service::Tracker;
 use super::store::SwarmStore;
 
@@ -181,8 +184,9 @@ impl ConnIds {
     }
 }
 
-/// Answers datagrams on `socket` until the task is aborted.
-pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>) {
+/// Answers datagrams on `socket` until the task is aborted; `rate` datagrams a second per source
+/// (bursts of twice that), 0 for no limit.
+pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>, rate: u32) {
     let socket = Arc::new(socket);
     let ids = Arc::new(ConnIds::new(super::service::now()));
     // The workers end when `queues` is dropped (this task aborted).
@@ -201,11 +205,25 @@ pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>) {
         .collect();
     // Keyed per process, so that nobody can aim many addresses at one worker.
     let by_ip = std::hash::RandomState::new();
+    let mut limiter = (rate > 0).then(|| {
+        SourceLimiter::new(
+            rate,
+            rate.saturating_mul(2),
+            DEFAULT_SLOTS,
+            std::time::Instant::now(),
+        )
+    });
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
             continue;
         };
+        if let Some(l) = limiter.as_mut() {
+            if !l.allow(from.ip(), std::time::Instant::now()) {
+                super::service::bump(&tracker.counters.udp_limited);
+                continue;
+            }
+        }
         let now = super::service::now();
         let reply = match parse(&buf[..n]) {
             Ok(Request::Connect { tid }) => {

@@ -89,11 +89,17 @@ pub struct TrackerProc {
 impl TrackerProc {
     /// Starts the binary with `extra` arguments; HTTP and UDP on one free port.
     pub fn start(bin: &Path, extra: &[&str]) -> TrackerProc {
+        Self::start_env(bin, extra, &[])
+    }
+
+    /// As [`TrackerProc::start`], with `env` (`PIXTORRENT_TRACKER_*` settings) set for it.
+    pub fn start_env(bin: &Path, extra: &[&str], env: &[(&str, &str)]) -> TrackerProc {
         let port = free_tcp_port();
         let http = SocketAddr::from(([127, 0, 0, 1], port));
         let child = Command::new(bin)
             .args(["--listen", &http.to_string(), "--udp", &http.to_string()])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -118,6 +124,11 @@ impl TrackerProc {
     /// `udp://127.0.0.1:P/announce`.
     pub fn udp_url(&self) -> String {
         format!("udp://{}/announce", self.udp)
+    }
+
+    /// The process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Whether the process is still running.
