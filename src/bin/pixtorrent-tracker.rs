@@ -81,7 +81,10 @@ fn main() -> std::process::ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
-        .with_writer(std::io::stderr)
+        // Clients put text in what we log (peer ids, queries): every record goes through
+        // `text::sanitize`.
+        .with_writer(|| pixtorrent::text::SafeWriter(std::io::stderr()))
+        .with_ansi(false)
         .init();
     let config = Config {
         listen: cli.listen,
@@ -120,7 +123,10 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!(
+                "error: {}",
+                pixtorrent::text::sanitize(&e.to_string(), pixtorrent::text::Shape::MESSAGE)
+            );
             std::process::ExitCode::FAILURE
         }
     }
