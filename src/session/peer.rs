@@ -24,6 +24,8 @@ use crate::types::BlockRef;
 use crate::wire::extension::{self, ExtHandshake};
 use crate::wire::{Codec, Message, WireError};
 
+mod requests;
+
 /// We send a keep-alive after this long without writing (peers drop links idle for 2 minutes).
 const KEEPALIVE_AFTER: Duration = Duration::from_secs(100);
 /// A peer that sends nothing at all for this long is gone.
@@ -415,12 +417,7 @@ impl Conn {
             }
             Command::Cancel(block) => {
                 if self.pending.cancel(block) {
-                    Message::Cancel {
-                        index: block.piece.get(),
-                        begin: block.offset,
-                        length: block.len,
-                    }
-                    .encode(&mut self.out);
+                    Message::cancel(block).encode(&mut self.out);
                 }
             }
             Command::Disconnect(why) => return Err(PeerError::Dropped(why)),
@@ -515,103 +512,6 @@ impl Conn {
             };
             msg.encode(&mut self.out);
             self.last_useful = Instant::now();
-        }
-    }
-
-    /// The peer choked us: every request is void (BEP 3); ours go back to the picker.
-    fn return_pending(&mut self) {
-        let live = self.pending.clear();
-        self.give_back(&live);
-    }
-
-    /// Hands `blocks` back to the picker and wakes the peers that may fetch them.
-    fn give_back(&mut self, blocks: &[BlockRef]) {
-        if blocks.is_empty() {
-            return;
-        }
-        let mut t = self.ctx.lock();
-        for b in blocks {
-            t.picker.unrequest(self.key, *b);
-        }
-        drop(t);
-        self.ctx.blocks_freed.notify_waiters();
-    }
-
-    /// A peer that sent nothing for [`Pipeline::stall_after`] (its own measured service time) with
-    /// requests in flight has stalled: its blocks are offered to the other peers at once (libtorrent
-    /// does the same for snubbed peers), its requests stay open in case it answers late, and it gets
-    /// no new ones for [`SNUB_PAUSE`] unless it answers. Released requests for blocks that arrived
-    /// from elsewhere are cancelled.
-    fn check_stall(&mut self, now: Instant) {
-        if self.pending.live().next().is_some()
-            && now.duration_since(self.last_block) > self.pipeline.stall_after()
-        {
-            let released = self.pending.release();
-            tracing::debug!(
-                peer = %self.addr,
-                n = released.len(),
-                after = ?self.pipeline.stall_after(),
-                "stalled: its requests offered to other peers; snubbed"
-            );
-            self.give_back(&released);
-            self.snubbed_until = Some(now + SNUB_PAUSE);
-        }
-        if self.pending.len() > self.pending.live().count() {
-            let t = self.ctx.lock();
-            let gone = self.pending.prune_released(|b| t.picker.wants_block(b));
-            drop(t);
-            for b in gone {
-                Message::Cancel {
-                    index: b.piece.get(),
-                    begin: b.offset,
-                    length: b.len,
-                }
-                .encode(&mut self.out);
-            }
-        }
-    }
-
-    /// Whether we would ask this peer for more blocks now (it serves us and its window has room).
-    fn has_room(&self) -> bool {
-        !self.peer_choking
-            && self.am_interested
-            && self.snubbed_until.is_none_or(|t| Instant::now() >= t)
-            && self.pending.len() < self.pipeline.target()
-    }
-
-    /// Tops the request window up from the picker.
-    fn refill(&mut self) {
-        if self.peer_choking || !self.am_interested {
-            return;
-        }
-        let now = Instant::now();
-        if self.snubbed_until.is_some_and(|t| now < t) {
-            return;
-        }
-        let want = self.pipeline.target().saturating_sub(self.pending.len());
-        // Ask in batches: one lock and one write per several blocks.
-        if want == 0 || (want < 4 && !self.pending.is_empty()) {
-            return;
-        }
-        let blocks = {
-            let mut guard = self.ctx.lock();
-            let t = &mut *guard;
-            t.picker.pick(self.key, &self.has, want, &mut t.rng)
-        };
-        if blocks.is_empty() {
-            return;
-        }
-        if self.pending.is_empty() {
-            self.last_block = now;
-        }
-        for b in blocks {
-            Message::Request {
-                index: b.piece.get(),
-                begin: b.offset,
-                length: b.len,
-            }
-            .encode(&mut self.out);
-            self.pending.push(b, now);
         }
     }
 }

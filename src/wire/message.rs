@@ -6,7 +6,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::WireError;
 use crate::bitfield::Bitfield;
-use crate::types::BLOCK_LEN;
+use crate::types::{BlockRef, BLOCK_LEN};
 
 /// One peer wire message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,24 @@ pub enum Message {
 }
 
 impl Message {
+    /// A `request` for `block`.
+    pub fn request(block: BlockRef) -> Message {
+        Message::Request {
+            index: block.piece.get(),
+            begin: block.offset,
+            length: block.len,
+        }
+    }
+
+    /// A `cancel` of `block`.
+    pub fn cancel(block: BlockRef) -> Message {
+        Message::Cancel {
+            index: block.piece.get(),
+            begin: block.offset,
+            length: block.len,
+        }
+    }
+
     /// Appends the framed message to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         let triple = |out: &mut BytesMut, id: u8, a: u32, b: u32, c: u32| {
