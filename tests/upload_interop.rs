@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::netns::NetNs;
 use common::payload::{assert_same_tree, Payload, PIECE_LENGTH, SMALL, STANDARD};
-use common::seeders::{
-    aria2_leecher, free_port_on, LtOptions, LtPeer, Proc, Rtorrent, Transmission,
-};
+use common::rtorrent::Rtorrent;
+use common::seeders::{aria2_leecher, free_port_on, LtOptions, LtPeer, Proc, Transmission};
 use common::{payload_and_tracker, pixtorrent, tool, wait_for_seeders, Opentracker};
 
 const LEECH_TIMEOUT: Duration = Duration::from_secs(120);

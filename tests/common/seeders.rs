@@ -1,7 +1,7 @@
 //! Other BitTorrent programs as test peers, each a guard that kills its process by pid when dropped:
 //! [`LtPeer`] (libtorrent via `tests/peers/lt_peer.py`), [`BadSeeder`] (`tests/peers/bad_seeder.py`),
-//! [`Aria2Seeder`], [`Transmission`] (in its own [`NetNs`]) and [`Rtorrent`] (a leecher, in
-//! `rtorrent.rs`); plus [`Proc`], a child process whose output lines are collected.
+//! [`Aria2Seeder`] and [`Transmission`] (in its own [`NetNs`]); plus [`Proc`], a child process whose
+//! output lines are collected. rtorrent is in `rtorrent.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use pixtorrent::types::InfoHash;
 
 use super::netns::NetNs;
-pub use super::rtorrent::Rtorrent;
 use super::{tool, tools_required, wait_for_tcp};
 
 /// Lines kept per process: far more than any test prints, a bound if one goes wild.
