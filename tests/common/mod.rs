@@ -278,6 +278,26 @@ impl Drop for JunkServer {
     }
 }
 
+/// A "tracker" that answers every announce with exactly `peers` (IPv4, compact) and interval 1800:
+/// for a client that must not be handed its own address (rtorrent, given itself by opentracker on
+/// 127.0.0.1, dials only that and never the seeder). Returns the server and its announce URL.
+pub fn fixed_tracker(peers: &[SocketAddr]) -> (JunkServer, String) {
+    let mut compact = Vec::new();
+    for peer in peers {
+        if let IpAddr::V4(ip) = peer.ip() {
+            compact.extend_from_slice(&ip.octets());
+            compact.extend_from_slice(&peer.port().to_be_bytes());
+        }
+    }
+    let reply = Value::dict([
+        ("interval", Value::Int(1800)),
+        ("peers", Value::Bytes(compact)),
+    ]);
+    let server = JunkServer::with_file(reply.encode());
+    let url = format!("{}/file", server.base);
+    (server, url)
+}
+
 /// A small single-file torrent announcing to `tiers`; returns its path and info-hash.
 pub fn write_torrent(dir: &Path, name: &str, tiers: &[Vec<String>]) -> (PathBuf, InfoHash) {
     let info = Value::dict([

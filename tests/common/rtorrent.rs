@@ -153,6 +153,9 @@ protocol.encryption.set = none
 log.open_file = main, {log}
 log.add_output = info, main
 log.add_output = tracker_info, main
+log.add_output = peer_list_events, main
+log.add_output = connection_info, main
+log.add_output = protocol_network_errors, main
 method.set_key = event.download.finished, pixtorrent_test_done, \"execute.nothrow = touch, {marker}\"
 load.start = {torrent}
 ",
