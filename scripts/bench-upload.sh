@@ -12,7 +12,7 @@
 #   --quick          smoke run of the script itself: --size-mb 64 --runs 1
 #   --timeout SECS   bound on each download and on each seeder's start (default 900: Transmission
 #                    fetched 1 GiB from pixtorrent at about 3 MB/s); a download over it is TIMEOUT
-#   --stall SECS     a download whose files have not grown for this long is given up as STALLED
+#   --stall SECS     a leecher that reads less than 1 MiB in this long is given up as STALLED
 #                    (default 60; 0: never)
 #   --seeders LIST   comma-separated subset of pixtorrent,libtorrent (default: both)
 #   --leechers LIST  comma-separated subset of libtorrent,transmission,rtorrent (default: all three;
@@ -151,19 +151,27 @@ start_seeder() {
   SEED_READY=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 }
 
-# disk_bytes DIR: bytes allocated under DIR (grows as a leecher writes; sparse files count only what
-# is written).
-disk_bytes() { du -s -B1 "$1" 2>/dev/null | cut -f1; }
+# read_bytes PID: bytes PID and its children have read so far (/proc/PID/io rchar: sockets and files).
+# A leecher's progress: the space its files take did not follow Transmission's download (unchanged
+# for 60 s while 240 MB came in), and rtorrent writes through mmap, which write counts miss.
+read_bytes() {
+  local p r total=0
+  for p in "$1" $(pgrep -P "$1" || true); do
+    r=$(awk '/^rchar:/ { print $2 }' "/proc/$p/io" 2>/dev/null || true)
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
 
 # usecs: microseconds since the epoch (no fork).
 usecs() { echo "${EPOCHREALTIME/./}"; }
 
-# watch_leecher DEST T0: waits until the leecher is done (LEECH_DONE exists, or for libtorrent: its
-# process exited), the time is up, its files stop growing for STALL_SECS, or it dies. Polls every
-# 0.1 s, reads the files' size every second. Sets WATCH to done, TIMEOUT, STALLED or DIED and WALL to
-# the seconds since T0 (from usecs).
+# watch_leecher T0: waits until the leecher is done (LEECH_DONE exists, or for libtorrent: its process
+# exited), the time is up, it reads less than 1 MiB in STALL_SECS, or it dies. Polls every 0.1 s,
+# reads its byte count every second. Sets WATCH to done, TIMEOUT, STALLED or DIED and WALL to the
+# seconds since T0 (from usecs).
 watch_leecher() {
-  local dest=$1 t0=$2 size last_size=-1 last_change t i=0
+  local t0=$1 bytes mark=-1 last_change t i=0
   last_change=$(usecs)
   while :; do
     if [ -n "$LEECH_DONE" ] && [ -e "$LEECH_DONE" ]; then WATCH=done; break; fi
@@ -174,9 +182,9 @@ watch_leecher() {
     t=$(usecs)
     if ((t - t0 > RUN_TIMEOUT * 1000000)); then WATCH=TIMEOUT; break; fi
     if ((i++ % 10 == 0)); then
-      size=$(disk_bytes "$dest")
-      if [ "$size" != "$last_size" ]; then
-        last_size=$size last_change=$t
+      bytes=$(read_bytes "$LEECH_PID")
+      if ((mark < 0 || bytes - mark >= 1048576)); then
+        mark=$bytes last_change=$t
       elif ((STALL_SECS > 0 && t - last_change > STALL_SECS * 1000000)); then
         WATCH=STALLED
         break
@@ -242,7 +250,7 @@ run_one() {
     rtorrent) start_rtorrent "leech-$tag" "$torrent" "$dest" ;;
   esac
   WATCH=FAILED WALL=0
-  [ "$status" = ok ] && watch_leecher "$dest" "$t0"
+  [ "$status" = ok ] && watch_leecher "$t0"
   wall=$WALL
   cpu1=$(cpu_of "$SEED_PID")
   read -r hwm vmrss rssfile < <(mem_of "$SEED_PID")
@@ -279,7 +287,7 @@ run_one() {
     status=$WATCH
     case $WATCH in
       TIMEOUT) note="not done within ${RUN_TIMEOUT}s" ;;
-      STALLED) note="no data written for ${STALL_SECS}s" ;;
+      STALLED) note="less than 1 MiB received in ${STALL_SECS}s" ;;
       DIED) note="the leecher exited before it was done" ;;
     esac
   elif ((rc != 0)); then
