@@ -79,8 +79,15 @@ has_leecher rtorrent && PACKAGES+=(rtorrent)
 ensure_packages "${PACKAGES[@]}"
 source scripts/bench/common.sh
 source scripts/bench/leechers.sh
-# Processes first (common.sh's cleanup), then the namespace they ran in.
-trap 'cleanup; netns_down' EXIT
+# Processes first (common.sh's cleanup; /usr/bin/time does not pass SIGTERM on to the libtorrent
+# leecher, so that one by its own pid), then the namespace they ran in.
+LEECH_PID=""
+leech_children() {
+  local child
+  [ -n "$LEECH_PID" ] || return 0
+  for child in $(pgrep -P "$LEECH_PID" || true); do kill -TERM "$child" 2>/dev/null || true; done
+}
+trap 'leech_children; cleanup; netns_down' EXIT
 if has_leecher transmission; then
   netns_up
   echo "namespace $NS: host side $NS_HOST_IP ($NS_HOST_IF), Transmission at $NS_IP"
