@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 # Real, independent software the integration tests talk to.
-PACKAGES=(opentracker python3-libtorrent aria2 transmission-daemon transmission-cli iproute2 redis-server)
+PACKAGES=(opentracker python3-libtorrent aria2 transmission-daemon transmission-cli iproute2 redis-server rtorrent)
 
 ensure_packages "${PACKAGES[@]}"
 # On a systemd host the package starts a system daemon on 9091/51413; the tests run their own.

@@ -1,13 +1,16 @@
 //! Shared fixtures for integration tests: a real opentracker on 127.0.0.1 (and on a test namespace's
 //! host-side addresses) with a scrape to wait for seeders, a junk HTTP "tracker", and torrents written
 //! to temporary directories; [`payload`] (an Internet-Archive-shaped payload), [`seeders`] (other
-//! clients as peers) and [`netns`] (a network namespace of the test's own). Every process a fixture
-//! starts is killed (by pid) and reaped when the fixture is dropped; every loop is bounded.
+//! clients as peers), [`blackhole`] (peers that stall every request) and [`netns`] (a network namespace
+//! of the test's own). Every process a fixture starts is killed (by pid) and reaped when the fixture is
+//! dropped; every loop is bounded.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod blackhole;
 pub mod netns;
 pub mod payload;
+pub mod rtorrent;
 pub mod seeders;
 pub mod servers;
 pub mod webserver;
@@ -275,6 +278,26 @@ impl Drop for JunkServer {
             let _ = t.join();
         }
     }
+}
+
+/// A "tracker" that answers every announce with exactly `peers` (IPv4, compact) and interval 1800:
+/// for a client that must not be handed its own address (rtorrent, given itself by opentracker on
+/// 127.0.0.1, dials only that and never the seeder). Returns the server and its announce URL.
+pub fn fixed_tracker(peers: &[SocketAddr]) -> (JunkServer, String) {
+    let mut compact = Vec::new();
+    for peer in peers {
+        if let IpAddr::V4(ip) = peer.ip() {
+            compact.extend_from_slice(&ip.octets());
+            compact.extend_from_slice(&peer.port().to_be_bytes());
+        }
+    }
+    let reply = Value::dict([
+        ("interval", Value::Int(1800)),
+        ("peers", Value::Bytes(compact)),
+    ]);
+    let server = JunkServer::with_file(reply.encode());
+    let url = format!("{}/file", server.base);
+    (server, url)
 }
 
 /// A small single-file torrent announcing to `tiers`; returns its path and info-hash.

@@ -1,6 +1,6 @@
 //! A deterministic, Internet-Archive-shaped multi-file payload and its `.torrent`: one large file, small
-//! files of odd sizes (some in a subdirectory), a zero-length file, 512 KiB pieces; and a byte-for-byte
-//! tree comparison.
+//! files of odd sizes (some in a subdirectory), a zero-length file, 512 KiB pieces (or a piece length
+//! of the test's choice); and a byte-for-byte tree comparison.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -41,6 +41,14 @@ const LAYOUT: &[(&str, Option<u64>)] = &[
     ("IA_Item_archive.torrent", Some(12_345)),
 ];
 
+/// [`Payload::with_piece_length`]'s files: the same names, fewer of them.
+const SHORT_LAYOUT: &[(&str, Option<u64>)] = &[
+    ("IA_Item_meta.xml", Some(777)),
+    ("__ia_thumb.jpg", Some(16_385)),
+    (LARGE, None),
+    ("Content/IA_Item.txt", Some(0)),
+];
+
 /// A payload on disk and a torrent describing it.
 pub struct Payload {
     /// The `.torrent` written by [`Payload::generate`].
@@ -63,13 +71,30 @@ impl Payload {
     /// the torrent, announcing to `announce`, as `dir/IA_Item.torrent`. The content depends only on
     /// `total`: the same call gives the same bytes and the same info-hash.
     pub fn generate(dir: &Path, total: u64, announce: &str) -> Payload {
-        let fixed: u64 = LAYOUT.iter().filter_map(|(_, len)| *len).sum();
+        Self::generate_layout(dir, LAYOUT, total, PIECE_LENGTH, announce)
+    }
+
+    /// Like [`Payload::generate`] with pieces of `piece_length` bytes and a shorter layout (a metadata
+    /// file, a thumbnail, the large file, a zero-length file), so that a few megabytes make a payload:
+    /// e.g. 65 pieces of 64 KiB.
+    pub fn with_piece_length(dir: &Path, total: u64, piece_length: u32, announce: &str) -> Payload {
+        Self::generate_layout(dir, SHORT_LAYOUT, total, piece_length, announce)
+    }
+
+    fn generate_layout(
+        dir: &Path,
+        layout: &[(&str, Option<u64>)],
+        total: u64,
+        piece_length: u32,
+        announce: &str,
+    ) -> Payload {
+        let fixed: u64 = layout.iter().filter_map(|(_, len)| *len).sum();
         assert!(total > fixed, "a payload needs more than {fixed} bytes");
         let save_dir = dir.join("seed");
         let root = save_dir.join(NAME);
-        let mut hasher = PieceHasher::new(PIECE_LENGTH);
+        let mut hasher = PieceHasher::new(piece_length);
         let mut files = Vec::new();
-        for (index, (rel, len)) in LAYOUT.iter().enumerate() {
+        for (index, (rel, len)) in layout.iter().enumerate() {
             let len = len.unwrap_or(total - fixed);
             let path = root.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -93,7 +118,7 @@ impl Payload {
         let info = Value::dict([
             ("files", Value::List(file_list)),
             ("name", Value::str(NAME)),
-            ("piece length", Value::Int(i64::from(PIECE_LENGTH))),
+            ("piece length", Value::Int(i64::from(piece_length))),
             ("pieces", Value::Bytes(pieces)),
         ]);
         let info_hash = InfoHash(Sha1::digest(info.encode()).into());
@@ -103,7 +128,7 @@ impl Payload {
             save_dir,
             files,
             total,
-            piece_length: PIECE_LENGTH,
+            piece_length,
             info,
         };
         payload.torrent = payload.torrent_with(&dir.join(format!("{NAME}.torrent")), announce);

@@ -1,7 +1,7 @@
 //! Other BitTorrent programs as test peers, each a guard that kills its process by pid when dropped:
 //! [`LtPeer`] (libtorrent via `tests/peers/lt_peer.py`), [`BadSeeder`] (`tests/peers/bad_seeder.py`),
-//! [`Aria2Seeder`] and [`TransmissionSeeder`] (in its own [`NetNs`]); plus [`Proc`], a child process
-//! whose output lines are collected.
+//! [`Aria2Seeder`] and [`Transmission`] (in its own [`NetNs`]); plus [`Proc`], a child process whose
+//! output lines are collected. rtorrent is in `rtorrent.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -216,7 +216,8 @@ pub fn python_with_libtorrent() -> Option<PathBuf> {
     Some(python)
 }
 
-fn script(name: &str) -> PathBuf {
+/// `tests/peers/NAME`.
+pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/peers")
         .join(name)
