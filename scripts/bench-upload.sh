@@ -158,13 +158,20 @@ start_seeder() {
   SEED_READY=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 }
 
-# read_bytes PID: bytes PID and its children have read so far (/proc/PID/io rchar: sockets and files).
-# A leecher's progress: the space its files take did not follow Transmission's download (unchanged
-# for 60 s while 240 MB came in), and rtorrent writes through mmap, which write counts miss.
+# read_bytes PID: bytes PID and its children have read so far: /proc/PID/io rchar (read(2) on sockets
+# and files) plus bytes_received of their TCP sockets in this namespace, from ss. A leecher's
+# progress: the space its files take did not follow Transmission's download (unchanged for 60 s while
+# 240 MB came in); rtorrent writes through mmap, and its socket reads are recv(2), which rchar misses.
 read_bytes() {
   local p r total=0
   for p in "$1" $(pgrep -P "$1" || true); do
     r=$(awk '/^rchar:/ { print $2 }' "/proc/$p/io" 2>/dev/null || true)
+    total=$((total + ${r:-0}))
+    r=$(ss -tinpH 2>/dev/null | awk -v pid="pid=$p," '
+      index($0, pid) { mine = 1; next }
+      mine { for (i = 1; i <= NF; i++) if ($i ~ /^bytes_received:/) { split($i, kv, ":"); n += kv[2] } }
+      { mine = 0 }
+      END { print n + 0 }')
     total=$((total + ${r:-0}))
   done
   echo "$total"
@@ -190,7 +197,7 @@ watch_leecher() {
     if ((t - t0 > RUN_TIMEOUT * 1000000)); then WATCH=TIMEOUT; break; fi
     if ((i++ % 10 == 0)); then
       bytes=$(read_bytes "$LEECH_PID")
-      if ((mark < 0 || bytes - mark >= 1048576)); then
+      if ((mark < 0 || bytes - mark >= 1048576 || mark - bytes >= 1048576)); then
         mark=$bytes last_change=$t
       elif ((STALL_SECS > 0 && t - last_change > STALL_SECS * 1000000)); then
         WATCH=STALLED
