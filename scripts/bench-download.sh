@@ -217,15 +217,9 @@ run_one() {
   syncs=$(awk -v a="$sync0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
   if [ -s "$tf" ]; then read -r wall user sys rss < <(tail -1 "$tf") || true; fi
   wall=$(awk -v w="$wall" -v s="$syncs" 'BEGIN { printf "%.2f", w + s }')
-  if ((rc == 124 || rc == 137)); then
-    status=TIMEOUT note="no exit within ${RUN_TIMEOUT}s" wall=$RUN_TIMEOUT
-  elif ((rc != 0)); then
-    status=FAILED note="exit status $rc"
-  else
-    local bad
-    bad=$(verify "$dest" | head -3 | paste -sd ';' -)
-    if [ -n "$bad" ]; then status=FAILED note="verify: $bad"; fi
-  fi
+  run_status "$rc" "$dest"
+  status=$STATUS note=$NOTE
+  if [ "$status" = TIMEOUT ]; then wall=$RUN_TIMEOUT; fi
   if [ "$phase" = delay ] && [ "$status" = ok ]; then
     # The connections close once the leecher is gone; wait for the relays to account for them.
     local carried=0

@@ -146,15 +146,11 @@ run_one() {
   local up
   up=$(sed -n 's/^EXIT up=\([0-9]*\) .*/\1/p' "$LOGS/seed-$tag.log" | head -1)
   up=${up:-0}
-  if ((rc == 124 || rc == 137)); then
-    status=TIMEOUT note="no exit within ${RUN_TIMEOUT}s" wall=$RUN_TIMEOUT
-  elif ((rc != 0)); then
-    status=FAILED note="exit status $rc"
-  else
-    local bad
-    bad=$(verify "$dest" | head -3 | paste -sd ';' -)
-    if [ -n "$bad" ]; then status=FAILED note="verify: $bad"; fi
-    if ((up < PAYLOAD_BYTES)); then status=FAILED note="the honest seeder uploaded only $up bytes"; fi
+  run_status "$rc" "$dest"
+  status=$STATUS note=$NOTE
+  if [ "$status" = TIMEOUT ]; then wall=$RUN_TIMEOUT; fi
+  if [ "$status" = ok ] && ((up < PAYLOAD_BYTES)); then
+    status=FAILED note="the honest seeder uploaded only $up bytes"
   fi
   local snubs
   snubs=$(grep -c 'snubbed' "$log" || true)

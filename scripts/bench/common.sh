@@ -107,3 +107,18 @@ verify() {
     fi
   done < <(find "$SRC" -type f -print0)
 }
+
+# run_status RC DEST: the outcome of one timed download from its exit status (timeout's 124, or 137
+# when it had to kill) and a byte-for-byte check of DEST: sets STATUS (ok, TIMEOUT, FAILED) and NOTE.
+run_status() {
+  local rc=$1 dest=$2 bad
+  STATUS=ok NOTE=""
+  if ((rc == 124 || rc == 137)); then
+    STATUS=TIMEOUT NOTE="no exit within ${RUN_TIMEOUT}s"
+  elif ((rc != 0)); then
+    STATUS=FAILED NOTE="exit status $rc"
+  else
+    bad=$(verify "$dest" | head -3 | paste -sd ';' -)
+    if [ -n "$bad" ]; then STATUS=FAILED NOTE="verify: $bad"; fi
+  fi
+}
