@@ -11,7 +11,7 @@
 //! | [`bencode`] | the one place that touches `bip_bencode`: decode with limits, raw spans, encode | yes |
 //! | [`types`] | `InfoHash`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
 //! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hash over the raw `info` bytes; validation | yes |
-//! | [`magnet`] | magnet URIs (BEP 9) | yes |
+//! | [`magnet`] | magnet URIs (BEP 9): parse (`xt` hex/base32, `dn`, `tr`, `ws`, `x.pe`) and build | yes |
 //! | [`net`] | every socket bound as `--bind` / `--interface` say: listener, peer connections, UDP, HTTP client | IO |
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
@@ -33,7 +33,7 @@
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.
 //! - `fetch`: net.
-//! - `metainfo`: bencode, types. `magnet`: types.
+//! - `metainfo`: bencode, types. `magnet`: metainfo (its bounds), types.
 //! - `tracker` (client): bencode, types, fetch, net.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
