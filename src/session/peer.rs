@@ -214,7 +214,14 @@ impl Conn {
         if self.extensions {
             Message::Extended {
                 id: extension::HANDSHAKE_ID,
-                payload: ExtHandshake::ours(OUR_REQQ, Some(self.ctx.port)).into(),
+                payload: ExtHandshake::ours(
+                    OUR_REQQ,
+                    Some(self.ctx.port),
+                    &[],
+                    None,
+                    Some(self.addr.ip()),
+                )
+                .into(),
             }
             .encode(&mut self.out);
         }
