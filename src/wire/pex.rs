@@ -62,7 +62,7 @@ pub const MIN_RECEIVE_SPACING: Duration = Duration::from_secs(45);
 pub const RECEIVE_BURST: u32 = 2;
 /// Most addresses from one peer [`PexIn`] remembers (until that peer drops them) to de-duplicate:
 /// above any client's connection limit (libtorrent 200, Transmission 50 per torrent), so a compliant
-/// peer never reaches it; beyond it new addresses are ignored. About 40 KB at most.
+/// peer never reaches it; beyond it new addresses are ignored. About 64 KiB at most.
 pub const MAX_REMEMBERED_PER_PEER: usize = 1000;
 
 /// Bytes of one compact IPv4 contact: address then port, big-endian.
