@@ -4,6 +4,7 @@
 pub mod extension;
 pub mod handshake;
 pub mod message;
+pub mod ut_metadata;
 
 pub use handshake::Handshake;
 pub use message::{Codec, Message};
