@@ -95,8 +95,8 @@ struct Source {
 /// A source left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bar {
-    /// Until then (it sent a `reject`).
-    Until(Instant),
+    /// For [`REJECT_BACKOFF`] after it sent a `reject` at this instant.
+    Rejected(Instant),
     /// For good (it alone wrote a buffer that failed the hash check).
     Forever,
 }
@@ -204,20 +204,16 @@ impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
         }
         let src = self.sources.get_mut(&source)?;
         match src.barred {
-            Some(Bar::Until(until)) if now >= until => src.barred = None,
+            Some(Bar::Rejected(at)) if now.saturating_duration_since(at) >= REJECT_BACKOFF => {
+                src.barred = None
+            }
             Some(_) => return None,
             None => {}
         }
         if src.asked.len() >= MAX_OUTSTANDING_PER_SOURCE || !self.audit_admits(source, now) {
             return None;
         }
-        let src = self.sources.get(&source)?;
-        let mine = |p: usize| src.asked.iter().any(|&(q, _)| q as usize == p);
-        let timed_out = |s: &Slot<S>| matches!(*s, Slot::Asked { by, at } if by != source && now >= at + REQUEST_TIMEOUT);
-        let piece = (self.slots.iter().enumerate())
-            .find(|&(p, s)| matches!(s, Slot::Missing) && !mine(p))
-            .or_else(|| (self.slots.iter().enumerate()).find(|&(p, s)| timed_out(s) && !mine(p)))
-            .map(|(p, _)| p)?;
+        let piece = self.pick(source, now)?;
         self.slots[piece] = Slot::Asked {
             by: source,
             at: now,
@@ -231,7 +227,7 @@ impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
     pub fn is_stalled(&self, source: S, now: Instant) -> bool {
         self.sources
             .get(&source)
-            .is_some_and(|s| s.asked.iter().any(|&(_, at)| now >= at + REQUEST_TIMEOUT))
+            .is_some_and(|s| s.asked.iter().any(|&(_, at)| expired(at, now)))
     }
 
     /// A `data` message from `source`. `Err`: drop the source.
@@ -300,7 +296,7 @@ impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
         };
         src.asked.retain(|&(p, _)| p != piece);
         if src.barred != Some(Bar::Forever) {
-            src.barred = Some(Bar::Until(now + REJECT_BACKOFF));
+            src.barred = Some(Bar::Rejected(now));
         }
         self.release(source);
     }
@@ -309,6 +305,22 @@ impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
     pub fn source_gone(&mut self, source: S) {
         self.sources.remove(&source);
         self.release(source);
+    }
+
+    /// The first piece that is missing, else the first whose request to another source expired;
+    /// never one `source` itself still owes.
+    fn pick(&self, source: S, now: Instant) -> Option<usize> {
+        let owed = &self.sources.get(&source)?.asked;
+        let free = |p: usize| !owed.iter().any(|&(q, _)| q as usize == p);
+        let missing = |s: &Slot<S>| matches!(s, Slot::Missing);
+        let expired_elsewhere = |s: &Slot<S>| match *s {
+            Slot::Asked { by, at } => by != source && expired(at, now),
+            _ => false,
+        };
+        let slots = || self.slots.iter().enumerate();
+        (slots().find(|&(p, s)| missing(s) && free(p)))
+            .or_else(|| slots().find(|&(p, s)| expired_elsewhere(s) && free(p)))
+            .map(|(p, _)| p)
     }
 
     /// Pieces live-asked of `source` become `Missing`; an audit round it owned starts over.
@@ -406,6 +418,11 @@ impl<S: Copy + Eq> Audit<S> {
         };
         distinct((self.by.iter().enumerate()).filter_map(|(p, &s)| differs(p).then_some(s)))
     }
+}
+
+/// Whether a request sent `at` is older than [`REQUEST_TIMEOUT`] at `now`.
+fn expired(at: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(at) >= REQUEST_TIMEOUT
 }
 
 /// The distinct items, in order of first appearance.

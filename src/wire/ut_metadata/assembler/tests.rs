@@ -417,6 +417,30 @@ fn piece_size_edges() {
     assert_eq!(complete(give(&mut a, A, &info, 0)).0, info);
 }
 
+#[test]
+fn the_largest_metadata_completes() {
+    let info = testkit::bytes(MAX_METADATA_SIZE, 41);
+    let mut a = setup(&info, &[A, B, C]);
+    assert_eq!(a.pieces(), 640);
+    let t = Instant::now();
+    let mut last = None;
+    for _round in 0..1000 {
+        for s in [A, B, C] {
+            for p in drain(&mut a, s, t) {
+                last = Some(give(&mut a, s, &info, p).unwrap());
+            }
+        }
+        if a.is_complete() {
+            break;
+        }
+    }
+    assert_eq!(piece_of(&info, 639).unwrap().len(), K16 - 8);
+    assert_eq!(
+        complete(last.ok_or(Blame::Unrequested { piece: 0 })).0,
+        info
+    );
+}
+
 /// The `.torrent` files in `../shared/example-torrents/`, if present.
 fn example_torrents() -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/example-torrents");
