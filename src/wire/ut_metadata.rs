@@ -14,7 +14,9 @@ mod assembler;
 
 use crate::bencode::{decode, scan, BencodeError, Limits, Value};
 
-pub use assembler::{Blame, MetadataAssembler, Progress};
+pub use assembler::{
+    Blame, MetadataAssembler, Progress, MAX_OUTSTANDING_PER_SOURCE, REJECT_BACKOFF, REQUEST_TIMEOUT,
+};
 
 /// Size of a metadata piece, fixed by BEP 9; only the last piece may be shorter.
 pub const METADATA_PIECE_LEN: usize = 16 * 1024;
