@@ -5,6 +5,7 @@ pub mod extension;
 pub mod handshake;
 pub mod message;
 pub mod pex;
+pub mod ut_metadata;
 
 pub use handshake::Handshake;
 pub use message::{Codec, Message};
