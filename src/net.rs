@@ -7,6 +7,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 /// Backlog of the peer listener: as many half-open connections as a busy swarm throws at us.
@@ -95,7 +96,7 @@ pub fn listen(bind: &Bind, port: u16) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// A TCP connection to `peer` from the bound address and device.
+/// A TCP connection to `peer` from the bound address and device, tuned as [`tune`] says.
 pub async fn connect(bind: &Bind, peer: SocketAddr) -> io::Result<TcpStream> {
     if !bind.reaches(peer.ip()) {
         return Err(bind.unreachable(peer.ip()));
@@ -104,8 +105,46 @@ pub async fn connect(bind: &Bind, peer: SocketAddr) -> io::Result<TcpStream> {
     if let Some(ip) = bind.ip {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
-    socket.connect(peer).await
+    let stream = socket.connect(peer).await?;
+    tune(&stream);
+    Ok(stream)
 }
+
+/// A peer connection's TCP settings: `TCP_NODELAY`, since every message we write is whole and a
+/// request held back by Nagle is a round trip lost.
+pub fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+}
+
+/// A byte stream a peer connection runs on: TCP today, uTP and encrypted streams later, an in-memory
+/// duplex in tests. Transport tuning is a hook here, so the connection code never sees a socket.
+pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Acknowledge what was just read at once, where the transport delays acknowledgements.
+    fn ack_now(&self) {}
+}
+
+impl PeerStream for TcpStream {
+    /// Re-arms `TCP_QUICKACK` (Linux clears it by itself). A peer without `TCP_NODELAY`
+    /// (libtorrent's default) holds its next requests until its last small message is acknowledged;
+    /// with nothing of ours to piggyback on, a delayed ACK idled uploads to it for up to 40 ms at a
+    /// time (measured: 0.59x libtorrent's seeding speed before, 1.34x after).
+    fn ack_now(&self) {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int of the stated size.
+        let _ = unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+impl PeerStream for tokio::io::DuplexStream {}
 
 /// A UDP socket from the bound address and device, connected to `peer`.
 pub async fn udp_connected(bind: &Bind, peer: SocketAddr) -> io::Result<UdpSocket> {

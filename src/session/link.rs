@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::peer::{serve_registered, timed_out, PeerError};
 use super::state::{PeerEntry, Torrent};
 use super::Ctx;
+use crate::net::PeerStream;
 use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
 use crate::wire::Handshake;
 
@@ -31,7 +31,7 @@ pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
 }
 
 /// Runs an accepted connection until it ends.
-pub async fn accept(ctx: Arc<Ctx>, stream: TcpStream, addr: SocketAddr, slot: Incoming) {
+pub async fn accept(ctx: Arc<Ctx>, stream: impl PeerStream, addr: SocketAddr, slot: Incoming) {
     let _ = run(ctx, stream, addr, Some(slot)).await;
 }
 
@@ -70,7 +70,7 @@ impl Drop for Incoming {
 
 async fn handshake(
     ctx: &Ctx,
-    stream: &mut TcpStream,
+    stream: &mut impl PeerStream,
     outgoing: bool,
 ) -> Result<Handshake, PeerError> {
     let ours = Handshake::ours(ctx.info_hash, ctx.peer_id).encode();
@@ -94,12 +94,11 @@ async fn handshake(
 /// One connection: outgoing when `incoming` is `None`.
 async fn run(
     ctx: Arc<Ctx>,
-    mut stream: TcpStream,
+    mut stream: impl PeerStream,
     addr: SocketAddr,
     incoming: Option<Incoming>,
 ) -> Result<(), PeerError> {
     let outgoing = incoming.is_none();
-    let _ = stream.set_nodelay(true);
     let hs = handshake(&ctx, &mut stream, outgoing).await?;
     let client = client_name(&hs.peer_id);
     let (tx, rx) = mpsc::unbounded_channel();

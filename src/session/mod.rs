@@ -449,6 +449,7 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
             tracing::debug!(peer = %addr, "refused: --max-peers reached");
             continue;
         };
+        net::tune(&stream);
         tokio::spawn(link::accept(ctx.clone(), stream, addr, slot));
     }
 }

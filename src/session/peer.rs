@@ -4,19 +4,17 @@
 //! calls on [`super::state::Torrent`].
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::state::{Command, PeerStats, Source};
 use super::upload::{Uploads, MAX_QUEUED};
 use super::Ctx;
 use crate::bitfield::Bitfield;
+use crate::net::PeerStream;
 use crate::outstanding::{Arrival, Outstanding};
 use crate::picker::PeerKey;
 use crate::pipeline::Pipeline;
@@ -86,7 +84,7 @@ pub(super) fn timed_out(what: &'static str) -> PeerError {
 /// Runs a registered peer's connection until it ends, then takes it out of the torrent.
 pub(super) async fn serve_registered(
     ctx: Arc<Ctx>,
-    stream: &mut TcpStream,
+    stream: &mut impl PeerStream,
     addr: SocketAddr,
     registered: (PeerKey, Bitfield),
     extensions: bool,
@@ -103,26 +101,6 @@ pub(super) async fn serve_registered(
         ctx.blocks_freed.notify_waiters();
     }
     result
-}
-
-/// Re-arms `TCP_QUICKACK` (Linux clears it by itself): acknowledge what we just read at once. A
-/// peer without `TCP_NODELAY` (libtorrent's default) holds its next requests until its last small
-/// message is acknowledged; with nothing of ours to piggyback on, a delayed ACK idled uploads to
-/// it for up to 40 ms at a time (measured: 0.59x libtorrent's seeding speed before, 1.34x after).
-/// Only when we have nothing to send: an ACK of its own for every request segment while blocks are
-/// going out anyway cost Transmission 3.00, which reads in pulses, about 5% of its download speed.
-fn quickack(fd: RawFd) {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt on a socket we own, with a pointer to a live c_int of the stated size.
-    let _ = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
 }
 
 /// One live connection's view of its peer.
@@ -157,6 +135,8 @@ struct Conn {
     last_write: Instant,
     /// Since when bytes have waited to be written with no progress (`None`: nothing to write).
     write_waiting: Option<Instant>,
+    /// What was read is to be acknowledged at once ([`PeerStream::ack_now`]).
+    ack_due: bool,
     last_block: Instant,
     last_useful: Instant,
 }
@@ -196,6 +176,7 @@ impl Conn {
             last_read: now,
             last_write: now,
             write_waiting: None,
+            ack_due: false,
             last_block: now,
             last_useful: now,
         }
@@ -203,11 +184,9 @@ impl Conn {
 
     async fn serve(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut impl PeerStream,
         mut rx: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), PeerError> {
-        let fd = stream.as_raw_fd();
-        let (mut rd, mut wr) = stream.split();
         if self.ours.count() > 0 {
             Message::Bitfield(self.ours.clone()).encode(&mut self.out);
         }
@@ -241,12 +220,12 @@ impl Conn {
             let writing = !sending.is_empty();
             let result = tokio::select! {
                 biased;
-                w = wr.write_buf(&mut sending), if !sending.is_empty() => match w {
-                    Ok(0) => Err(PeerError::Closed),
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e.into()),
+                io = io_step(stream, &mut sending, &mut rbuf) => match io {
+                    Io::Wrote(Ok(0)) => Err(PeerError::Closed),
+                    Io::Wrote(Ok(_)) => Ok(()),
+                    Io::Wrote(Err(e)) => Err(e.into()),
+                    Io::Read(n) => self.on_read(n, &mut rbuf, writing),
                 },
-                n = rd.read_buf(&mut rbuf) => self.on_read(n, &mut rbuf, fd, writing),
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => Err(PeerError::Dropped("torrent closed")),
@@ -261,6 +240,9 @@ impl Conn {
             }
             self.out = sending;
             self.after_write(progressed, Instant::now());
+            if std::mem::take(&mut self.ack_due) {
+                stream.ack_now();
+            }
             result?;
             self.refill();
         }
@@ -281,12 +263,13 @@ impl Conn {
 
     /// Bytes arrived (or the peer closed): decode and handle every whole message. When nothing of
     /// ours is about to go out (`writing`: bytes still being written), what was read is acknowledged
-    /// at once ([`quickack`]); otherwise the ACK rides on our next data segment.
+    /// at once ([`PeerStream::ack_now`]); otherwise the ACK rides on our next data segment. Only when
+    /// we have nothing to send: an ACK of its own for every request segment while blocks are going
+    /// out anyway cost Transmission 3.00, which reads in pulses, about 5% of its download speed.
     fn on_read(
         &mut self,
         n: std::io::Result<usize>,
         rbuf: &mut BytesMut,
-        fd: RawFd,
         writing: bool,
     ) -> Result<(), PeerError> {
         if n? == 0 {
@@ -297,7 +280,7 @@ impl Conn {
             self.on_message(msg)?;
         }
         if !writing && self.out.is_empty() && !self.uploads.pending() {
-            quickack(fd);
+            self.ack_due = true;
         }
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK);
@@ -529,4 +512,44 @@ impl Conn {
             self.last_useful = Instant::now();
         }
     }
+}
+
+/// What the stream did in one [`io_step`].
+enum Io {
+    /// Took this many bytes of what we are sending.
+    Wrote(std::io::Result<usize>),
+    /// Read this many bytes into the read buffer (0: the peer closed).
+    Read(std::io::Result<usize>),
+}
+
+/// Waits until `stream` takes some of `sending` (writing first, when there is anything to write) or
+/// has bytes for `rbuf`: reading and writing go on together on one stream, whatever its transport,
+/// without splitting it.
+async fn io_step<S: PeerStream>(stream: &mut S, sending: &mut BytesMut, rbuf: &mut BytesMut) -> Io {
+    use bytes::Buf;
+    use std::pin::Pin;
+    use std::task::Poll;
+    std::future::poll_fn(|cx| {
+        if !sending.is_empty() {
+            if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, sending) {
+                if let Ok(n) = &r {
+                    sending.advance(*n);
+                }
+                return Poll::Ready(Io::Wrote(r));
+            }
+        }
+        let before = rbuf.len();
+        let mut buf = tokio::io::ReadBuf::uninit(rbuf.spare_capacity_mut());
+        match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
+                unsafe { rbuf.set_len(before + n) };
+                Poll::Ready(Io::Read(Ok(n)))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Io::Read(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
