@@ -17,7 +17,7 @@
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
-//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 10 handshake | yes |
+//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules | yes |
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
@@ -28,7 +28,8 @@
 //! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
-//! Still to come, with room left for them: the extensions (BEP 5/6/9/11).
+//! Still to come, with room left for them: the engine for many torrents, magnet downloads and PEX
+//! wired into the session (their pure parts are in `magnet` and `wire`), then BEP 5/6/29.
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.
