@@ -67,7 +67,7 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                         .clamp(MIN_EARLY, MAX_INTERVAL);
                     {
                         let mut t = ctx.lock();
-                        t.pool.add(&resp.peers, Instant::now());
+                        t.pool.add(&resp.peers, crate::session::now());
                         t.trackers.answered += 1;
                     }
                     ctx.wake.notify_one();
@@ -81,7 +81,7 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                         &ctx,
                         wait,
                         min_interval,
-                        Instant::now(),
+                        crate::session::now(),
                         &mut shutdown,
                         &mut status,
                         completed_sent,
@@ -115,7 +115,7 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                 &ctx,
                 wait,
                 wait,
-                Instant::now(),
+                crate::session::now(),
                 &mut shutdown,
                 &mut status,
                 true,

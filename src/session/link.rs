@@ -92,7 +92,7 @@ async fn handshake(
 }
 
 /// One connection: outgoing when `incoming` is `None`.
-async fn run(
+pub(super) async fn run(
     ctx: Arc<Ctx>,
     mut stream: impl PeerStream,
     addr: SocketAddr,

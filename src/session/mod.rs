@@ -33,6 +33,12 @@ use crate::tracker::{TrackerClient, TrackerConfig};
 use crate::types::{InfoHash, Lengths, PeerId};
 use state::Torrent;
 
+/// The session's clock: tokio's, so tests that pause time move every deadline of the session (the
+/// pure modules take `std::time::Instant`s, which this gives).
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Settings of one download, each default with its reason.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -206,7 +212,7 @@ async fn run(
     progress: watch::Sender<Snapshot>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Outcome, SessionError> {
-    let started = Instant::now();
+    let started = crate::session::now();
     let tiers = meta.tiers();
     if tiers.is_empty() && config.web_seeds.is_empty() {
         return Err(SessionError::NoTrackers);
@@ -312,7 +318,7 @@ async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut seeding_since = None;
     if *status.borrow() == Status::Complete || ctx.lock().picker.is_complete() {
-        seeding_since = Some(Instant::now());
+        seeding_since = Some(crate::session::now());
     }
     tokio::pin!(stop);
     let result = loop {
@@ -324,7 +330,7 @@ async fn run(
                     Status::Running => {}
                     Status::Complete if config.seed => {
                         if seeding_since.is_none() {
-                            seeding_since = Some(Instant::now());
+                            seeding_since = Some(crate::session::now());
                             let storage = ctx.storage.clone();
                             // Durable before we announce `completed`; seeding goes on meanwhile.
                             tokio::task::spawn_blocking(move || storage.flush());
@@ -394,7 +400,7 @@ fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
     let web = t.web.iter().rev().find_map(|w| w.health.last_error());
     let all_tried = t.trackers.tiers_tried >= t.trackers.tiers && t.trackers.answered == 0;
     let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
-    let settled = started.elapsed() > Duration::from_secs(5);
+    let settled = crate::session::now().saturating_duration_since(started) > Duration::from_secs(5);
     (all_tried && no_peers && settled && t.trackers.peers_seen == 0).then(|| {
         let trackers = if t.trackers.tiers == 0 {
             None
@@ -456,7 +462,10 @@ async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
 
 /// Whether seeding has gone on long enough (`--seed-time`) or given back enough (`--seed-ratio`).
 fn seed_done(ctx: &Ctx, config: &Config, since: Instant) -> bool {
-    if config.seed_time.is_some_and(|t| since.elapsed() >= t) {
+    if config
+        .seed_time
+        .is_some_and(|t| crate::session::now().saturating_duration_since(since) >= t)
+    {
         return true;
     }
     let uploaded = ctx.lock().uploaded as f64;
@@ -514,15 +523,18 @@ async fn choke_loop(ctx: Arc<Ctx>) {
 }
 
 async fn dial_loop(ctx: Arc<Ctx>) {
-    let mut last_need = Instant::now();
+    let mut last_need = crate::session::now();
     loop {
         let due = {
             let mut t = ctx.lock();
             let room = ctx.config.max_peers.saturating_sub(t.busy());
-            let due = t.pool.due(Instant::now(), room);
+            let due = t.pool.due(crate::session::now(), room);
             let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
-            if short && last_need.elapsed() > Duration::from_secs(5) {
-                last_need = Instant::now();
+            if short
+                && crate::session::now().saturating_duration_since(last_need)
+                    > Duration::from_secs(5)
+            {
+                last_need = crate::session::now();
                 ctx.need_peers.notify_waiters();
             }
             due
@@ -534,7 +546,7 @@ async fn dial_loop(ctx: Arc<Ctx>) {
                 let permanent = result.as_ref().is_err_and(|e| e.is_permanent());
                 {
                     let mut t = ctx.lock();
-                    t.pool.ended(addr, permanent, Instant::now());
+                    t.pool.ended(addr, permanent, crate::session::now());
                 }
                 ctx.wake.notify_one();
             });
@@ -545,3 +557,6 @@ async fn dial_loop(ctx: Arc<Ctx>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

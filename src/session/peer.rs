@@ -150,7 +150,7 @@ impl Conn {
         ours: Bitfield,
     ) -> Conn {
         let n = ctx.lengths.piece_count();
-        let now = Instant::now();
+        let now = crate::session::now();
         let pinned = ctx.config.requests_per_peer;
         Conn {
             ctx,
@@ -239,7 +239,7 @@ impl Conn {
                 sending.extend_from_slice(&self.out);
             }
             self.out = sending;
-            self.after_write(progressed, Instant::now());
+            self.after_write(progressed, crate::session::now());
             if std::mem::take(&mut self.ack_due) {
                 stream.ack_now();
             }
@@ -275,7 +275,7 @@ impl Conn {
         if n? == 0 {
             return Err(PeerError::Closed);
         }
-        self.last_read = Instant::now();
+        self.last_read = crate::session::now();
         while let Some(msg) = self.codec.decode(rbuf)? {
             self.on_message(msg)?;
         }
@@ -309,7 +309,7 @@ impl Conn {
             Message::Unchoke => {
                 self.peer_choking = false;
                 self.pipeline.reset_rate();
-                self.last_block = Instant::now();
+                self.last_block = crate::session::now();
             }
             Message::Interested => {
                 if !self.peer_interested {
@@ -367,7 +367,7 @@ impl Conn {
     }
 
     fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), PeerError> {
-        let now = Instant::now();
+        let now = crate::session::now();
         let lengths = self.ctx.lengths;
         let Some(block) = lengths.block_at(index, begin, data.len() as u32) else {
             return self.unrequested();
@@ -436,7 +436,7 @@ impl Conn {
     }
 
     fn on_tick(&mut self) -> Result<(), PeerError> {
-        let now = Instant::now();
+        let now = crate::session::now();
         if now.duration_since(self.last_read) > IDLE_TIMEOUT {
             return Err(PeerError::Dropped("idle"));
         }
@@ -462,7 +462,7 @@ impl Conn {
 
     /// Tells the torrent this peer's figures (choker input, upload total).
     fn report(&mut self) {
-        let now = Instant::now();
+        let now = crate::session::now();
         let stats = PeerStats {
             interested: self.peer_interested,
             down_rate: self.pipeline.rate(),
@@ -509,7 +509,7 @@ impl Conn {
                 Message::NotInterested
             };
             msg.encode(&mut self.out);
-            self.last_useful = Instant::now();
+            self.last_useful = crate::session::now();
         }
     }
 }

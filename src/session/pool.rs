@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn new_addresses_are_due_at_once_and_only_once() {
-        let now = Instant::now();
+        let now = crate::session::now();
         let mut p = Pool::default();
         assert_eq!(p.add(&[a(1), a(2), a(2), a(0)], now), 2);
         assert_eq!(p.add(&[a(1)], now), 0);
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn failures_back_off_exponentially_then_are_forgotten() {
-        let t0 = Instant::now();
+        let t0 = crate::session::now();
         let mut p = Pool::default();
         p.add(&[a(1)], t0);
         let mut now = t0;
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn permanent_failures_never_come_back() {
-        let now = Instant::now();
+        let now = crate::session::now();
         let mut p = Pool::default();
         p.add(&[a(1)], now);
         p.due(now, 1);
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn success_resets_the_failure_count_and_is_bounded() {
-        let now = Instant::now();
+        let now = crate::session::now();
         let mut p = Pool::default();
         p.add(&[a(1)], now);
         p.due(now, 1);

@@ -109,8 +109,11 @@ pub(super) fn outcome(
         fetched: t.fetched,
         wasted: t.wasted,
         uploaded: t.uploaded,
-        elapsed: seeding_since.map_or_else(|| started.elapsed(), |s| s - started),
-        seeded: seeding_since.map(|s| s.elapsed()),
+        elapsed: seeding_since.map_or_else(
+            || crate::session::now().saturating_duration_since(started),
+            |s| s - started,
+        ),
+        seeded: seeding_since.map(|s| crate::session::now().saturating_duration_since(s)),
         peers,
         banned,
         web_seeds: t

@@ -299,7 +299,7 @@ impl Torrent {
             for (i, w) in self.web.iter_mut().enumerate() {
                 if !w.has.get(piece.get()) {
                     let why = format!("sent piece {} wrong", piece.get());
-                    if w.health.proven(&why, std::time::Instant::now()) {
+                    if w.health.proven(&why, crate::session::now()) {
                         dropped.push(Source::Web(i));
                     }
                 }

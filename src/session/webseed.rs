@@ -7,7 +7,7 @@
 //! [`Picker::pick_run`]: crate::picker::Picker::pick_run
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
@@ -106,7 +106,9 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
         if *shutdown.borrow() {
             return;
         }
-        let wait = ctx.lock().web[mirror.index].health.wait(Instant::now());
+        let wait = ctx.lock().web[mirror.index]
+            .health
+            .wait(crate::session::now());
         let Some(wait) = wait else {
             return;
         };
@@ -150,7 +152,7 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
                 why,
             }) => {
                 tracing::debug!(url = %web.url, %why, "web seed request failed");
-                if web.health.failure(kind, &why, Instant::now()) {
+                if web.health.failure(kind, &why, crate::session::now()) {
                     tracing::warn!(url = %crate::text::line(&web.url), why = web.health.dropped().unwrap_or(""), "web seed dropped");
                 }
             }

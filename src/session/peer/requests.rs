@@ -60,7 +60,9 @@ impl Conn {
     pub(super) fn has_room(&self) -> bool {
         !self.peer_choking
             && self.am_interested
-            && self.snubbed_until.is_none_or(|t| Instant::now() >= t)
+            && self
+                .snubbed_until
+                .is_none_or(|t| crate::session::now() >= t)
             && self.pending.len() < self.pipeline.target()
     }
 
@@ -69,7 +71,7 @@ impl Conn {
         if self.peer_choking || !self.am_interested {
             return;
         }
-        let now = Instant::now();
+        let now = crate::session::now();
         if self.snubbed_until.is_some_and(|t| now < t) {
             return;
         }
