@@ -241,6 +241,14 @@ pub fn summary(name: &str, o: &Outcome) -> String {
             crate::text::block(client, 0)
         ));
     }
+    if !o.by_source.is_empty() {
+        let parts: Vec<String> = o
+            .by_source
+            .iter()
+            .map(|(source, n, bytes)| format!("{source} {n} ({bytes} bytes)"))
+            .collect();
+        out.push_str(&format!("  peers by source: {}\n", parts.join(", ")));
+    }
     for (addr, why) in &o.banned {
         out.push_str(&format!("  banned {addr}: {why}\n"));
     }

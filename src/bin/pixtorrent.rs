@@ -113,6 +113,10 @@ struct Cli {
     #[arg(long = "web-seed", value_name = "URL")]
     web_seed: Vec<String>,
 
+    /// Also connect to this peer (IP:PORT, or [IPv6]:PORT); repeatable.
+    #[arg(long = "peer", value_name = "IP:PORT")]
+    peers: Vec<std::net::SocketAddr>,
+
     /// More logging: -v for debug from pixtorrent, -vv for everything.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -255,6 +259,7 @@ async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
     let mut config = Config::new(cli.output.clone());
     config.port = cli.port;
     config.net = cli.net();
+    config.peers = cli.peers.clone();
     config.max_peers = cli.max_peers as usize;
     config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
     config.seed = cli.seed;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::pool::PeerSource;
 use super::Ctx;
 use crate::tracker::tiers::Tiers;
 use crate::tracker::{AnnounceRequest, Event, TrackerClient};
@@ -67,7 +68,8 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                         .clamp(MIN_EARLY, MAX_INTERVAL);
                     {
                         let mut t = ctx.lock();
-                        t.pool.add(&resp.peers, crate::session::now());
+                        t.pool
+                            .add(&resp.peers, PeerSource::Tracker, crate::session::now());
                         t.trackers.answered += 1;
                     }
                     ctx.wake.notify_one();

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::peer::{serve_registered, timed_out, PeerError};
+use super::pool::PeerSource;
 use super::state::{PeerEntry, Torrent};
 use super::Ctx;
 use crate::net::PeerStream;
@@ -102,7 +103,7 @@ pub(super) async fn run(
     let hs = handshake(&ctx, &mut stream, outgoing).await?;
     let client = client_name(&hs.peer_id);
     let (tx, rx) = mpsc::unbounded_channel();
-    let registered = {
+    let (registered, source) = {
         let mut t = ctx.lock();
         if let Some(slot) = incoming {
             slot.settle(&mut t);
@@ -115,16 +116,24 @@ pub(super) async fn run(
         }
         t.pool.connected(addr);
         t.trackers.peers_seen += 1;
-        t.tallies.entry(addr).or_default().client = client.clone();
-        t.register(PeerEntry {
+        let source = if outgoing {
+            t.pool.source(&addr)
+        } else {
+            Some(PeerSource::Incoming)
+        };
+        let tally = t.tallies.entry(addr).or_default();
+        tally.client = client.clone();
+        tally.source = source;
+        let registered = t.register(PeerEntry {
             addr,
             id: hs.peer_id.0,
             tx,
             stats: Default::default(),
             unchoked: false,
-        })
+        });
+        (registered, source)
     };
-    tracing::debug!(peer = %addr, client = %client, outgoing, "connected");
+    tracing::debug!(peer = %addr, client = %client, outgoing, source = %source.map_or("?", PeerSource::as_str), "connected");
     let extensions = hs.supports_extensions();
     let result = serve_registered(ctx, &mut stream, addr, registered, extensions, rx).await;
     tracing::debug!(peer = %addr, reason = %result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "disconnected");

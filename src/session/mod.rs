@@ -72,6 +72,8 @@ pub struct Config {
     pub seed_ratio: Option<f64>,
     /// Web seed URLs (BEP 19): the torrent's `url-list` unless turned off, plus any given.
     pub web_seeds: Vec<String>,
+    /// Peers to dial besides those the trackers name (`--peer`).
+    pub peers: Vec<std::net::SocketAddr>,
     /// Connections per web seed: 2, so one request's round trip overlaps the other's transfer
     /// (libtorrent uses 1, aria2 up to 5 split over mirrors); bounded so a mirror never sees a flood.
     pub web_seed_connections: usize,
@@ -94,6 +96,7 @@ impl Config {
             seed_time: None,
             seed_ratio: None,
             web_seeds: Vec::new(),
+            peers: Vec::new(),
             web_seed_connections: 2,
         }
     }
@@ -128,7 +131,10 @@ pub enum SessionError {
     )]
     NoPeers(String),
     /// The torrent has no way to find peers or data.
-    #[error("the torrent lists no trackers and no web seeds, and DHT is not supported yet")]
+    #[error(
+        "the torrent lists no trackers and no web seeds, and no --peer was given (DHT is not \
+         supported yet)"
+    )]
     NoTrackers,
     /// Interrupted by the user.
     #[error("interrupted")]
@@ -214,7 +220,7 @@ async fn run(
 ) -> Result<Outcome, SessionError> {
     let started = crate::session::now();
     let tiers = meta.tiers();
-    if tiers.is_empty() && config.web_seeds.is_empty() {
+    if tiers.is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() {
         return Err(SessionError::NoTrackers);
     }
     std::fs::create_dir_all(&config.output).map_err(|error| SessionError::Output {
@@ -285,6 +291,9 @@ async fn run(
         return Ok(outcome(&ctx, pieces_on_disk, started, None, 0));
     };
 
+    ctx.lock()
+        .pool
+        .add(&config.peers, pool::PeerSource::Manual, now());
     let client = Arc::new(
         TrackerClient::new(TrackerConfig {
             bind: config.net.clone(),
@@ -415,7 +424,8 @@ fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
         match (trackers, web) {
             (Some(tr), Some(w)) => format!("{tr}; every web seed failed, last: {w}"),
             (Some(tr), None) => tr,
-            (None, w) => format!("every web seed failed, last: {}", w.unwrap_or("?")),
+            (None, Some(w)) => format!("every web seed failed, last: {w}"),
+            (None, None) => "no peer given with --peer could be reached".to_string(),
         }
     })
 }

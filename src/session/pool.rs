@@ -1,6 +1,6 @@
-//! Known peer addresses and when to dial them: new ones first, failed ones retried with exponential
-//! backoff and then forgotten, permanent failures (ourselves, bans) never again. Pure: the caller
-//! passes the clock.
+//! Known peer addresses, where each came from, and when to dial them: new ones first, failed ones
+//! retried with exponential backoff and then forgotten, permanent failures (ourselves, bans) never
+//! again. Pure: the caller passes the clock.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +16,34 @@ pub const RETRY_MAX: Duration = Duration::from_secs(600);
 /// Failures in a row after which an address is forgotten.
 pub const MAX_FAILS: u32 = 6;
 
+/// Where a peer address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerSource {
+    /// A tracker's announce reply.
+    Tracker,
+    /// Another peer's `ut_pex` message (BEP 11).
+    Pex,
+    /// It connected to us.
+    Incoming,
+    /// A magnet link's `x.pe`.
+    Magnet,
+    /// `--peer` on the command line.
+    Manual,
+}
+
+impl PeerSource {
+    /// How the summary and the logs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerSource::Tracker => "tracker",
+            PeerSource::Pex => "pex",
+            PeerSource::Incoming => "incoming",
+            PeerSource::Magnet => "magnet",
+            PeerSource::Manual => "--peer",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
@@ -25,6 +53,8 @@ enum State {
 
 #[derive(Debug)]
 struct Candidate {
+    /// Where it was first heard of.
+    source: PeerSource,
     state: State,
     fails: u32,
     next_try: Instant,
@@ -38,8 +68,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Adds addresses from a tracker; returns how many were new.
-    pub fn add(&mut self, addrs: &[SocketAddr], now: Instant) -> usize {
+    /// Adds addresses heard of from `source`; returns how many were new (a known address keeps the
+    /// source it was first heard from).
+    pub fn add(&mut self, addrs: &[SocketAddr], source: PeerSource, now: Instant) -> usize {
         let mut added = 0;
         for a in addrs {
             if self.known.len() >= MAX_KNOWN {
@@ -50,6 +81,7 @@ impl Pool {
             }
             if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(*a) {
                 e.insert(Candidate {
+                    source,
                     state: State::Idle,
                     fails: 0,
                     next_try: now,
@@ -108,6 +140,11 @@ impl Pool {
         c.next_try = now + backoff.min(RETRY_MAX);
     }
 
+    /// Where `addr` was first heard of, if it is known.
+    pub fn source(&self, addr: &SocketAddr) -> Option<PeerSource> {
+        self.known.get(addr).map(|c| c.source)
+    }
+
     /// Dials in progress.
     pub fn connecting(&self) -> usize {
         self.known
@@ -137,8 +174,11 @@ mod tests {
     fn new_addresses_are_due_at_once_and_only_once() {
         let now = crate::session::now();
         let mut p = Pool::default();
-        assert_eq!(p.add(&[a(1), a(2), a(2), a(0)], now), 2);
-        assert_eq!(p.add(&[a(1)], now), 0);
+        assert_eq!(
+            p.add(&[a(1), a(2), a(2), a(0)], PeerSource::Tracker, now),
+            2
+        );
+        assert_eq!(p.add(&[a(1)], PeerSource::Tracker, now), 0);
         let mut due = p.due(now, 10);
         due.sort();
         assert_eq!(due, vec![a(1), a(2)]);
@@ -150,7 +190,7 @@ mod tests {
     fn failures_back_off_exponentially_then_are_forgotten() {
         let t0 = crate::session::now();
         let mut p = Pool::default();
-        p.add(&[a(1)], t0);
+        p.add(&[a(1)], PeerSource::Tracker, t0);
         let mut now = t0;
         for k in 1..MAX_FAILS {
             assert_eq!(p.due(now, 1), vec![a(1)]);
@@ -162,24 +202,39 @@ mod tests {
         assert_eq!(p.due(now, 1), vec![a(1)]);
         p.ended(a(1), false, now);
         assert_eq!(p.idle(), 0, "forgotten after {MAX_FAILS} failures");
-        assert_eq!(p.add(&[a(1)], now), 1, "a tracker may bring it back");
+        assert_eq!(
+            p.add(&[a(1)], PeerSource::Tracker, now),
+            1,
+            "a tracker may bring it back"
+        );
+    }
+
+    #[test]
+    fn an_address_keeps_the_source_it_was_first_heard_from() {
+        let now = crate::session::now();
+        let mut p = Pool::default();
+        p.add(&[a(1)], PeerSource::Manual, now);
+        p.add(&[a(1), a(2)], PeerSource::Tracker, now);
+        assert_eq!(p.source(&a(1)), Some(PeerSource::Manual));
+        assert_eq!(p.source(&a(2)), Some(PeerSource::Tracker));
+        assert_eq!(p.source(&a(3)), None);
     }
 
     #[test]
     fn permanent_failures_never_come_back() {
         let now = crate::session::now();
         let mut p = Pool::default();
-        p.add(&[a(1)], now);
+        p.add(&[a(1)], PeerSource::Tracker, now);
         p.due(now, 1);
         p.ended(a(1), true, now);
-        assert_eq!(p.add(&[a(1)], now), 0);
+        assert_eq!(p.add(&[a(1)], PeerSource::Tracker, now), 0);
     }
 
     #[test]
     fn success_resets_the_failure_count_and_is_bounded() {
         let now = crate::session::now();
         let mut p = Pool::default();
-        p.add(&[a(1)], now);
+        p.add(&[a(1)], PeerSource::Tracker, now);
         p.due(now, 1);
         p.ended(a(1), false, now);
         let later = now + RETRY_BASE;
@@ -189,6 +244,6 @@ mod tests {
         assert!(p.due(later + RETRY_BASE, 1) == vec![a(1)]);
         let many: Vec<SocketAddr> = (1..=3000).map(|i| a(i as u16)).collect();
         let mut q = Pool::default();
-        assert_eq!(q.add(&many, now), MAX_KNOWN);
+        assert_eq!(q.add(&many, PeerSource::Tracker, now), MAX_KNOWN);
     }
 }

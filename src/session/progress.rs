@@ -52,6 +52,8 @@ pub struct Outcome {
     pub seeded: Option<Duration>,
     /// Per peer that sent useful data: address, client, bytes.
     pub peers: Vec<(SocketAddr, String, u64)>,
+    /// Per peer source (where we heard of them): peers connected, useful bytes, by source name.
+    pub by_source: Vec<(&'static str, usize, u64)>,
     /// Banned addresses and why.
     pub banned: Vec<(SocketAddr, String)>,
     /// Every web seed: URL, useful bytes, why it was dropped (if it was).
@@ -99,6 +101,15 @@ pub(super) fn outcome(
         .map(|(a, v)| (*a, v.client.clone(), v.bytes))
         .collect();
     peers.sort_by_key(|p| std::cmp::Reverse(p.2));
+    let mut by_source: std::collections::BTreeMap<super::pool::PeerSource, (usize, u64)> =
+        Default::default();
+    for v in t.tallies.values() {
+        if let Some(source) = v.source {
+            let e = by_source.entry(source).or_default();
+            e.0 += 1;
+            e.1 += v.bytes;
+        }
+    }
     let mut banned: Vec<(SocketAddr, String)> =
         t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
     banned.sort();
@@ -115,6 +126,10 @@ pub(super) fn outcome(
         ),
         seeded: seeding_since.map(|s| crate::session::now().saturating_duration_since(s)),
         peers,
+        by_source: by_source
+            .into_iter()
+            .map(|(s, (n, bytes))| (s.as_str(), n, bytes))
+            .collect(),
         banned,
         web_seeds: t
             .web

@@ -107,6 +107,8 @@ pub struct PeerTally {
     pub client: String,
     /// Useful block bytes it sent.
     pub bytes: u64,
+    /// Where we heard of it (incoming: it found us).
+    pub source: Option<super::pool::PeerSource>,
 }
 
 /// The torrent's shared, lock-protected state.
