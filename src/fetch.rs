@@ -37,6 +37,25 @@ pub const MAX_REDIRECTS: usize = 5;
 /// connection from `bind` (a redirect to a literal address it cannot reach is refused). Used for
 /// fetches here, by the trackers and by the web seed tasks.
 pub fn client(connect_timeout: Duration, bind: &Bind) -> Result<reqwest::Client, FetchError> {
+    build(connect_timeout, bind, true)
+}
+
+/// Like [`client`], without keeping idle connections: for trackers, asked once every many minutes.
+/// A kept connection is then almost always one the tracker has closed meanwhile, and reusing it
+/// just as the close arrives fails the request with "connection reset" (seen with opentracker,
+/// which closes after each reply).
+pub fn client_without_pool(
+    connect_timeout: Duration,
+    bind: &Bind,
+) -> Result<reqwest::Client, FetchError> {
+    build(connect_timeout, bind, false)
+}
+
+fn build(
+    connect_timeout: Duration,
+    bind: &Bind,
+    pool: bool,
+) -> Result<reqwest::Client, FetchError> {
     let guard = bind.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
@@ -51,6 +70,11 @@ pub fn client(connect_timeout: Duration, bind: &Bind) -> Result<reqwest::Client,
         .user_agent(concat!("pixtorrent/", env!("CARGO_PKG_VERSION")))
         .redirect(policy)
         .connect_timeout(connect_timeout);
+    let builder = if pool {
+        builder
+    } else {
+        builder.pool_max_idle_per_host(0)
+    };
     net::http(builder, bind)
         .build()
         .map_err(|e| FetchError::Http(describe(&e)))

@@ -178,7 +178,7 @@ pub struct TrackerClient {
 impl TrackerClient {
     /// A client with its own HTTP connection pool.
     pub fn new(config: TrackerConfig) -> Result<TrackerClient, TrackerError> {
-        let http = crate::fetch::client(config.connect_timeout, &config.bind)?;
+        let http = crate::fetch::client_without_pool(config.connect_timeout, &config.bind)?;
         Ok(TrackerClient {
             config,
             http,
