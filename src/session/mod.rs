@@ -153,6 +153,8 @@ pub struct Ctx {
     /// The port we listen on (0 until bound).
     pub(crate) port: u16,
     pub(crate) hashes: Vec<[u8; 20]>,
+    /// The raw `info` dictionary, served to peers that ask for it (BEP 9).
+    pub(crate) info_bytes: Arc<[u8]>,
     /// The files, in torrent order (web seeds request per file).
     pub(crate) files: Vec<FileEntry>,
     pub(crate) config: Config,
@@ -274,6 +276,7 @@ async fn run(
         lengths,
         port,
         hashes: meta.info.piece_hashes.clone(),
+        info_bytes: meta.info_bytes.clone().into(),
         files: meta.info.files.clone(),
         config: config.clone(),
         storage,

@@ -19,7 +19,8 @@ use crate::outstanding::{Arrival, Outstanding};
 use crate::picker::PeerKey;
 use crate::pipeline::Pipeline;
 use crate::types::BlockRef;
-use crate::wire::extension::{self, ExtHandshake};
+use crate::wire::extension::{self, ExtHandshake, Extension, Incoming, Registry};
+use crate::wire::ut_metadata::{self, MetadataMessage};
 use crate::wire::{Codec, Message, WireError};
 
 mod requests;
@@ -37,6 +38,11 @@ const USELESS_AFTER: Duration = Duration::from_secs(60);
 const MAX_UNREQUESTED: u32 = 64;
 /// Longest our writes may make no progress (the peer stopped reading) before we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The BEP 10 extensions we offer: metadata exchange (BEP 9), so magnet users can start from us.
+const OFFERED: &[Extension] = &[Extension::Metadata];
+/// Times over a peer may ask for each piece of our metadata (BEP 9 suggests bounding it): a client
+/// that lost a piece asks again, one that asks without end is refused.
+const METADATA_REQUESTS_PER_PIECE: u32 = 4;
 /// Requests we queue from one peer, as told in our BEP 10 handshake.
 const OUR_REQQ: u32 = MAX_QUEUED as u32;
 /// Upload bytes buffered per loop turn before the socket must take them (backpressure).
@@ -137,6 +143,10 @@ struct Conn {
     write_waiting: Option<Instant>,
     /// What was read is to be acknowledged at once ([`PeerStream::ack_now`]).
     ack_due: bool,
+    /// The extended message ids of this connection, both ways.
+    registry: Registry,
+    /// Metadata requests answered so far.
+    metadata_served: u32,
     last_block: Instant,
     last_useful: Instant,
 }
@@ -177,6 +187,8 @@ impl Conn {
             last_write: now,
             write_waiting: None,
             ack_due: false,
+            registry: Registry::new(OFFERED),
+            metadata_served: 0,
             last_block: now,
             last_useful: now,
         }
@@ -196,8 +208,8 @@ impl Conn {
                 payload: ExtHandshake::ours(
                     OUR_REQQ,
                     Some(self.ctx.port),
-                    &[],
-                    None,
+                    OFFERED,
+                    Some(self.ctx.info_bytes.len() as u64),
                     Some(self.addr.ip()),
                 )
                 .into(),
@@ -291,17 +303,19 @@ impl Conn {
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
             Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
-            Message::Extended { id, payload } => {
-                // We offer no extension messages, so only the handshake (id 0) is expected.
-                if id == extension::HANDSHAKE_ID {
+            Message::Extended { id, payload } => match self.registry.incoming(id) {
+                Incoming::Handshake => {
                     if let Some(hs) = ExtHandshake::parse(&payload) {
                         tracing::debug!(peer = %self.addr, reqq = ?hs.reqq, client = ?hs.client, "extended handshake");
                         if let Some(n) = hs.reqq {
                             self.pipeline.set_peer_limit(n);
                         }
+                        self.registry.update(&hs);
                     }
                 }
-            }
+                Incoming::Message(Extension::Metadata) => self.on_metadata(&payload),
+                Incoming::Message(Extension::Pex) | Incoming::Unknown(_) => {}
+            },
             Message::Choke => {
                 self.peer_choking = true;
                 self.return_pending();
@@ -458,6 +472,31 @@ impl Conn {
         self.up_rate = 0.7 * self.up_rate + 0.3 * self.up_tick as f64;
         self.report();
         Ok(())
+    }
+
+    /// A BEP 9 message: we answer requests for pieces of our info dictionary (a `reject` once the
+    /// peer has asked for [`METADATA_REQUESTS_PER_PIECE`] times the pieces there are); anything
+    /// else (data, rejects, junk) is of no use to a torrent that has its metadata and is ignored.
+    fn on_metadata(&mut self, payload: &[u8]) {
+        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::parse(payload) else {
+            return;
+        };
+        let Some(id) = self.registry.id_for(Extension::Metadata) else {
+            return;
+        };
+        let info = self.ctx.info_bytes.clone();
+        let allowed = METADATA_REQUESTS_PER_PIECE * ut_metadata::piece_count(info.len());
+        self.metadata_served += 1;
+        let reply = if self.metadata_served > allowed {
+            MetadataMessage::Reject { piece }
+        } else {
+            MetadataMessage::answer(&info, piece)
+        };
+        Message::Extended {
+            id,
+            payload: reply.encode().into(),
+        }
+        .encode(&mut self.out);
     }
 
     /// Tells the torrent this peer's figures (choker input, upload total).

@@ -58,15 +58,27 @@ fn torrent(have: &[u32]) -> (Arc<Ctx>, Vec<u8>) {
         bits.set(i);
     }
     let picker = Picker::new(lengths, Strategy::Sequential, bits, 64);
+    let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
+    let info = crate::bencode::Value::dict([
+        ("length", crate::bencode::Value::Int(data.len() as i64)),
+        ("name", crate::bencode::Value::str("scripted")),
+        (
+            "piece length",
+            crate::bencode::Value::Int(i64::from(PIECE_LEN)),
+        ),
+        ("pieces", crate::bencode::Value::Bytes(pieces)),
+    ])
+    .encode();
     let (status, _) = watch::channel(Status::Running);
     let (shutdown, _) = watch::channel(false);
     let ctx = Ctx {
-        info_hash: InfoHash([7; 20]),
+        info_hash: InfoHash(Sha1::digest(&info).into()),
         peer_id: PeerId(*b"-PX0001-testtesttest"),
         key: 1,
         lengths,
         port: 6881,
         hashes,
+        info_bytes: info.into(),
         files: Vec::new(),
         config: Config::new(std::env::temp_dir()),
         storage: Arc::new(storage),
@@ -104,11 +116,11 @@ impl Scripted {
         (peer, task)
     }
 
-    /// Reads our handshake and answers it with `info_hash`.
-    async fn handshake(&mut self, info_hash: InfoHash, id: [u8; 20]) {
+    /// Reads our handshake (for `ours`) and answers it with `info_hash`.
+    async fn handshake_for(&mut self, ours: InfoHash, info_hash: InfoHash, id: [u8; 20]) {
         let mut hs = [0u8; 68];
         self.io.read_exact(&mut hs).await.unwrap();
-        assert_eq!(&hs[28..48], &[7; 20], "our handshake names the torrent");
+        assert_eq!(&hs[28..48], &ours.0, "our handshake names the torrent");
         let reply = Handshake::ours(info_hash, PeerId(id)).encode();
         self.io.write_all(&reply).await.unwrap();
     }
@@ -197,7 +209,8 @@ async fn eventually(ctx: &Ctx, cond: impl Fn(&Torrent) -> bool) {
 async fn downloads_every_piece_from_a_scripted_seeder() {
     let (ctx, data) = torrent(&[]);
     let (mut peer, task) = Scripted::connect(&ctx, addr(1001));
-    peer.handshake(ctx.info_hash, [1; 20]).await;
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [1; 20])
+        .await;
     peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
     peer.until(|m| matches!(m, Message::Interested).then_some(()))
         .await;
@@ -233,7 +246,8 @@ async fn downloads_every_piece_from_a_scripted_seeder() {
 async fn a_choke_voids_the_requests_and_an_unchoke_asks_again() {
     let (ctx, _) = torrent(&[]);
     let (mut peer, _task) = Scripted::connect(&ctx, addr(1002));
-    peer.handshake(ctx.info_hash, [2; 20]).await;
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [2; 20])
+        .await;
     peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
     peer.send(Message::Unchoke).await;
     // The baseline window: 10 requests.
@@ -255,7 +269,8 @@ fn block((piece, begin): (u32, u32)) -> crate::types::BlockRef {
 async fn a_stalled_peer_gives_its_blocks_up_and_a_late_answer_still_counts() {
     let (ctx, data) = torrent(&[]);
     let (mut peer, _task) = Scripted::connect(&ctx, addr(1003));
-    peer.handshake(ctx.info_hash, [3; 20]).await;
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [3; 20])
+        .await;
     peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
     peer.send(Message::Unchoke).await;
     let asked = peer.requests(10).await;
@@ -292,7 +307,8 @@ async fn a_stalled_peer_gives_its_blocks_up_and_a_late_answer_still_counts() {
 async fn deep_pipelines_are_served_and_only_a_flood_drops_the_peer() {
     let (ctx, _) = torrent(&(0..PIECES).collect::<Vec<_>>());
     let (mut peer, task) = Scripted::connect(&ctx, addr(1004));
-    peer.handshake(ctx.info_hash, [4; 20]).await;
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [4; 20])
+        .await;
     let _ = peer
         .until(|m| matches!(m, Message::Bitfield(_)).then_some(()))
         .await;
@@ -350,7 +366,8 @@ async fn deep_pipelines_are_served_and_only_a_flood_drops_the_peer() {
 async fn a_peer_that_sends_three_bad_pieces_is_banned() {
     let (ctx, data) = torrent(&[]);
     let (mut peer, task) = Scripted::connect(&ctx, addr(1005));
-    peer.handshake(ctx.info_hash, [5; 20]).await;
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [5; 20])
+        .await;
     peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
     peer.send(Message::Unchoke).await;
     // Every block it sends is corrupt: piece after piece fails, until the third strike.
@@ -381,11 +398,14 @@ async fn a_peer_that_sends_three_bad_pieces_is_banned() {
 async fn handshakes_for_another_torrent_or_from_ourselves_are_refused() {
     let (ctx, _) = torrent(&[]);
     let (mut other, task) = Scripted::connect(&ctx, addr(1006));
-    other.handshake(InfoHash([9; 20]), [6; 20]).await;
+    other
+        .handshake_for(ctx.info_hash, InfoHash([9; 20]), [6; 20])
+        .await;
     let end = task.await.unwrap().unwrap_err();
     assert!(end.is_permanent(), "{end}");
     let (mut me, task) = Scripted::connect(&ctx, addr(1007));
-    me.handshake(ctx.info_hash, ctx.peer_id.0).await;
+    me.handshake_for(ctx.info_hash, ctx.info_hash, ctx.peer_id.0)
+        .await;
     let end = task.await.unwrap().unwrap_err();
     assert!(end.is_permanent(), "{end}");
     assert!(ctx.lock().peers.is_empty());
@@ -399,7 +419,8 @@ async fn handshakes_for_another_torrent_or_from_ourselves_are_refused() {
 async fn a_silent_peer_is_dropped_as_idle() {
     let (ctx, _) = torrent(&[0]);
     let (mut peer, task) = Scripted::connect(&ctx, addr(1009));
-    peer.handshake(ctx.info_hash, [8; 20]).await;
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [8; 20])
+        .await;
     // It has nothing we want and sends nothing: after a minute of mutual disinterest it goes.
     let end = tokio::time::timeout(PATIENCE, task)
         .await
@@ -407,4 +428,91 @@ async fn a_silent_peer_is_dropped_as_idle() {
         .unwrap();
     assert!(matches!(end, Err(PeerError::Dropped(_))), "{end:?}");
     assert!(ctx.lock().peers.is_empty(), "unregistered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn serves_its_metadata_to_a_peer_that_came_by_magnet() {
+    use crate::wire::ut_metadata::{MetadataAssembler, MetadataMessage, Progress};
+    let (ctx, _) = torrent(&(0..PIECES).collect::<Vec<_>>());
+    let (mut peer, _task) = Scripted::connect(&ctx, addr(1010));
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [10; 20])
+        .await;
+    let ours = peer
+        .until(|m| match m {
+            Message::Extended { id: 0, payload } => {
+                crate::wire::extension::ExtHandshake::parse(payload)
+            }
+            _ => None,
+        })
+        .await;
+    let size = ours.metadata_size.expect("metadata_size offered");
+    let their_id = ours
+        .m
+        .iter()
+        .find(|(n, _)| n == "ut_metadata")
+        .map(|(_, id)| *id)
+        .expect("ut_metadata offered");
+    assert_eq!(size, ctx.info_bytes.len() as u64);
+    peer.send(Message::Extended {
+        id: 0,
+        payload: b"d1:md11:ut_metadatai3eee".to_vec().into(),
+    })
+    .await;
+    let mut asm = MetadataAssembler::new(ctx.info_hash, size as i64).unwrap();
+    assert!(asm.add_source(1u8, size as i64));
+    let now = crate::session::now();
+    let info = loop {
+        let piece = asm.next_request(1u8, now).expect("a piece to ask for");
+        let req = MetadataMessage::Request { piece }.encode();
+        peer.send(Message::Extended {
+            id: their_id,
+            payload: req.into(),
+        })
+        .await;
+        let reply = peer
+            .until(|m| match m {
+                Message::Extended { id: 3, payload } => Some(payload.clone()),
+                _ => None,
+            })
+            .await;
+        let Ok(MetadataMessage::Data {
+            piece,
+            total_size,
+            data,
+        }) = MetadataMessage::parse(&reply)
+        else {
+            panic!("not a data message");
+        };
+        match asm.on_data(1u8, piece, total_size, data) {
+            Ok(Progress::Complete { info, .. }) => break info,
+            Ok(_) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(
+        &info[..],
+        &ctx.info_bytes[..],
+        "the exact info dictionary, verified by hash"
+    );
+    // Past its allowance (4 asks per piece) a peer is refused.
+    let mut rejected = false;
+    for _ in 0..8 {
+        let req = MetadataMessage::Request { piece: 0 }.encode();
+        peer.send(Message::Extended {
+            id: their_id,
+            payload: req.into(),
+        })
+        .await;
+        let reply = peer
+            .until(|m| match m {
+                Message::Extended { id: 3, payload } => Some(payload.clone()),
+                _ => None,
+            })
+            .await;
+        rejected |= matches!(
+            MetadataMessage::parse(&reply),
+            Ok(MetadataMessage::Reject { piece: 0 })
+        );
+    }
+    assert!(rejected, "endless requests are refused");
 }

@@ -124,18 +124,43 @@ fn simple(out: &mut BytesMut, id: u8) {
 /// Decodes one peer's stream for one torrent.
 #[derive(Debug, Clone)]
 pub struct Codec {
-    pieces: u32,
+    /// The torrent's piece count; `None` before its metadata is known (a magnet link).
+    pieces: Option<u32>,
     max_frame: u32,
 }
 
+/// Longest frame of anything but a bitfield: a 16 KiB block message, or a BEP 9 metadata piece with
+/// its header inside a BEP 10 message (id byte, extension id, payload).
+const MAX_MESSAGE_FRAME: u32 = {
+    let metadata = 2 + super::ut_metadata::MAX_PAYLOAD_LEN as u32;
+    let block = BLOCK_LEN + 9;
+    if metadata > block {
+        metadata
+    } else {
+        block
+    }
+};
+/// The bitfield accepted before the piece count is known: 4 million pieces (a 64 TiB torrent at
+/// 16 MiB pieces), read only to be ignored.
+const MAX_UNKNOWN_BITFIELD: u32 = 512 * 1024;
+
 impl Codec {
-    /// A codec for a torrent of `pieces` pieces. The frame limit is the larger of a 16 KiB block
+    /// A codec for a torrent of `pieces` pieces. The frame limit is the larger of the longest other
     /// message and this torrent's bitfield message: nothing legitimate is longer.
     pub fn new(pieces: u32) -> Codec {
         let bitfield = 1 + Bitfield::byte_len(pieces) as u32;
         Codec {
-            pieces,
-            max_frame: (BLOCK_LEN + 9).max(bitfield),
+            pieces: Some(pieces),
+            max_frame: MAX_MESSAGE_FRAME.max(bitfield),
+        }
+    }
+
+    /// A codec for a torrent whose metadata we are still fetching: `have` and `bitfield` cannot be
+    /// checked yet and come out as [`Message::Unknown`], to be ignored.
+    pub fn without_metadata() -> Codec {
+        Codec {
+            pieces: None,
+            max_frame: MAX_MESSAGE_FRAME.max(1 + MAX_UNKNOWN_BITFIELD),
         }
     }
 
@@ -180,14 +205,13 @@ impl Codec {
             1 => want(0).map(|_| Message::Unchoke)?,
             2 => want(0).map(|_| Message::Interested)?,
             3 => want(0).map(|_| Message::NotInterested)?,
+            4 | 5 if self.pieces.is_none() => Message::Unknown(id),
             4 => {
                 want(4)?;
                 let index = frame.get_u32();
-                if index >= self.pieces {
-                    return Err(WireError::HaveOutOfRange {
-                        index,
-                        pieces: self.pieces,
-                    });
+                let pieces = self.pieces.unwrap_or(0);
+                if index >= pieces {
+                    return Err(WireError::HaveOutOfRange { index, pieces });
                 }
                 Message::Have(index)
             }
@@ -195,11 +219,11 @@ impl Codec {
                 // BEP 3 wants it once and first, but aria2 sends its bitfield again as it gets pieces,
                 // and libtorrent sends its BEP 10 handshake first: any number, anywhere, is
                 // accepted (the session merges them); the shape is what is checked.
-                let b =
-                    Bitfield::from_bytes(&frame, self.pieces).ok_or(WireError::BadBitfield {
-                        len: frame.len(),
-                        pieces: self.pieces,
-                    })?;
+                let pieces = self.pieces.unwrap_or(0);
+                let b = Bitfield::from_bytes(&frame, pieces).ok_or(WireError::BadBitfield {
+                    len: frame.len(),
+                    pieces,
+                })?;
                 Message::Bitfield(b)
             }
             6 | 8 => {
@@ -342,7 +366,9 @@ mod tests {
     #[test]
     fn oversized_frame_is_refused_before_buffering() {
         let max = Codec::new(10).max_frame();
-        assert_eq!(max, BLOCK_LEN + 9);
+        // A BEP 9 metadata piece with its header is the longest message but a bitfield.
+        assert_eq!(max, 2 + crate::wire::ut_metadata::MAX_PAYLOAD_LEN as u32);
+        assert!(max > BLOCK_LEN + 9);
         let mut b = BytesMut::new();
         b.put_u32(max + 1);
         assert_eq!(
@@ -354,6 +380,21 @@ mod tests {
         assert!(Codec::new(10).decode(&mut b).is_err());
         // A torrent with many pieces allows its bitfield and no more.
         assert_eq!(Codec::new(1_000_000).max_frame(), 1 + 125_000);
+    }
+
+    #[test]
+    fn before_the_metadata_have_and_bitfield_are_read_and_set_aside() {
+        let mut c = Codec::without_metadata();
+        let mut b = BytesMut::from(&[0, 0, 0, 5, 4, 0, 0, 0, 99, 0, 0, 0, 3, 5, 0xff, 0xff][..]);
+        assert_eq!(c.decode(&mut b), Ok(Some(Message::Unknown(4))));
+        assert_eq!(c.decode(&mut b), Ok(Some(Message::Unknown(5))));
+        assert_eq!(c.decode(&mut b), Ok(None));
+        let mut huge = BytesMut::new();
+        huge.put_u32(c.max_frame() + 1);
+        assert!(matches!(
+            c.decode(&mut huge),
+            Err(WireError::FrameTooLong { .. })
+        ));
     }
 
     #[test]

@@ -258,6 +258,8 @@ pub struct LtOptions {
     pub wait_tracker: bool,
     /// Leech: exit once complete.
     pub exit_when_done: bool,
+    /// Leech from this magnet link instead of the torrent file (metadata from peers, BEP 9).
+    pub magnet: Option<String>,
 }
 
 impl Default for LtOptions {
@@ -269,6 +271,7 @@ impl Default for LtOptions {
             connect: Vec::new(),
             wait_tracker: true,
             exit_when_done: false,
+            magnet: None,
         }
     }
 }
@@ -292,8 +295,10 @@ impl LtPeer {
         let python = python_with_libtorrent()?;
         let mut cmd = Command::new(python);
         cmd.arg(script("lt_peer.py"))
-            .arg("--torrent")
-            .arg(torrent)
+            .args(match &opts.magnet {
+                Some(m) => ["--magnet".into(), m.clone()],
+                None => ["--torrent".into(), torrent.display().to_string()],
+            })
             .arg("--dir")
             .arg(dir)
             .arg(if opts.seed { "--seed" } else { "--leech" })

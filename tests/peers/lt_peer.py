@@ -6,6 +6,7 @@ it into one, over TCP only, with DHT/LSD/UPnP/NAT-PMP/uTP off and several connec
 Run with /usr/bin/python3 (Debian's python3-libtorrent). Lines on stdout, one fact each:
   READY port=N                       listening on N, torrent added (checked), tracker answered
   STATS t=S state=X progress=P up=N down=N peers=N seeds=N   every --stats-secs and once at exit
+  METADATA t=S                       (--magnet) the torrent's metadata arrived from peers
   DONE t=S                           (leech) every piece downloaded and verified
   PEER IP:PORT blocks=N              (leech, after DONE) blocks received from each peer address
   ERROR message                      fatal; the exit status is 2
@@ -35,7 +36,9 @@ def say(line):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--torrent", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--torrent")
+    src.add_argument("--magnet", help="leech from a magnet link: metadata from peers first (BEP 9)")
     p.add_argument("--dir", required=True, help="seed: holds the torrent's files; leech: where to put them")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--seed", action="store_true")
@@ -141,8 +144,11 @@ def main():
         threading.Thread(target=watch_stdin, daemon=True).start()
 
     ses = make_session(args)
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(args.torrent)
+    if args.magnet:
+        atp = lt.parse_magnet_uri(args.magnet)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.dir
     atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     if args.seed and not args.recheck:
@@ -156,8 +162,8 @@ def main():
         h.connect_peer((peer_ip.strip("[]"), int(peer_port)))
 
     state = {"tracker_ok": False, "blocks": {}}
-    has_trackers = any(True for _ in atp.ti.trackers())
-    ready, done = False, False
+    has_trackers = bool(atp.trackers) if args.magnet else any(True for _ in atp.ti.trackers())
+    ready, done, metadata = False, False, not args.magnet
     next_stats = time.monotonic()
     code = 0
     while not STOP.is_set():
@@ -198,6 +204,9 @@ def main():
                 say(f"ERROR not ready after {args.ready_timeout}s: {why}")
                 code = 2
                 break
+        if not metadata and status.has_metadata:
+            metadata = True
+            say(f"METADATA t={now - t0:.1f}")
         if args.leech and not done and status.is_seeding:
             done = True
             say(f"DONE t={now - t0:.1f}")
