@@ -10,9 +10,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 
 use pixtorrent::bencode::Limits;
+use pixtorrent::magnet::Magnet;
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::net::Bind;
 use pixtorrent::report;
+use pixtorrent::session::pool::PeerSource;
 use pixtorrent::session::{self, Config, SessionError};
 use pixtorrent::tracker::probe::probe_all;
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
@@ -35,7 +37,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
 
-    /// The torrent: a .torrent file or an http(s) URL to one.
+    /// The torrent: a .torrent file, an http(s) URL to one, or a magnet link (BEP 9: its metadata is
+    /// fetched from peers and saved as DIR/NAME.torrent).
     #[arg(short = 't', long = "torrent", value_name = "TORRENT")]
     torrent: Option<String>,
 
@@ -234,10 +237,30 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         return tokio::task::spawn_blocking(move || create(&path, &output, &opts)).await?;
     }
     let Some(source) = cli.torrent.clone().or(cli.torrent_arg.clone()) else {
-        bail!("no torrent given: use -t FILE.torrent (or an http(s) URL); see --help");
+        bail!("no torrent given: use -t FILE.torrent (or an http(s) URL, or a magnet link); see --help");
     };
-    let bytes = load_torrent(&source, &cli.net()).await?;
-    let meta = Metainfo::from_bytes(&bytes).with_context(|| text::line(&source))?;
+    let mut peers: Vec<(std::net::SocketAddr, PeerSource)> =
+        cli.peers.iter().map(|a| (*a, PeerSource::Manual)).collect();
+    let meta = if Magnet::is_magnet(&source) {
+        if cli.announce_only {
+            bail!("--announce-only needs a .torrent (a magnet link's trackers are asked when it is downloaded)");
+        }
+        let magnet = Magnet::parse(&source)?;
+        let dir = (!cli.info).then_some(cli.output.as_path());
+        let resolved =
+            session::magnet::resolve(&magnet, &cli.peers, dir, cli.net(), cli.port, |line| {
+                eprintln!("{line}")
+            })
+            .await?;
+        if let Some(path) = &resolved.saved {
+            tracing::debug!(path = %path.display(), "torrent of the magnet link");
+        }
+        peers.extend(resolved.peers);
+        resolved.meta
+    } else {
+        let bytes = load_torrent(&source, &cli.net()).await?;
+        Metainfo::from_bytes(&bytes).with_context(|| text::line(&source))?
+    };
     tracing::debug!(info_hash = %meta.info_hash, name = %meta.info.name, "torrent loaded");
 
     if cli.info {
@@ -252,14 +275,18 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
     if cli.announce_only {
         return announce_only(&cli, &meta).await;
     }
-    download(&cli, meta).await
+    download(&cli, meta, peers).await
 }
 
-async fn download(cli: &Cli, meta: Metainfo) -> Result<std::process::ExitCode> {
+async fn download(
+    cli: &Cli,
+    meta: Metainfo,
+    peers: Vec<(std::net::SocketAddr, PeerSource)>,
+) -> Result<std::process::ExitCode> {
     let mut config = Config::new(cli.output.clone());
     config.port = cli.port;
     config.net = cli.net();
-    config.peers = cli.peers.clone();
+    config.peers = peers;
     config.max_peers = cli.max_peers as usize;
     config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
     config.seed = cli.seed;

@@ -5,6 +5,8 @@
 pub mod announce;
 pub mod choker;
 pub mod link;
+pub mod magnet;
+pub mod metadata;
 pub mod peer;
 pub mod pool;
 mod progress;
@@ -72,8 +74,9 @@ pub struct Config {
     pub seed_ratio: Option<f64>,
     /// Web seed URLs (BEP 19): the torrent's `url-list` unless turned off, plus any given.
     pub web_seeds: Vec<String>,
-    /// Peers to dial besides those the trackers name (`--peer`).
-    pub peers: Vec<std::net::SocketAddr>,
+    /// Peers to dial besides those the trackers name, with where they came from (`--peer`, a
+    /// magnet link's `x.pe`).
+    pub peers: Vec<(std::net::SocketAddr, pool::PeerSource)>,
     /// Connections per web seed: 2, so one request's round trip overlaps the other's transfer
     /// (libtorrent uses 1, aria2 up to 5 split over mirrors); bounded so a mirror never sees a flood.
     pub web_seed_connections: usize,
@@ -136,6 +139,9 @@ pub enum SessionError {
          supported yet)"
     )]
     NoTrackers,
+    /// A magnet link's metadata could not be had.
+    #[error("cannot get the torrent's metadata: {0}")]
+    NoMetadata(String),
     /// Interrupted by the user.
     #[error("interrupted")]
     Interrupted,
@@ -294,9 +300,12 @@ async fn run(
         return Ok(outcome(&ctx, pieces_on_disk, started, None, 0));
     };
 
-    ctx.lock()
-        .pool
-        .add(&config.peers, pool::PeerSource::Manual, now());
+    {
+        let mut t = ctx.lock();
+        for &(addr, source) in &config.peers {
+            t.pool.add(&[addr], source, now());
+        }
+    }
     let client = Arc::new(
         TrackerClient::new(TrackerConfig {
             bind: config.net.clone(),

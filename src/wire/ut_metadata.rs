@@ -244,5 +244,34 @@ pub fn torrent_from_info(info: &[u8]) -> Vec<u8> {
     [TORRENT_PREFIX, info, TORRENT_SUFFIX].concat()
 }
 
+/// A whole `.torrent` of the fetched info dictionary with a magnet link's trackers (one tier each,
+/// as BEP 12 reads a list of `tr`) and web seeds: what is saved beside a magnet download so a later
+/// run resumes without peers. Keys in sorted order; `info` byte for byte as fetched.
+pub fn torrent_with(info: &[u8], trackers: &[String], web_seeds: &[String]) -> Vec<u8> {
+    use crate::bencode::Value;
+    let mut out = b"d".to_vec();
+    let mut put = |key: &str, value: &Value| {
+        out.extend_from_slice(format!("{}:{key}", key.len()).as_bytes());
+        out.extend_from_slice(&value.encode());
+    };
+    if let Some(first) = trackers.first() {
+        put("announce", &Value::str(first));
+        let tiers = trackers
+            .iter()
+            .map(|t| Value::List(vec![Value::str(t)]))
+            .collect();
+        put("announce-list", &Value::List(tiers));
+    }
+    out.extend_from_slice(b"4:info");
+    out.extend_from_slice(info);
+    if !web_seeds.is_empty() {
+        let seeds = Value::List(web_seeds.iter().map(|w| Value::str(w)).collect());
+        out.extend_from_slice(b"8:url-list");
+        out.extend_from_slice(&seeds.encode());
+    }
+    out.push(b'e');
+    out
+}
+
 #[cfg(test)]
 mod tests;

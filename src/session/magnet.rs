@@ -1,0 +1,133 @@
+//! From a magnet link to a torrent: the `.torrent` saved beside an earlier download of it, when
+//! there is one (a restart needs no peer), else the metadata fetched from peers
+//! ([`super::metadata`]), checked, and saved as `DIR/<name>.torrent` for the next run.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::metadata::{fetch, Fetch};
+use super::pool::PeerSource;
+use super::SessionError;
+use crate::magnet::{Magnet, PeerAddr};
+use crate::metainfo::Metainfo;
+use crate::net::Bind;
+use crate::wire::ut_metadata::torrent_with;
+
+/// `.torrent` files looked at in the output directory when looking for a saved one.
+const MAX_SAVED_SCANNED: usize = 256;
+/// Time to resolve the host names of a link's `x.pe`.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a magnet link becomes.
+pub struct Resolved {
+    /// The torrent, with the link's trackers and web seeds.
+    pub meta: Metainfo,
+    /// The peers the link names (`x.pe`), to dial in the download too.
+    pub peers: Vec<(SocketAddr, PeerSource)>,
+    /// Where the `.torrent` was found or saved (`None`: not saved).
+    pub saved: Option<std::path::PathBuf>,
+}
+
+/// The torrent of `magnet`: found in `dir` if an earlier run saved it there, else fetched from the
+/// link's trackers and peers (and `manual` ones) and, when `dir` is given, saved there.
+pub async fn resolve(
+    magnet: &Magnet,
+    manual: &[SocketAddr],
+    dir: Option<&Path>,
+    net: Bind,
+    port: u16,
+    progress: impl Fn(&str) + Send + 'static,
+) -> Result<Resolved, SessionError> {
+    let mut peers: Vec<(SocketAddr, PeerSource)> = Vec::new();
+    for p in &magnet.peers {
+        for addr in resolve_peer(p).await {
+            peers.push((addr, PeerSource::Magnet));
+        }
+    }
+    if let Some(found) = dir.and_then(|d| saved(d, magnet)) {
+        let (path, meta) = found;
+        return Ok(Resolved {
+            meta,
+            peers,
+            saved: Some(path),
+        });
+    }
+    let mut asked = peers.clone();
+    asked.extend(manual.iter().map(|a| (*a, PeerSource::Manual)));
+    let info = fetch(
+        Fetch {
+            info_hash: magnet.info_hash,
+            trackers: magnet.trackers.clone(),
+            peers: asked,
+            net,
+            port,
+        },
+        progress,
+    )
+    .await?;
+    let bytes = torrent_with(&info, &magnet.trackers, &magnet.web_seeds);
+    let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
+        SessionError::NoMetadata(format!("the metadata peers sent is not valid: {e}"))
+    })?;
+    if meta.info_hash != magnet.info_hash {
+        return Err(SessionError::NoMetadata(
+            "the metadata does not match the link's info-hash".into(),
+        ));
+    }
+    let saved = match dir {
+        Some(d) => Some(save(d, &meta.info.name, &bytes)?),
+        None => None,
+    };
+    Ok(Resolved { meta, peers, saved })
+}
+
+/// An `x.pe` address: an IP as is, a host name resolved (its addresses, bounded by a timeout).
+async fn resolve_peer(p: &PeerAddr) -> Vec<SocketAddr> {
+    match p {
+        PeerAddr::Ip(a) => vec![*a],
+        PeerAddr::Host(host, port) => {
+            let lookup = tokio::net::lookup_host((host.as_str(), *port));
+            match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => addrs.take(4).collect(),
+                _ => {
+                    tracing::debug!(host = %host, "x.pe host did not resolve");
+                    Vec::new()
+                }
+            }
+        }
+    }
+}
+
+/// A `.torrent` in `dir` (at most [`MAX_SAVED_SCANNED`] looked at) whose info-hash is the link's.
+fn saved(dir: &Path, magnet: &Magnet) -> Option<(std::path::PathBuf, Metainfo)> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let max = crate::bencode::Limits::TORRENT.max_len as u64;
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "torrent"))
+        .take(MAX_SAVED_SCANNED)
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= max))
+        .find_map(|p| {
+            let meta = Metainfo::from_bytes(&std::fs::read(&p).ok()?).ok()?;
+            (meta.info_hash == magnet.info_hash).then_some((p, meta))
+        })
+}
+
+/// Writes `dir/<name>.torrent` atomically (a temporary file renamed), unless it exists already.
+fn save(dir: &Path, name: &str, bytes: &[u8]) -> Result<std::path::PathBuf, SessionError> {
+    let err = |e: std::io::Error| SessionError::Output {
+        path: dir.display().to_string(),
+        error: e,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let path = dir.join(format!("{name}.torrent"));
+    if path.exists() {
+        return Ok(path);
+    }
+    let tmp = dir.join(format!(".{name}.torrent.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    Ok(path)
+}
