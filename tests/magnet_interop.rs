@@ -7,9 +7,12 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::payload::{assert_same_tree, STANDARD};
-use common::seeders::{LtOptions, LtPeer};
-use common::{expect_success, payload_and_tracker, pixtorrent, wait_for_seeders};
+use common::netns::NetNs;
+use common::payload::{assert_same_tree, Payload, SMALL, STANDARD};
+use common::seeders::{Aria2Seeder, LtOptions, LtPeer, Proc, Transmission};
+use common::{
+    expect_success, payload_and_tracker, pixtorrent, tool, wait_for_seeders, Opentracker,
+};
 
 #[test]
 fn libtorrent_fetches_the_metadata_from_a_pixtorrent_seeder() {
@@ -139,4 +142,156 @@ fn percent(url: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Downloads `magnet` into `out` with pixtorrent bound to `ip`; panics unless it completes with
+/// the metadata fetched (the log says so) and `payload`'s files byte-identical.
+fn magnet_download(payload: &Payload, magnet: &str, out: &Path, ip: Ipv4Addr) {
+    let (mut px, _) = pixtorrent("pixtorrent magnet", Path::new(magnet), out, ip, &["-v"]);
+    expect_success(&mut px, Duration::from_secs(180));
+    assert_same_tree(&payload.root(), &out.join(payload.name()));
+    let log = px.stderr().join("\n");
+    assert!(log.contains("fetching metadata"), "{log}");
+}
+
+#[test]
+fn aria2_as_the_only_metadata_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((payload, tracker)) = payload_and_tracker(dir.path(), SMALL) else {
+        return;
+    };
+    let Some(aria2) =
+        Aria2Seeder::start(&payload.torrent, &payload.save_dir, Ipv4Addr::LOCALHOST, 0)
+    else {
+        return;
+    };
+    wait_for_seeders(&tracker.http, payload.info_hash, 1, Duration::from_secs(60));
+    // No tracker in the link: aria2, named by x.pe, is the only peer there is.
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        payload.info_hash, aria2.addr
+    );
+    magnet_download(
+        &payload,
+        &magnet,
+        &dir.path().join("px"),
+        Ipv4Addr::LOCALHOST,
+    );
+}
+
+#[test]
+fn transmission_as_the_only_metadata_source() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in ["transmission-daemon", "transmission-remote", "opentracker"] {
+        if tool(t).is_none() {
+            return;
+        }
+    }
+    let Some(ns) = NetNs::create() else { return };
+    let mut payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let Some(tracker) = Opentracker::start_on(&[payload.info_hash], &[ns.host_ip]) else {
+        return;
+    };
+    payload.set_announce(&tracker.http_on(ns.host_ip));
+    let Some(transmission) = Transmission::seed(
+        &ns,
+        &payload.torrent,
+        payload.info_hash,
+        &payload.save_dir,
+        0,
+    ) else {
+        return;
+    };
+    wait_for_seeders(&tracker.http, payload.info_hash, 1, Duration::from_secs(60));
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        payload.info_hash, transmission.addr
+    );
+    // Transmission refuses loopback peers: pixtorrent comes from the host side of the veth.
+    magnet_download(&payload, &magnet, &dir.path().join("px"), ns.host_ip);
+    drop(transmission);
+}
+
+/// A hostile metadata peer (`tests/peers/bad_metadata.py`) in `mode`; returns it and its address.
+fn bad_metadata_peer(mode: &str, size: usize) -> (Proc, std::net::SocketAddr) {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(common::seeders::script("bad_metadata.py"))
+        .args(["--mode", mode, "--size", &size.to_string()])
+        .args(["--parent-pid", &std::process::id().to_string()]);
+    let mut proc = Proc::spawn("bad metadata peer", cmd);
+    let line = proc
+        .wait_line(Duration::from_secs(20), |l| l.starts_with("READY port="))
+        .expect("bad metadata peer ready");
+    let port: u16 = line
+        .trim_start_matches("READY port=")
+        .trim()
+        .parse()
+        .unwrap();
+    (proc, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// VmHWM (peak resident set) of `pid` in kB.
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn hostile_metadata_peers_next_to_an_honest_seeder() {
+    const RSS_LIMIT_KB: u64 = 150 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((payload, tracker)) = payload_and_tracker(dir.path(), STANDARD) else {
+        return;
+    };
+    let info_len =
+        pixtorrent::metainfo::Metainfo::from_bytes(&std::fs::read(&payload.torrent).unwrap())
+            .unwrap()
+            .info_bytes
+            .len();
+    let (_huge, huge_addr) = bad_metadata_peer("huge", info_len);
+    let (garbage, garbage_addr) = bad_metadata_peer("garbage", info_len);
+    let Some(mut seeder) = LtPeer::seed(&payload.torrent, &payload.save_dir) else {
+        return;
+    };
+    // The liars come first in the link; the honest seeder only through the tracker.
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&x.pe={huge_addr}&x.pe={garbage_addr}&tr={}",
+        payload.info_hash,
+        percent(&tracker.http)
+    );
+    let out = dir.path().join("px");
+    let (mut px, _) = pixtorrent(
+        "pixtorrent magnet",
+        Path::new(&magnet),
+        &out,
+        Ipv4Addr::LOCALHOST,
+        &["-v"],
+    );
+    let pid = px.pid();
+    let mut peak = 0;
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = px.try_status() {
+            break s;
+        }
+        peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "did not finish\n{}",
+            px.dump(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", px.dump(30));
+    assert_same_tree(&payload.root(), &out.join(payload.name()));
+    eprintln!("peak RSS {peak} kB");
+    assert!(peak < RSS_LIMIT_KB, "peak RSS {peak} kB");
+    let log = px.stderr().join("\n");
+    assert!(
+        log.contains(&format!("peer={huge_addr}")) && log.contains("metadata source dropped"),
+        "the liar claiming 1 GiB was dropped:\n{log}"
+    );
+    drop(garbage);
+    seeder.stop();
 }

@@ -126,9 +126,14 @@ impl Scripted {
     }
 
     async fn send(&mut self, msg: Message) {
+        assert!(self.try_send(msg).await, "pixtorrent closed the connection");
+    }
+
+    /// Sends `msg`; `false` when pixtorrent has closed the connection.
+    async fn try_send(&mut self, msg: Message) -> bool {
         let mut out = BytesMut::new();
         msg.encode(&mut out);
-        self.io.write_all(&out).await.unwrap();
+        self.io.write_all(&out).await.is_ok()
     }
 
     /// The next message we sent, skipping keep-alives; `None` when the connection closed.
@@ -175,18 +180,19 @@ impl Scripted {
         out
     }
 
-    async fn block(&mut self, data: &[u8], piece: u32, begin: u32, corrupt: bool) {
+    /// Sends the block at `piece`/`begin` (corrupted if asked); `false` when the connection closed.
+    async fn block(&mut self, data: &[u8], piece: u32, begin: u32, corrupt: bool) -> bool {
         let at = (piece * PIECE_LEN + begin) as usize;
         let mut bytes = data[at..at + BLOCK_LEN as usize].to_vec();
         if corrupt {
             bytes[0] ^= 0xff;
         }
-        self.send(Message::Piece {
+        self.try_send(Message::Piece {
             index: piece,
             begin,
             data: bytes.into(),
         })
-        .await;
+        .await
     }
 }
 
@@ -218,7 +224,7 @@ async fn downloads_every_piece_from_a_scripted_seeder() {
     let mut served = 0;
     while served < PIECES * 2 {
         let (piece, begin) = peer.requests(1).await[0];
-        peer.block(&data, piece, begin, false).await;
+        assert!(peer.block(&data, piece, begin, false).await);
         served += 1;
     }
     eventually(&ctx, |t| t.picker.is_complete()).await;
@@ -294,7 +300,7 @@ async fn a_stalled_peer_gives_its_blocks_up_and_a_late_answer_still_counts() {
     }
     // The stalled peer gets no new request while snubbed, but its late answer is taken.
     let (piece, begin) = asked[0];
-    peer.block(&data, piece, begin, false).await;
+    assert!(peer.block(&data, piece, begin, false).await);
     eventually(&ctx, |t| t.fetched == u64::from(BLOCK_LEN)).await;
     assert_eq!(
         ctx.lock().wasted,
@@ -376,7 +382,10 @@ async fn a_peer_that_sends_three_bad_pieces_is_banned() {
             match peer.recv().await {
                 None => break,
                 Some(Message::Request { index, begin, .. }) => {
-                    peer.block(&data, index, begin, true).await;
+                    // Sending fails once pixtorrent has banned us and hung up: that is the point.
+                    if !peer.block(&data, index, begin, true).await {
+                        break;
+                    }
                 }
                 Some(_) => {}
             }
