@@ -130,6 +130,8 @@ pub(super) async fn run(
             tx,
             stats: Default::default(),
             unchoked: false,
+            listen: outgoing.then_some(addr),
+            seed: false,
         });
         (registered, source)
     };

@@ -161,6 +161,8 @@ pub struct Ctx {
     pub(crate) hashes: Vec<[u8; 20]>,
     /// The raw `info` dictionary, served to peers that ask for it (BEP 9).
     pub(crate) info_bytes: Arc<[u8]>,
+    /// A private torrent (BEP 27): no peer exchange.
+    pub(crate) private: bool,
     /// The files, in torrent order (web seeds request per file).
     pub(crate) files: Vec<FileEntry>,
     pub(crate) config: Config,
@@ -283,6 +285,7 @@ async fn run(
         port,
         hashes: meta.info.piece_hashes.clone(),
         info_bytes: meta.info_bytes.clone().into(),
+        private: meta.info.private,
         files: meta.info.files.clone(),
         config: config.clone(),
         storage,

@@ -23,6 +23,7 @@ use crate::wire::extension::{self, ExtHandshake, Extension, Incoming, Registry};
 use crate::wire::ut_metadata::{self, MetadataMessage};
 use crate::wire::{Codec, Message, WireError};
 
+mod pex;
 mod requests;
 
 /// We send a keep-alive after this long without writing (peers drop links idle for 2 minutes).
@@ -38,8 +39,15 @@ const USELESS_AFTER: Duration = Duration::from_secs(60);
 const MAX_UNREQUESTED: u32 = 64;
 /// Longest our writes may make no progress (the peer stopped reading) before we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The BEP 10 extensions we offer: metadata exchange (BEP 9), so magnet users can start from us.
-const OFFERED: &[Extension] = &[Extension::Metadata];
+/// The BEP 10 extensions we offer: metadata exchange (BEP 9), so magnet users can start from us, and
+/// peer exchange (BEP 11), but never for a private torrent (BEP 27).
+fn offered(private: bool) -> &'static [Extension] {
+    if private {
+        &[Extension::Metadata]
+    } else {
+        &[Extension::Metadata, Extension::Pex]
+    }
+}
 /// Times over a peer may ask for each piece of our metadata (BEP 9 suggests bounding it): a client
 /// that lost a piece asks again, one that asks without end is refused.
 const METADATA_REQUESTS_PER_PIECE: u32 = 4;
@@ -147,6 +155,8 @@ struct Conn {
     registry: Registry,
     /// Metadata requests answered so far.
     metadata_served: u32,
+    /// Peer exchange with this peer, both ways.
+    pex: pex::PexState,
     last_block: Instant,
     last_useful: Instant,
 }
@@ -160,6 +170,7 @@ impl Conn {
         ours: Bitfield,
     ) -> Conn {
         let n = ctx.lengths.piece_count();
+        let private = ctx.private;
         let now = crate::session::now();
         let pinned = ctx.config.requests_per_peer;
         Conn {
@@ -187,7 +198,8 @@ impl Conn {
             last_write: now,
             write_waiting: None,
             ack_due: false,
-            registry: Registry::new(OFFERED),
+            registry: Registry::new(offered(private)),
+            pex: pex::PexState::new(addr),
             metadata_served: 0,
             last_block: now,
             last_useful: now,
@@ -208,7 +220,7 @@ impl Conn {
                 payload: ExtHandshake::ours(
                     OUR_REQQ,
                     Some(self.ctx.port),
-                    OFFERED,
+                    offered(self.ctx.private),
                     Some(self.ctx.info_bytes.len() as u64),
                     Some(self.addr.ip()),
                 )
@@ -311,10 +323,12 @@ impl Conn {
                             self.pipeline.set_peer_limit(n);
                         }
                         self.registry.update(&hs);
+                        self.pex_handshake(&hs);
                     }
                 }
                 Incoming::Message(Extension::Metadata) => self.on_metadata(&payload),
-                Incoming::Message(Extension::Pex) | Incoming::Unknown(_) => {}
+                Incoming::Message(Extension::Pex) => self.on_pex(&payload),
+                Incoming::Unknown(_) => {}
             },
             Message::Choke => {
                 self.peer_choking = true;
@@ -471,6 +485,7 @@ impl Conn {
         }
         self.up_rate = 0.7 * self.up_rate + 0.3 * self.up_tick as f64;
         self.report();
+        self.send_pex(now);
         Ok(())
     }
 
@@ -513,6 +528,7 @@ impl Conn {
         t.uploaded += self.up_tick;
         if let Some(e) = t.peers.get_mut(&self.key) {
             e.stats = stats;
+            e.seed = self.has.is_full();
         }
         drop(t);
         self.up_tick = 0;

@@ -43,6 +43,32 @@ pub struct PeerEntry {
     pub stats: PeerStats,
     /// Whether we unchoke it.
     pub unchoked: bool,
+    /// Where it accepts connections, as told to others by PEX: the address we dialled, or for an
+    /// incoming peer its IP and the port of its extended handshake (`None` until known).
+    pub listen: Option<SocketAddr>,
+    /// It has every piece (told to others by PEX as a seed).
+    pub seed: bool,
+}
+
+impl Torrent {
+    /// The peers to tell others of (BEP 11): every connected one whose listening address is known,
+    /// with its flags.
+    pub fn pex_peers(&self) -> Vec<(SocketAddr, crate::wire::pex::PexFlags)> {
+        use crate::wire::pex::PexFlags;
+        self.peers
+            .values()
+            .filter_map(|p| {
+                let mut flags = PexFlags::NONE;
+                if p.seed {
+                    flags |= PexFlags::SEED;
+                }
+                if p.listen == Some(p.addr) {
+                    flags |= PexFlags::REACHABLE;
+                }
+                p.listen.map(|a| (a, flags))
+            })
+            .collect()
+    }
 }
 
 /// A peer's figures, refreshed by its task every second.

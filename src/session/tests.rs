@@ -31,6 +31,11 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A torrent of `PIECES` pieces of known bytes, `have` of them already verified.
 fn torrent(have: &[u32]) -> (Arc<Ctx>, Vec<u8>) {
+    build(have, false)
+}
+
+/// [`torrent`], private (BEP 27) or not.
+fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
     let data: Vec<u8> = (0..PIECES * PIECE_LEN)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -79,6 +84,7 @@ fn torrent(have: &[u32]) -> (Arc<Ctx>, Vec<u8>) {
         port: 6881,
         hashes,
         info_bytes: info.into(),
+        private,
         files: Vec::new(),
         config: Config::new(std::env::temp_dir()),
         storage: Arc::new(storage),
@@ -524,4 +530,117 @@ async fn serves_its_metadata_to_a_peer_that_came_by_magnet() {
         );
     }
     assert!(rejected, "endless requests are refused");
+}
+
+/// The extended handshake we sent, read off the connection.
+async fn our_ext_handshake(peer: &mut Scripted) -> crate::wire::extension::ExtHandshake {
+    peer.until(|m| match m {
+        Message::Extended { id: 0, payload } => {
+            crate::wire::extension::ExtHandshake::parse(payload)
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn peer_exchange_feeds_the_pool_and_tells_peers_of_each_other() {
+    use crate::session::pool::PeerSource;
+    use crate::wire::pex::{PexFlags, PexMessage};
+    let (ctx, _) = torrent(&[]);
+    let (mut a, _ta) = Scripted::connect(&ctx, addr(1011));
+    a.handshake_for(ctx.info_hash, ctx.info_hash, [11; 20])
+        .await;
+    let ours = our_ext_handshake(&mut a).await;
+    let pex_id = ours
+        .m
+        .iter()
+        .find(|(n, _)| n == "ut_pex")
+        .map(|(_, id)| *id);
+    assert_eq!(pex_id, Some(1), "ut_pex offered");
+    a.send(Message::Extended {
+        id: 0,
+        payload: b"d1:md6:ut_pexi5eee".to_vec().into(),
+    })
+    .await;
+    // A second peer connects: A must hear of it.
+    let (mut b, _tb) = Scripted::connect(&ctx, addr(1012));
+    b.handshake_for(ctx.info_hash, ctx.info_hash, [12; 20])
+        .await;
+    let told = a
+        .until(|m| match m {
+            Message::Extended { id: 5, payload } => PexMessage::parse(payload).ok(),
+            _ => None,
+        })
+        .await;
+    assert!(
+        told.added
+            .iter()
+            .any(|(p, f)| *p == addr(1012) && f.is_reachable()),
+        "{told:?}"
+    );
+    assert!(
+        told.added.iter().all(|(p, _)| *p != addr(1011)),
+        "never the receiver itself"
+    );
+    // What A tells us goes to the pool, tagged as PEX; our own address is left out.
+    let msg = PexMessage {
+        added: vec![
+            (addr(2001), PexFlags::SEED),
+            (addr(2002), PexFlags::NONE),
+            (SocketAddr::from(([127, 0, 0, 1], ctx.port)), PexFlags::NONE),
+        ],
+        dropped: Vec::new(),
+    };
+    a.send(Message::Extended {
+        id: 1,
+        payload: msg.encode().into(),
+    })
+    .await;
+    eventually(&ctx, |t| t.pool.source(&addr(2002)).is_some()).await;
+    let t = ctx.lock();
+    assert_eq!(t.pool.source(&addr(2001)), Some(PeerSource::Pex));
+    assert_eq!(t.pool.source(&addr(2002)), Some(PeerSource::Pex));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_private_torrent_neither_offers_nor_takes_peer_exchange() {
+    use crate::wire::pex::{PexFlags, PexMessage};
+    let (ctx, _) = build(&[], true);
+    let (mut a, _ta) = Scripted::connect(&ctx, addr(1013));
+    a.handshake_for(ctx.info_hash, ctx.info_hash, [13; 20])
+        .await;
+    let ours = our_ext_handshake(&mut a).await;
+    assert!(ours.m.iter().all(|(n, _)| n != "ut_pex"), "{:?}", ours.m);
+    a.send(Message::Extended {
+        id: 0,
+        payload: b"d1:md6:ut_pexi5eee".to_vec().into(),
+    })
+    .await;
+    let (mut b, _tb) = Scripted::connect(&ctx, addr(1014));
+    b.handshake_for(ctx.info_hash, ctx.info_hash, [14; 20])
+        .await;
+    // A PEX message sent anyway (under our would-be id) is ignored.
+    let msg = PexMessage {
+        added: vec![(addr(2003), PexFlags::NONE)],
+        dropped: Vec::new(),
+    };
+    a.send(Message::Extended {
+        id: 1,
+        payload: msg.encode().into(),
+    })
+    .await;
+    // Two minutes of paused time: no PEX message to A, nothing added from it.
+    let heard = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            match a.recv().await {
+                Some(Message::Extended { id: 5, .. }) => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    })
+    .await;
+    assert!(!matches!(heard, Ok(true)), "a PEX message was sent");
+    assert_eq!(ctx.lock().pool.source(&addr(2003)), None);
 }

@@ -55,6 +55,8 @@ fn blocks_assemble_into_a_piece_and_good_pieces_are_announced() {
         tx,
         stats: Default::default(),
         unchoked: false,
+        listen: None,
+        seed: false,
     });
     assert_eq!(ours.count(), 0);
     let c = fetch_piece(&mut t, key, addr(1));
@@ -84,6 +86,8 @@ fn a_sole_contributor_of_three_bad_pieces_is_banned_and_disconnected() {
         tx,
         stats: Default::default(),
         unchoked: false,
+        listen: None,
+        seed: false,
     });
     for round in 1..=3 {
         let c = fetch_piece(&mut t, key, addr(9));
@@ -228,6 +232,8 @@ fn unregistering_returns_pending_blocks() {
         tx,
         stats: Default::default(),
         unchoked: false,
+        listen: None,
+        seed: false,
     });
     let has = Bitfield::full(4);
     t.picker.add_peer(&has);
