@@ -252,6 +252,8 @@ pub struct LtOptions {
     pub ip: IpAddr,
     /// Upload limit in bytes per second; 0 for none.
     pub upload_limit: u64,
+    /// Download limit in bytes per second; 0 for none.
+    pub download_limit: u64,
     /// Peers to dial besides those from the tracker.
     pub connect: Vec<SocketAddr>,
     /// Wait for a tracker reply before `READY`.
@@ -268,6 +270,7 @@ impl Default for LtOptions {
             seed: true,
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             upload_limit: 0,
+            download_limit: 0,
             connect: Vec::new(),
             wait_tracker: true,
             exit_when_done: false,
@@ -304,6 +307,7 @@ impl LtPeer {
             .arg(if opts.seed { "--seed" } else { "--leech" })
             .args(["--listen", &format!("{}:0", opts.ip)])
             .args(["--upload-limit", &opts.upload_limit.to_string()])
+            .args(["--download-limit", &opts.download_limit.to_string()])
             .args(["--parent-pid", &std::process::id().to_string()])
             .arg("--stop-on-eof");
         for peer in &opts.connect {
