@@ -14,17 +14,28 @@ use crate::session::{Outcome, Snapshot};
 /// Seconds between plain progress lines when stderr is not a terminal (`PIXTORRENT_PROGRESS_SECS`).
 pub const DEFAULT_LINE_SECS: u64 = 2;
 
-/// Shows progress until the sender is dropped or `stop` is set.
-pub async fn show(mut rx: watch::Receiver<Snapshot>, name: String) {
+/// Shows one torrent's progress until its sender is dropped: a bar on a terminal (in `bars` when
+/// several torrents share the screen), plain lines otherwise, which name the torrent when `named`.
+pub async fn show(
+    mut rx: watch::Receiver<Snapshot>,
+    name: String,
+    bars: Option<indicatif::MultiProgress>,
+    named: bool,
+) {
     if std::io::stderr().is_terminal() {
-        bar(&mut rx, name).await
+        bar(&mut rx, name, bars).await
     } else {
         let secs = std::env::var("PIXTORRENT_PROGRESS_SECS")
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
             .filter(|&s| s > 0)
             .unwrap_or(DEFAULT_LINE_SECS);
-        lines(&mut rx, Duration::from_secs(secs)).await
+        let label = if named {
+            format!("{}: ", crate::text::line(&name))
+        } else {
+            String::new()
+        };
+        lines(&mut rx, Duration::from_secs(secs), &label).await
     }
 }
 
@@ -98,7 +109,7 @@ async fn wait_tick(rx: &mut watch::Receiver<Snapshot>, tick: &mut tokio::time::I
     }
 }
 
-async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
+async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str) {
     let mut rate = Rate::new();
     rate.push(rx.borrow().fetched);
     let mut up_rate = Rate::new();
@@ -111,17 +122,17 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration) {
         }
         let s = rx.borrow_and_update().clone();
         if s.checking {
-            eprintln!("progress: checking existing files");
+            eprintln!("progress: {label}checking existing files");
             continue;
         }
         let r = rate.push(s.fetched);
         let up = up_rate.push(s.uploaded);
         if s.have == s.total {
-            eprintln!("seeding: {}", seeding(&s, up));
+            eprintln!("seeding: {label}{}", seeding(&s, up));
             continue;
         }
         eprintln!(
-            "progress: {:.1}% {}/{} {}/s peers {}{} ETA {}",
+            "progress: {label}{:.1}% {}/{} {}/s peers {}{} ETA {}",
             percent(&s),
             human_size(s.have),
             human_size(s.total),
@@ -161,9 +172,16 @@ fn seeding(s: &Snapshot, up: f64) -> String {
     )
 }
 
-async fn bar(rx: &mut watch::Receiver<Snapshot>, name: String) {
+async fn bar(
+    rx: &mut watch::Receiver<Snapshot>,
+    name: String,
+    bars: Option<indicatif::MultiProgress>,
+) {
     let total = rx.borrow().total;
-    let pb = ProgressBar::new(total);
+    let pb = match &bars {
+        Some(m) => m.add(ProgressBar::new(total)),
+        None => ProgressBar::new(total),
+    };
     let style = ProgressStyle::with_template(
         "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg}",
     )

@@ -31,60 +31,62 @@ pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
     run(ctx, stream, addr, None).await
 }
 
-/// Runs an accepted connection until it ends.
-pub async fn accept(ctx: Arc<Ctx>, stream: impl PeerStream, addr: SocketAddr, slot: Incoming) {
-    let _ = run(ctx, stream, addr, Some(slot)).await;
+/// Runs an accepted connection whose handshake (`theirs`) the engine has read, until it ends.
+pub async fn accept(
+    ctx: Arc<Ctx>,
+    stream: impl PeerStream,
+    addr: SocketAddr,
+    slot: Incoming,
+    theirs: [u8; HANDSHAKE_LEN],
+) {
+    let _ = run(ctx, stream, addr, Some((slot, theirs))).await;
 }
 
 /// An incoming connection's claim on a `--max-peers` slot while it handshakes: counted in
-/// [`Torrent::accepting`] until the peer is registered (or turned away), or the task ends.
-pub struct Incoming {
-    ctx: Arc<Ctx>,
-    live: bool,
-}
+/// [`Torrent::accepting`] until it is settled (the peer registered or turned away) or released (the
+/// handshake failed). Every path of [`run`] does one or the other.
+pub struct Incoming(());
 
 impl Incoming {
     /// Takes a slot; the caller checked there is room.
-    pub fn claim(ctx: &Arc<Ctx>, t: &mut Torrent) -> Incoming {
+    pub fn claim(t: &mut Torrent) -> Incoming {
         t.accepting += 1;
-        Incoming {
-            ctx: ctx.clone(),
-            live: true,
-        }
+        Incoming(())
     }
 
     /// Gives the slot back while the caller holds the lock.
-    fn settle(mut self, t: &mut Torrent) {
+    fn settle(self, t: &mut Torrent) {
         t.accepting = t.accepting.saturating_sub(1);
-        self.live = false;
+    }
+
+    /// Gives the slot back.
+    fn release(self, ctx: &Ctx) {
+        self.settle(&mut ctx.lock());
     }
 }
 
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        if self.live {
-            let mut t = self.ctx.lock();
-            t.accepting = t.accepting.saturating_sub(1);
-        }
-    }
-}
-
+/// The handshake: ours first and then theirs when we dialled; when the peer dialled, theirs was
+/// read by the engine (`theirs`), is checked, and ours follows.
 async fn handshake(
     ctx: &Ctx,
     stream: &mut impl PeerStream,
-    outgoing: bool,
+    theirs: Option<&[u8; HANDSHAKE_LEN]>,
 ) -> Result<Handshake, PeerError> {
     let ours = Handshake::ours(ctx.info_hash, ctx.peer_id).encode();
     let exchange = async {
-        if outgoing {
-            stream.write_all(&ours).await?;
-        }
-        let mut theirs = [0u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut theirs).await?;
-        let hs = Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?;
-        if !outgoing {
-            stream.write_all(&ours).await?;
-        }
+        let hs = match theirs {
+            None => {
+                stream.write_all(&ours).await?;
+                let mut theirs = [0u8; HANDSHAKE_LEN];
+                stream.read_exact(&mut theirs).await?;
+                Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?
+            }
+            Some(theirs) => {
+                let hs = Handshake::check(theirs, ctx.info_hash, ctx.peer_id)?;
+                stream.write_all(&ours).await?;
+                hs
+            }
+        };
         Ok::<_, PeerError>(hs)
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
@@ -92,15 +94,25 @@ async fn handshake(
         .map_err(|_| timed_out("handshake timed out"))?
 }
 
-/// One connection: outgoing when `incoming` is `None`.
+/// One connection: outgoing when `incoming` is `None`, else with its slot and the handshake the
+/// engine read.
 pub(super) async fn run(
     ctx: Arc<Ctx>,
     mut stream: impl PeerStream,
     addr: SocketAddr,
-    incoming: Option<Incoming>,
+    incoming: Option<(Incoming, [u8; HANDSHAKE_LEN])>,
 ) -> Result<(), PeerError> {
     let outgoing = incoming.is_none();
-    let hs = handshake(&ctx, &mut stream, outgoing).await?;
+    let (hs, incoming) = match incoming {
+        None => (handshake(&ctx, &mut stream, None).await?, None),
+        Some((slot, theirs)) => match handshake(&ctx, &mut stream, Some(&theirs)).await {
+            Ok(hs) => (hs, Some(slot)),
+            Err(e) => {
+                slot.release(&ctx);
+                return Err(e);
+            }
+        },
+    };
     let client = client_name(&hs.peer_id);
     let (tx, rx) = mpsc::unbounded_channel();
     let (registered, source) = {

@@ -4,6 +4,7 @@
 
 pub mod announce;
 pub mod choker;
+pub mod engine;
 pub mod link;
 pub mod magnet;
 pub mod metadata;
@@ -23,15 +24,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::metainfo::{FileEntry, Metainfo};
-use crate::net::{self, Bind};
+use crate::net::Bind;
 use crate::picker::{Picker, Strategy};
 use crate::storage::mmap::MmapStorage;
 use crate::storage::{recheck, Storage, StorageError};
-use crate::tracker::{TrackerClient, TrackerConfig};
 use crate::types::{InfoHash, Lengths, PeerId};
 use state::Torrent;
 
@@ -181,6 +180,8 @@ pub struct Ctx {
     pub(crate) blocks_freed: Notify,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The engine this torrent runs on (routing of incoming peers, global limits).
+    pub(crate) engine: Arc<engine::Shared>,
 }
 
 impl Ctx {
@@ -207,8 +208,10 @@ pub struct Handle {
     pub done: tokio::task::JoinHandle<Result<Outcome, SessionError>>,
 }
 
-/// Starts downloading `meta` as `config` says; `stop` resolving means the user asked to stop.
+/// Starts downloading `meta` as `config` says, on `engine`; `stop` resolving means the user asked
+/// to stop.
 pub fn start(
+    engine: &engine::Engine,
     meta: Arc<Metainfo>,
     config: Config,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -218,7 +221,13 @@ pub fn start(
         checking: true,
         ..Snapshot::default()
     });
-    let done = tokio::spawn(run(meta, config, tx, stop));
+    let shared = engine.shared.clone();
+    let done = tokio::spawn(async move {
+        let info_hash = meta.info_hash;
+        let result = run(meta, config, tx, stop, &shared).await;
+        shared.detach(&info_hash);
+        result
+    });
     Handle { progress: rx, done }
 }
 
@@ -227,6 +236,7 @@ async fn run(
     config: Config,
     progress: watch::Sender<Snapshot>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
+    engine: &Arc<engine::Shared>,
 ) -> Result<Outcome, SessionError> {
     let started = crate::session::now();
     let tiers = meta.tiers();
@@ -263,16 +273,7 @@ async fn run(
         "re-check done"
     );
 
-    let listener = if have.is_full() && !config.seed {
-        None
-    } else {
-        Some(bind(&config).await?)
-    };
-    let port = listener
-        .as_ref()
-        .and_then(|l| l.local_addr().ok())
-        .map_or(0, |a| a.port());
-    tracing::debug!(port, "listening");
+    let port = engine.port;
     let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
     let picker = Picker::new(lengths, config.strategy, have, max_active);
     let (status, _) = watch::channel(Status::Running);
@@ -296,12 +297,14 @@ async fn run(
         blocks_freed: Notify::new(),
         status,
         shutdown,
+        engine: engine.clone(),
     });
-    let Some(listener) = listener else {
+    if ctx.lock().picker.is_complete() && !config.seed {
         ctx.status.send_replace(Status::Complete);
         send_progress(&ctx, &progress);
         return Ok(outcome(&ctx, pieces_on_disk, started, None, 0));
-    };
+    }
+    ctx.engine.attach(ctx.clone());
 
     {
         let mut t = ctx.lock();
@@ -309,13 +312,7 @@ async fn run(
             t.pool.add(&[addr], source, now());
         }
     }
-    let client = Arc::new(
-        TrackerClient::new(TrackerConfig {
-            bind: config.net.clone(),
-            ..TrackerConfig::default()
-        })
-        .map_err(|e| SessionError::Fatal(e.to_string()))?,
-    );
+    let client = engine.tracker.clone();
     let mut tasks = tokio::task::JoinSet::new();
     for mirror in webseed::mirrors(&ctx, &meta) {
         let client = crate::fetch::client(config.connect_timeout, &config.net)
@@ -329,7 +326,6 @@ async fn run(
             ));
         }
     }
-    tasks.spawn(accept_loop(ctx.clone(), listener));
     tasks.spawn(dial_loop(ctx.clone()));
     tasks.spawn(choke_loop(ctx.clone()));
     let mut announcers = tokio::task::JoinSet::new();
@@ -445,46 +441,6 @@ fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
     })
 }
 
-async fn bind(config: &Config) -> Result<TcpListener, SessionError> {
-    let ports: Vec<u16> = if config.port == 0 {
-        vec![0]
-    } else {
-        (config.port..=config.port.saturating_add(8)).collect()
-    };
-    let mut last = None;
-    for p in ports {
-        match net::listen(&config.net, p) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(SessionError::Listen {
-        addr: format!("{} port {}", config.net.describe(), config.port),
-        error: last.unwrap_or_else(|| std::io::Error::other("no port to try")),
-    })
-}
-
-async fn accept_loop(ctx: Arc<Ctx>, listener: TcpListener) {
-    loop {
-        let Ok((stream, addr)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        // A connection still handshaking holds a slot, so a flood of half-open connections cannot
-        // exceed --max-peers (each is also bounded by the handshake timeout).
-        let slot = {
-            let mut t = ctx.lock();
-            (t.busy() < ctx.config.max_peers).then(|| link::Incoming::claim(&ctx, &mut t))
-        };
-        let Some(slot) = slot else {
-            tracing::debug!(peer = %addr, "refused: --max-peers reached");
-            continue;
-        };
-        net::tune(&stream);
-        tokio::spawn(link::accept(ctx.clone(), stream, addr, slot));
-    }
-}
-
 /// Whether seeding has gone on long enough (`--seed-time`) or given back enough (`--seed-ratio`).
 fn seed_done(ctx: &Ctx, config: &Config, since: Instant) -> bool {
     if config
@@ -550,9 +506,15 @@ async fn choke_loop(ctx: Arc<Ctx>) {
 async fn dial_loop(ctx: Arc<Ctx>) {
     let mut last_need = crate::session::now();
     loop {
+        // Asked before our own lock is taken: the engine locks each torrent in turn.
+        let global_room = ctx.engine.has_room();
         let due = {
             let mut t = ctx.lock();
-            let room = ctx.config.max_peers.saturating_sub(t.busy());
+            let room = if global_room {
+                ctx.config.max_peers.saturating_sub(t.busy())
+            } else {
+                0
+            };
             let due = t.pool.due(crate::session::now(), room);
             let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
             if short

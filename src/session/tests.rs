@@ -95,6 +95,7 @@ fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
         blocks_freed: Notify::new(),
         status,
         shutdown,
+        engine: super::engine::Shared::detached(),
     };
     (Arc::new(ctx), data)
 }

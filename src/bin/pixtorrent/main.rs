@@ -14,18 +14,19 @@ use pixtorrent::magnet::Magnet;
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::net::Bind;
 use pixtorrent::report;
-use pixtorrent::session::pool::PeerSource;
-use pixtorrent::session::{self, Config, SessionError};
+use pixtorrent::session;
+use pixtorrent::text;
 use pixtorrent::tracker::probe::probe_all;
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
 use pixtorrent::types::PeerId;
-use pixtorrent::{picker, text, ui};
+
+mod download;
 
 /// Time allowed to fetch a `.torrent` given by URL.
 const TORRENT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Download a torrent from its swarm, inspect it, or check its trackers.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "pixtorrent",
     version,
@@ -37,14 +38,14 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
 
-    /// The torrent: a .torrent file, an http(s) URL to one, or a magnet link (BEP 9: its metadata is
-    /// fetched from peers and saved as DIR/NAME.torrent).
+    /// A torrent: a .torrent file, an http(s) URL to one, or a magnet link (BEP 9: its metadata is
+    /// fetched from peers and saved as DIR/NAME.torrent). Repeatable: one process downloads them all.
     #[arg(short = 't', long = "torrent", value_name = "TORRENT")]
-    torrent: Option<String>,
+    torrent: Vec<String>,
 
-    /// The torrent, given positionally instead of with -t.
-    #[arg(value_name = "TORRENT", conflicts_with = "torrent")]
-    torrent_arg: Option<String>,
+    /// More torrents, given positionally.
+    #[arg(value_name = "TORRENT")]
+    torrent_arg: Vec<String>,
 
     /// Directory the files are downloaded into.
     #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
@@ -81,7 +82,11 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     interface: Option<String>,
 
-    /// Most peers connected at once.
+    /// Most peer connections of all torrents together.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
+
+    /// Most peers connected at once, per torrent.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_peers: u32,
 
@@ -132,7 +137,7 @@ impl Cli {
     }
 }
 
-#[derive(clap::Subcommand, Debug)]
+#[derive(clap::Subcommand, Debug, Clone)]
 enum Cmd {
     /// Make a .torrent of a file or a directory (files in byte order of their paths; hidden files and
     /// symbolic links are left out).
@@ -236,33 +241,46 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         };
         return tokio::task::spawn_blocking(move || create(&path, &output, &opts)).await?;
     }
-    let Some(source) = cli.torrent.clone().or(cli.torrent_arg.clone()) else {
+    let sources: Vec<String> = cli
+        .torrent
+        .iter()
+        .chain(cli.torrent_arg.iter())
+        .cloned()
+        .collect();
+    if sources.is_empty() {
         bail!("no torrent given: use -t FILE.torrent (or an http(s) URL, or a magnet link); see --help");
-    };
-    let mut peers: Vec<(std::net::SocketAddr, PeerSource)> =
-        cli.peers.iter().map(|a| (*a, PeerSource::Manual)).collect();
-    let meta = if Magnet::is_magnet(&source) {
+    }
+    if cli.info || cli.announce_only {
+        download::only_one(
+            &sources,
+            if cli.info {
+                "--info"
+            } else {
+                "--announce-only"
+            },
+        )?;
+        return inspect(&cli, &sources[0]).await;
+    }
+    download::run(&cli, sources).await
+}
+
+/// `--info` or `--announce-only` of one torrent.
+async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
+    let meta = if Magnet::is_magnet(source) {
         if cli.announce_only {
             bail!("--announce-only needs a .torrent (a magnet link's trackers are asked when it is downloaded)");
         }
-        let magnet = Magnet::parse(&source)?;
-        let dir = (!cli.info).then_some(cli.output.as_path());
-        let resolved =
-            session::magnet::resolve(&magnet, &cli.peers, dir, cli.net(), cli.port, |line| {
-                eprintln!("{line}")
-            })
-            .await?;
-        if let Some(path) = &resolved.saved {
-            tracing::debug!(path = %path.display(), "torrent of the magnet link");
-        }
-        peers.extend(resolved.peers);
-        resolved.meta
+        let magnet = Magnet::parse(source)?;
+        session::magnet::resolve(&magnet, &cli.peers, None, cli.net(), cli.port, |line| {
+            eprintln!("{line}")
+        })
+        .await?
+        .meta
     } else {
-        let bytes = load_torrent(&source, &cli.net()).await?;
-        Metainfo::from_bytes(&bytes).with_context(|| text::line(&source))?
+        let bytes = load_torrent(source, &cli.net()).await?;
+        Metainfo::from_bytes(&bytes).with_context(|| text::line(source))?
     };
     tracing::debug!(info_hash = %meta.info_hash, name = %meta.info.name, "torrent loaded");
-
     if cli.info {
         if cli.json {
             let json = serde_json::to_string_pretty(&report::info_json(&meta))?;
@@ -272,55 +290,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    if cli.announce_only {
-        return announce_only(&cli, &meta).await;
-    }
-    download(&cli, meta, peers).await
-}
-
-async fn download(
-    cli: &Cli,
-    meta: Metainfo,
-    peers: Vec<(std::net::SocketAddr, PeerSource)>,
-) -> Result<std::process::ExitCode> {
-    let mut config = Config::new(cli.output.clone());
-    config.port = cli.port;
-    config.net = cli.net();
-    config.peers = peers;
-    config.max_peers = cli.max_peers as usize;
-    config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
-    config.seed = cli.seed;
-    config.seed_time = cli.seed_time;
-    config.seed_ratio = cli.seed_ratio.filter(|r| r.is_finite() && *r > 0.0);
-    config.strategy = match cli.strategy {
-        Strategy::Rarest => picker::Strategy::Rarest,
-        Strategy::Sequential => picker::Strategy::Sequential,
-        Strategy::Random => picker::Strategy::Random,
-    };
-    if !cli.no_web_seeds {
-        config.web_seeds.extend(meta.url_list.iter().cloned());
-    }
-    for url in &cli.web_seed {
-        if !config.web_seeds.contains(url) {
-            config.web_seeds.push(url.clone());
-        }
-    }
-    let name = meta.info.name.clone();
-    let handle = session::start(Arc::new(meta), config, interrupted());
-    let ui = tokio::spawn(ui::show(handle.progress, name.clone()));
-    let result = handle.done.await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), ui).await;
-    match result.context("the download task failed")? {
-        Ok(outcome) => {
-            print!("{}", ui::summary(&name, &outcome));
-            Ok(std::process::ExitCode::SUCCESS)
-        }
-        Err(SessionError::Interrupted) => {
-            eprintln!("interrupted: verified pieces are kept; run the same command to resume");
-            Ok(std::process::ExitCode::from(130))
-        }
-        Err(e) => Err(e.into()),
-    }
+    announce_only(cli, &meta).await
 }
 
 /// `pixtorrent create`: hashes with a progress bar (on a terminal), writes the file, prints a summary.

@@ -1,0 +1,212 @@
+//! The process-level engine: one listening socket for every torrent, which reads each incoming
+//! handshake and hands the connection to the torrent it names; one tracker client; the global
+//! connection limit; and the set of torrents, added and removed while it runs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{link, Ctx, SessionError};
+use crate::net::{self, Bind};
+use crate::tracker::{TrackerClient, TrackerConfig};
+use crate::types::InfoHash;
+use crate::wire::handshake::HANDSHAKE_LEN;
+use crate::wire::Handshake;
+
+/// Incoming connections that may be reading their handshake at once: a flood of half-open
+/// connections costs at most this many tasks (each bounded by [`HANDSHAKE_TIMEOUT`]).
+pub const MAX_HANDSHAKING: usize = 256;
+/// Time for an incoming peer to send its 68-byte handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the engine, each default with its reason.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The address and interface of every socket.
+    pub net: Bind,
+    /// Port to listen on: 6881, the BitTorrent default; the next free one up to `port + 8` if taken;
+    /// 0 for any.
+    pub port: u16,
+    /// Peer connections of all torrents together: 500, qBittorrent's global default (libtorrent's
+    /// own `connections_limit` is 200, Transmission's `peer-limit-global` 200); each torrent also
+    /// has its own `--max-peers`.
+    pub max_connections: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            net: Bind::default(),
+            port: 6881,
+            max_connections: 500,
+        }
+    }
+}
+
+/// What the engine's tasks share.
+pub(crate) struct Shared {
+    pub(crate) config: EngineConfig,
+    /// The port peers reach us on (the one bound).
+    pub(crate) port: u16,
+    /// One tracker client for every torrent (its UDP connection ids are shared too).
+    pub(crate) tracker: Arc<TrackerClient>,
+    /// The torrents, by info-hash. A `std` mutex, never held across `.await` nor together with a
+    /// torrent's own lock (it is released before one is taken).
+    torrents: Mutex<HashMap<InfoHash, Arc<Ctx>>>,
+    handshaking: AtomicUsize,
+}
+
+impl Shared {
+    fn torrents(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Arc<Ctx>>> {
+        self.torrents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a running torrent, so incoming connections for it are routed to it.
+    pub(crate) fn attach(&self, ctx: Arc<Ctx>) {
+        self.torrents().insert(ctx.info_hash, ctx);
+    }
+
+    /// Forgets a torrent that stopped.
+    pub(crate) fn detach(&self, info_hash: &InfoHash) {
+        self.torrents().remove(info_hash);
+    }
+
+    /// Connections of every torrent (connected, dialling, handshaking).
+    pub(crate) fn connections(&self) -> usize {
+        let torrents: Vec<Arc<Ctx>> = self.torrents().values().cloned().collect();
+        torrents.iter().map(|c| c.lock().busy()).sum()
+    }
+
+    /// An engine with no listener, for in-process tests.
+    #[cfg(test)]
+    pub(crate) fn detached() -> Arc<Shared> {
+        let config = EngineConfig::default();
+        Arc::new(Shared {
+            port: config.port,
+            tracker: Arc::new(TrackerClient::new(TrackerConfig::default()).expect("client")),
+            config,
+            torrents: Mutex::new(HashMap::new()),
+            handshaking: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether one more connection fits under the global limit.
+    pub(crate) fn has_room(&self) -> bool {
+        self.connections() < self.config.max_connections
+    }
+}
+
+/// The engine of one process.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// Binds the listener (and starts accepting) and builds the tracker client.
+    pub async fn start(config: EngineConfig) -> Result<Engine, SessionError> {
+        let listener = bind(&config)?;
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        tracing::debug!(port, "listening");
+        let tracker = TrackerClient::new(TrackerConfig {
+            bind: config.net.clone(),
+            ..TrackerConfig::default()
+        })
+        .map_err(|e| SessionError::Fatal(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            config,
+            port,
+            tracker: Arc::new(tracker),
+            torrents: Mutex::new(HashMap::new()),
+            handshaking: AtomicUsize::new(0),
+        });
+        tokio::spawn(accept_loop(shared.clone(), listener));
+        Ok(Engine { shared })
+    }
+
+    /// The port peers reach us on.
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+}
+
+fn bind(config: &EngineConfig) -> Result<TcpListener, SessionError> {
+    let ports: Vec<u16> = if config.port == 0 {
+        vec![0]
+    } else {
+        (config.port..=config.port.saturating_add(8)).collect()
+    };
+    let mut last = None;
+    for p in ports {
+        match net::listen(&config.net, p) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(SessionError::Listen {
+        addr: format!("{} port {}", config.net.describe(), config.port),
+        error: last.unwrap_or_else(|| std::io::Error::other("no port to try")),
+    })
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= MAX_HANDSHAKING {
+            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+            tracing::debug!(peer = %addr, "refused: too many handshakes in progress");
+            continue;
+        }
+        net::tune(&stream);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let routed = route(&shared, stream, addr).await;
+            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+            if let Some((ctx, stream, theirs)) = routed {
+                // A connection still handshaking holds a slot, so a flood of half-open connections
+                // cannot exceed --max-peers (each is also bounded by the handshake timeout).
+                let slot = {
+                    let mut t = ctx.lock();
+                    (t.busy() < ctx.config.max_peers).then(|| link::Incoming::claim(&mut t))
+                };
+                match slot {
+                    Some(slot) => link::accept(ctx, stream, addr, slot, theirs).await,
+                    None => tracing::debug!(peer = %addr, "refused: --max-peers reached"),
+                }
+            }
+        });
+    }
+}
+
+/// Reads an incoming peer's handshake and finds the torrent it names; `None` (the connection is
+/// dropped) for a torrent we do not have, a malformed handshake, silence, or no room.
+async fn route(
+    shared: &Shared,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+) -> Option<(Arc<Ctx>, TcpStream, [u8; HANDSHAKE_LEN])> {
+    let mut theirs = [0u8; HANDSHAKE_LEN];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs))
+        .await
+        .ok()?
+        .ok()?;
+    let hs = Handshake::decode(&theirs).ok()?;
+    let ctx = shared.torrents().get(&hs.info_hash).cloned();
+    let Some(ctx) = ctx else {
+        tracing::debug!(peer = %addr, info_hash = %hs.info_hash, "refused: not one of our torrents");
+        return None;
+    };
+    if !shared.has_room() {
+        tracing::debug!(peer = %addr, "refused: the global connection limit is reached");
+        return None;
+    }
+    Some((ctx, stream, theirs))
+}
