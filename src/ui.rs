@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
 use crate::report::human_size;
+use crate::session::lifecycle::Phase;
 use crate::session::{Outcome, Snapshot};
 
 /// Seconds between plain progress lines when stderr is not a terminal (`PIXTORRENT_PROGRESS_SECS`).
@@ -97,14 +98,26 @@ fn percent(s: &Snapshot) -> f64 {
     }
 }
 
-/// Waits for the next tick; `false` as soon as the session is gone (its sender dropped).
-async fn wait_tick(rx: &mut watch::Receiver<Snapshot>, tick: &mut tokio::time::Interval) -> bool {
+/// Waits for the next tick, for a new status line while fetching metadata (it has its own pace and
+/// may be over before the first tick), or for a phase other than `seen`; `false` as soon as the
+/// session is gone (its sender dropped).
+async fn wait_tick(
+    rx: &mut watch::Receiver<Snapshot>,
+    tick: &mut tokio::time::Interval,
+    seen: Phase,
+) -> bool {
     loop {
         tokio::select! {
             _ = tick.tick() => return true,
-            r = rx.changed() => if r.is_err() {
-                return false;
-            },
+            r = rx.changed() => {
+                if r.is_err() {
+                    return false;
+                }
+                let s = rx.borrow();
+                if s.phase != seen || (s.phase == Phase::Metadata && !s.note.is_empty()) {
+                    return true;
+                }
+            }
         }
     }
 }
@@ -116,14 +129,34 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
     up_rate.push(rx.borrow().uploaded);
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
+    let mut noted: Option<Instant> = None;
+    let mut seen = rx.borrow().phase;
     loop {
-        if !wait_tick(rx, &mut tick).await {
+        if !wait_tick(rx, &mut tick, seen).await {
             return;
         }
         let s = rx.borrow_and_update().clone();
-        if s.checking {
-            eprintln!("progress: {label}checking existing files");
-            continue;
+        if seen == Phase::Metadata && s.phase != Phase::Metadata && !s.note.is_empty() {
+            eprintln!("progress: {label}{}", crate::text::line(&s.note));
+        }
+        let entered = s.phase != seen;
+        seen = s.phase;
+        match s.phase {
+            Phase::Metadata => {
+                // Its own status lines come at the fetch's pace; a tick right after one adds nothing.
+                if noted.is_none_or(|t| t.elapsed() >= every / 2) && !s.note.is_empty() {
+                    eprintln!("progress: {label}{}", crate::text::line(&s.note));
+                    noted = Some(Instant::now());
+                }
+                continue;
+            }
+            Phase::Checking => {
+                eprintln!("progress: {label}checking existing files");
+                continue;
+            }
+            // A phase change alone is not a tick: the figures follow at the next one.
+            _ if entered => continue,
+            _ => {}
         }
         let r = rate.push(s.fetched);
         let up = up_rate.push(s.uploaded);
@@ -195,14 +228,23 @@ async fn bar(
     up_rate.push(rx.borrow().uploaded);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
-        if !wait_tick(rx, &mut tick).await {
+        let seen = rx.borrow().phase;
+        if !wait_tick(rx, &mut tick, seen).await {
             pb.finish_and_clear();
             return;
         }
         let s = rx.borrow_and_update().clone();
-        if s.checking {
-            pb.set_message("checking existing files");
-            continue;
+        pb.set_length(s.total);
+        match s.phase {
+            Phase::Metadata => {
+                pb.set_message(crate::text::line(&s.note));
+                continue;
+            }
+            Phase::Checking => {
+                pb.set_message("checking existing files");
+                continue;
+            }
+            _ => {}
         }
         let r = rate.push(s.fetched);
         let up = up_rate.push(s.uploaded);

@@ -547,7 +547,7 @@ fn hostile_leechers_are_dropped_while_an_honest_one_finishes() {
 }
 
 #[test]
-fn half_open_connections_count_under_max_peers() {
+fn half_open_connections_count_under_the_connection_limit() {
     let dir = tempfile::tempdir().unwrap();
     let Some((payload, tracker)) = payload_and_tracker(dir.path(), SMALL) else {
         return;
@@ -557,11 +557,19 @@ fn half_open_connections_count_under_max_peers() {
         &payload.torrent,
         &payload.save_dir,
         LOCALHOST,
-        &["--seed", "--seed-time", "120", "--max-peers", "4", "-v"],
+        &[
+            "--seed",
+            "--seed-time",
+            "120",
+            "--max-connections",
+            "4",
+            "-v",
+        ],
     );
     wait_for_seeders(&tracker.http, payload.info_hash, 1, ANNOUNCE_TIMEOUT);
 
-    // 20 connections that never handshake: only 4 may hold a slot, the others are closed at once.
+    // 20 connections that never handshake: only 4 may hold a slot of the global limit (their
+    // torrent is not known before the handshake), the others are closed at once.
     let mut silent: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap())
         .collect();
@@ -572,7 +580,7 @@ fn half_open_connections_count_under_max_peers() {
         .count();
     assert!(
         closed >= 16,
-        "only {closed} of 20 silent connections were refused with --max-peers 4\n{}",
+        "only {closed} of 20 silent connections were refused with --max-connections 4\n{}",
         seeder.dump(20)
     );
     // The handshake timeout frees the slots: an honest handshake is answered afterwards.

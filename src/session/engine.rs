@@ -160,9 +160,18 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= MAX_HANDSHAKING {
+        // A connection still handshaking holds a slot under the global limit, so a flood of
+        // half-open connections cannot exceed --max-connections (nor MAX_HANDSHAKING), each one
+        // bounded by the handshake timeout. Its torrent, and so its --max-peers, is known only
+        // once the handshake is read.
+        let room = shared
+            .config
+            .max_connections
+            .saturating_sub(shared.connections())
+            .min(MAX_HANDSHAKING);
+        if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= room {
             shared.handshaking.fetch_sub(1, Ordering::SeqCst);
-            tracing::debug!(peer = %addr, "refused: too many handshakes in progress");
+            tracing::debug!(peer = %addr, "refused: too many connections or handshakes");
             continue;
         }
         net::tune(&stream);
@@ -171,8 +180,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             let routed = route(&shared, stream, addr).await;
             shared.handshaking.fetch_sub(1, Ordering::SeqCst);
             if let Some((ctx, stream, theirs)) = routed {
-                // A connection still handshaking holds a slot, so a flood of half-open connections
-                // cannot exceed --max-peers (each is also bounded by the handshake timeout).
+                // Our handshake still to send: the peer holds one of the torrent's --max-peers slots.
                 let slot = {
                     let mut t = ctx.lock();
                     (t.busy() < ctx.config.max_peers).then(|| link::Incoming::claim(&mut t))

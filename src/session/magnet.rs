@@ -27,6 +27,8 @@ pub struct Resolved {
     pub peers: Vec<(SocketAddr, PeerSource)>,
     /// Where the `.torrent` was found or saved (`None`: not saved).
     pub saved: Option<std::path::PathBuf>,
+    /// Fetched from peers now (not found saved by an earlier run).
+    pub fetched: bool,
 }
 
 /// The torrent of `magnet`: found in `dir` if an earlier run saved it there, else fetched from the
@@ -51,6 +53,7 @@ pub async fn resolve(
             meta,
             peers,
             saved: Some(path),
+            fetched: false,
         });
     }
     let mut asked = peers.clone();
@@ -79,7 +82,12 @@ pub async fn resolve(
         Some(d) => Some(save(d, &meta.info.name, &bytes)?),
         None => None,
     };
-    Ok(Resolved { meta, peers, saved })
+    Ok(Resolved {
+        meta,
+        peers,
+        saved,
+        fetched: true,
+    })
 }
 
 /// An `x.pe` address: an IP as is, a host name resolved (its addresses, bounded by a timeout).

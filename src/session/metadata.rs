@@ -139,20 +139,22 @@ async fn watch(
 ) -> Result<Vec<u8>, SessionError> {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
-        tokio::select! {
-            _ = ctx.done.notified() => {}
-            _ = tick.tick() => {}
-        }
+        let ticked = tokio::select! {
+            _ = ctx.done.notified() => false,
+            _ = tick.tick() => true,
+        };
         let s = ctx.lock();
         if let Some(info) = &s.info {
             return Ok(info.clone());
         }
         let (have, pieces) = s.asm.as_ref().map_or((0, 0), |a| (a.have(), a.pieces()));
-        progress(&format!(
-            "fetching metadata: {} peers asked now, {} to try, {have}/{pieces} pieces",
-            s.active,
-            s.pool.idle()
-        ));
+        if ticked {
+            progress(&format!(
+                "fetching metadata: {} peers asked now, {} to try, {have}/{pieces} pieces",
+                s.active,
+                s.pool.idle()
+            ));
+        }
         let nothing_left = s.active == 0 && s.pool.idle() == 0 && s.pool.connecting() == 0;
         let trackers_done = s.trackers_tried >= ctx.fetch.trackers.len();
         if nothing_left && trackers_done && now().duration_since(started) > SETTLE {

@@ -1,36 +1,37 @@
-//! One torrent alive: storage opened and re-checked, a listening socket, the trackers announced to,
-//! peers dialled and accepted (one task each), pieces verified and stored, until every piece is on
-//! disk, a fatal error, or Ctrl-C. The binaries drive it through [`start`] and a [`Handle`].
+//! Torrents alive on an [`engine::Engine`]: each one goes through its [`lifecycle`] (metadata,
+//! checking, downloading, seeding) with its peers dialled and accepted (one task each), pieces
+//! verified and stored, until every piece is on disk, a fatal error, or Ctrl-C. The binaries drive
+//! one through [`start`] and a [`Handle`].
 
 pub mod announce;
 pub mod choker;
 pub mod engine;
+pub mod lifecycle;
 pub mod link;
+mod loops;
 pub mod magnet;
 pub mod metadata;
 pub mod peer;
 pub mod pool;
 mod progress;
+mod run;
 pub mod state;
 pub mod upload;
 mod verify;
 pub mod webseed;
 
-use progress::{outcome, send_progress};
 pub use progress::{Outcome, Snapshot};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rand::SeedableRng;
 use tokio::sync::{watch, Notify};
 
 use crate::metainfo::{FileEntry, Metainfo};
 use crate::net::Bind;
-use crate::picker::{Picker, Strategy};
-use crate::storage::mmap::MmapStorage;
-use crate::storage::{recheck, Storage, StorageError};
+use crate::picker::Strategy;
+use crate::storage::{Storage, StorageError};
 use crate::types::{InfoHash, Lengths, PeerId};
 use state::Torrent;
 
@@ -71,8 +72,10 @@ pub struct Config {
     pub seed_time: Option<Duration>,
     /// Stop seeding once uploaded / size reaches this (`None`: no limit).
     pub seed_ratio: Option<f64>,
-    /// Web seed URLs (BEP 19): the torrent's `url-list` unless turned off, plus any given.
+    /// Web seed URLs (BEP 19) given besides the torrent's `url-list`.
     pub web_seeds: Vec<String>,
+    /// Use the torrent's (or magnet link's) own web seeds: on, as every client does.
+    pub use_url_list: bool,
     /// Peers to dial besides those the trackers name, with where they came from (`--peer`, a
     /// magnet link's `x.pe`).
     pub peers: Vec<(std::net::SocketAddr, pool::PeerSource)>,
@@ -98,6 +101,7 @@ impl Config {
             seed_time: None,
             seed_ratio: None,
             web_seeds: Vec::new(),
+            use_url_list: true,
             peers: Vec::new(),
             web_seed_connections: 2,
         }
@@ -152,6 +156,8 @@ pub enum SessionError {
 /// What the tasks of one torrent share.
 pub struct Ctx {
     pub(crate) info_hash: InfoHash,
+    /// The torrent's name (its `info.name`).
+    pub(crate) name: String,
     pub(crate) peer_id: PeerId,
     pub(crate) key: u32,
     pub(crate) lengths: Lengths,
@@ -208,341 +214,49 @@ pub struct Handle {
     pub done: tokio::task::JoinHandle<Result<Outcome, SessionError>>,
 }
 
-/// Starts downloading `meta` as `config` says, on `engine`; `stop` resolving means the user asked
-/// to stop.
+/// What a torrent starts from.
+pub enum Source {
+    /// A `.torrent`: its metadata is known.
+    Torrent(Arc<Metainfo>),
+    /// A magnet link: the metadata is fetched first (or found saved in the output directory).
+    Magnet(Box<crate::magnet::Magnet>),
+}
+
+impl Source {
+    /// The info-hash the torrent is known by.
+    pub fn info_hash(&self) -> InfoHash {
+        match self {
+            Source::Torrent(m) => m.info_hash,
+            Source::Magnet(m) => m.info_hash,
+        }
+    }
+}
+
+/// Starts the torrent of `source` as `config` says, on `engine`; `stop` resolving means the user
+/// asked to stop.
 pub fn start(
     engine: &engine::Engine,
-    meta: Arc<Metainfo>,
+    source: Source,
     config: Config,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Handle {
+    let (phase, total) = match &source {
+        Source::Torrent(meta) => (lifecycle::Phase::Checking, meta.info.lengths.total()),
+        Source::Magnet(_) => (lifecycle::Phase::Metadata, 0),
+    };
     let (tx, rx) = watch::channel(Snapshot {
-        total: meta.info.lengths.total(),
-        checking: true,
+        total,
+        phase,
         ..Snapshot::default()
     });
     let shared = engine.shared.clone();
     let done = tokio::spawn(async move {
-        let info_hash = meta.info_hash;
-        let result = run(meta, config, tx, stop, &shared).await;
+        let info_hash = source.info_hash();
+        let result = run::run(source, config, tx, stop, &shared).await;
         shared.detach(&info_hash);
         result
     });
     Handle { progress: rx, done }
-}
-
-async fn run(
-    meta: Arc<Metainfo>,
-    config: Config,
-    progress: watch::Sender<Snapshot>,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-    engine: &Arc<engine::Shared>,
-) -> Result<Outcome, SessionError> {
-    let started = crate::session::now();
-    let tiers = meta.tiers();
-    if tiers.is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() {
-        return Err(SessionError::NoTrackers);
-    }
-    std::fs::create_dir_all(&config.output).map_err(|error| SessionError::Output {
-        path: config.output.display().to_string(),
-        error,
-    })?;
-    check_writable(&config.output)?;
-    let lengths = meta.info.lengths;
-    let (storage, have) = {
-        let meta = meta.clone();
-        let output = config.output.clone();
-        let threads = config.hash_threads;
-        tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
-            let opened = MmapStorage::open(&output, &meta.info)?;
-            let have = recheck(
-                &opened.storage,
-                &meta.info.piece_hashes,
-                &opened.maybe_present,
-                threads,
-            );
-            Ok((Arc::new(opened.storage) as Arc<dyn Storage>, have))
-        })
-        .await
-        .map_err(|e| SessionError::Fatal(format!("start-up check failed: {e}")))??
-    };
-    let pieces_on_disk = have.count();
-    tracing::debug!(
-        pieces_on_disk,
-        pieces = lengths.piece_count(),
-        "re-check done"
-    );
-
-    let port = engine.port;
-    let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
-    let picker = Picker::new(lengths, config.strategy, have, max_active);
-    let (status, _) = watch::channel(Status::Running);
-    let (shutdown, _) = watch::channel(false);
-    let ctx = Arc::new(Ctx {
-        info_hash: meta.info_hash,
-        peer_id: PeerId::generate(&mut rand::rng()),
-        key: rand::random(),
-        lengths,
-        port,
-        hashes: meta.info.piece_hashes.clone(),
-        info_bytes: meta.info_bytes.clone().into(),
-        private: meta.info.private,
-        files: meta.info.files.clone(),
-        config: config.clone(),
-        storage,
-        torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::from_os_rng())),
-        wake: Notify::new(),
-        need_peers: Notify::new(),
-        interest: Notify::new(),
-        blocks_freed: Notify::new(),
-        status,
-        shutdown,
-        engine: engine.clone(),
-    });
-    if ctx.lock().picker.is_complete() && !config.seed {
-        ctx.status.send_replace(Status::Complete);
-        send_progress(&ctx, &progress);
-        return Ok(outcome(&ctx, pieces_on_disk, started, None, 0));
-    }
-    ctx.engine.attach(ctx.clone());
-
-    {
-        let mut t = ctx.lock();
-        for &(addr, source) in &config.peers {
-            t.pool.add(&[addr], source, now());
-        }
-    }
-    let client = engine.tracker.clone();
-    let mut tasks = tokio::task::JoinSet::new();
-    for mirror in webseed::mirrors(&ctx, &meta) {
-        let client = crate::fetch::client(config.connect_timeout, &config.net)
-            .map_err(|e| SessionError::Fatal(e.to_string()))?;
-        let mirror = Arc::new(mirror);
-        for _ in 0..config.web_seed_connections.max(1) {
-            tasks.spawn(webseed::connection(
-                ctx.clone(),
-                client.clone(),
-                mirror.clone(),
-            ));
-        }
-    }
-    tasks.spawn(dial_loop(ctx.clone()));
-    tasks.spawn(choke_loop(ctx.clone()));
-    let mut announcers = tokio::task::JoinSet::new();
-    ctx.lock().trackers.tiers = tiers.len();
-    for urls in tiers {
-        announcers.spawn(announce::tier(ctx.clone(), client.clone(), urls, port));
-    }
-
-    let mut status = ctx.status.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut seeding_since = None;
-    if *status.borrow() == Status::Complete || ctx.lock().picker.is_complete() {
-        seeding_since = Some(crate::session::now());
-    }
-    tokio::pin!(stop);
-    let result = loop {
-        tokio::select! {
-            _ = &mut stop => break if seeding_since.is_some() { Ok(()) } else { Err(SessionError::Interrupted) },
-            _ = status.changed() => {
-                let s = status.borrow().clone();
-                match s {
-                    Status::Running => {}
-                    Status::Complete if config.seed => {
-                        if seeding_since.is_none() {
-                            seeding_since = Some(crate::session::now());
-                            let storage = ctx.storage.clone();
-                            // Durable before we announce `completed`; seeding goes on meanwhile.
-                            tokio::task::spawn_blocking(move || storage.flush());
-                            tracing::info!("download complete; seeding");
-                        }
-                    }
-                    Status::Complete => break Ok(()),
-                    Status::Failed(why) => break Err(SessionError::Fatal(why)),
-                }
-            }
-            _ = tick.tick() => {
-                send_progress(&ctx, &progress);
-                if let Some(since) = seeding_since {
-                    if seed_done(&ctx, &config, since) {
-                        break Ok(());
-                    }
-                } else if let Some(why) = hopeless(&ctx, started) {
-                    break Err(SessionError::NoPeers(why));
-                }
-            }
-        }
-    };
-    // Shut down: peers and dialler stop, announcers say `completed`/`stopped` (bounded), data is
-    // flushed (bounded on interrupt: the page cache keeps it either way).
-    ctx.shutdown.send_replace(true);
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while announcers.join_next().await.is_some() {}
-    })
-    .await;
-    announcers.abort_all();
-    tasks.abort_all();
-    tracing::debug!("announcers done; flushing");
-    let storage = ctx.storage.clone();
-    let flush = tokio::task::spawn_blocking(move || storage.flush());
-    let flushed = match &result {
-        Err(SessionError::Interrupted) => tokio::time::timeout(Duration::from_millis(700), flush)
-            .await
-            .ok(),
-        _ => Some(flush.await),
-    };
-    send_progress(&ctx, &progress);
-    result?;
-    if let Some(Ok(Err(e))) = flushed {
-        return Err(e.into());
-    }
-    Ok(outcome(&ctx, pieces_on_disk, started, seeding_since, port))
-}
-
-/// Fails fast on an output directory we cannot write, before any network traffic.
-fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
-    let probe = dir.join(format!(".pixtorrent-write-test-{}", std::process::id()));
-    let result = std::fs::write(&probe, b"");
-    let _ = std::fs::remove_file(&probe);
-    result.map_err(|error| SessionError::Output {
-        path: dir.display().to_string(),
-        error,
-    })
-}
-
-/// `Some(reason)` when every tracker has failed at least once, none ever answered, and we have no
-/// peer and no address to try: nothing will ever arrive.
-fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
-    let t = ctx.lock();
-    if t.web.iter().any(|w| w.health.dropped().is_none()) {
-        return None;
-    }
-    let web = t.web.iter().rev().find_map(|w| w.health.last_error());
-    let all_tried = t.trackers.tiers_tried >= t.trackers.tiers && t.trackers.answered == 0;
-    let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
-    let settled = crate::session::now().saturating_duration_since(started) > Duration::from_secs(5);
-    (all_tried && no_peers && settled && t.trackers.peers_seen == 0).then(|| {
-        let trackers = if t.trackers.tiers == 0 {
-            None
-        } else {
-            Some(
-                t.trackers
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "no tracker answered".into()),
-            )
-        };
-        match (trackers, web) {
-            (Some(tr), Some(w)) => format!("{tr}; every web seed failed, last: {w}"),
-            (Some(tr), None) => tr,
-            (None, Some(w)) => format!("every web seed failed, last: {w}"),
-            (None, None) => "no peer given with --peer could be reached".to_string(),
-        }
-    })
-}
-
-/// Whether seeding has gone on long enough (`--seed-time`) or given back enough (`--seed-ratio`).
-fn seed_done(ctx: &Ctx, config: &Config, since: Instant) -> bool {
-    if config
-        .seed_time
-        .is_some_and(|t| crate::session::now().saturating_duration_since(since) >= t)
-    {
-        return true;
-    }
-    let uploaded = ctx.lock().uploaded as f64;
-    config
-        .seed_ratio
-        .is_some_and(|r| uploaded >= r * ctx.lengths.total() as f64)
-}
-
-/// Every 10 s (and at once when a peer becomes interested while a slot is free) decides who we
-/// upload to and tells the peers whose state changes.
-async fn choke_loop(ctx: Arc<Ctx>) {
-    let mut choker = choker::Choker::default();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-            _ = ctx.interest.notified() => {
-                let t = ctx.lock();
-                let busy = t.peers.values().filter(|p| p.unchoked).count();
-                if busy > choker::SLOTS {
-                    continue;
-                }
-            }
-        }
-        let mut guard = ctx.lock();
-        let t = &mut *guard;
-        let seeding = t.picker.is_complete();
-        let candidates: Vec<choker::Candidate> = t
-            .peers
-            .iter()
-            .map(|(k, p)| choker::Candidate {
-                key: *k,
-                interested: p.stats.interested,
-                rate: if seeding {
-                    p.stats.up_rate
-                } else {
-                    p.stats.down_rate
-                },
-                snubbed: !seeding && p.stats.snubbed,
-                new: p.stats.new,
-            })
-            .collect();
-        let unchoke = choker.round(&candidates, &mut t.rng);
-        for (k, p) in t.peers.iter_mut() {
-            let want = unchoke.contains(k);
-            if want != p.unchoked {
-                p.unchoked = want;
-                let _ = p.tx.send(if want {
-                    state::Command::Unchoke
-                } else {
-                    state::Command::Choke
-                });
-            }
-        }
-    }
-}
-
-async fn dial_loop(ctx: Arc<Ctx>) {
-    let mut last_need = crate::session::now();
-    loop {
-        // Asked before our own lock is taken: the engine locks each torrent in turn.
-        let global_room = ctx.engine.has_room();
-        let due = {
-            let mut t = ctx.lock();
-            let room = if global_room {
-                ctx.config.max_peers.saturating_sub(t.busy())
-            } else {
-                0
-            };
-            let due = t.pool.due(crate::session::now(), room);
-            let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
-            if short
-                && crate::session::now().saturating_duration_since(last_need)
-                    > Duration::from_secs(5)
-            {
-                last_need = crate::session::now();
-                ctx.need_peers.notify_waiters();
-            }
-            due
-        };
-        for addr in due {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let result = link::connect(ctx.clone(), addr).await;
-                let permanent = result.as_ref().is_err_and(|e| e.is_permanent());
-                {
-                    let mut t = ctx.lock();
-                    t.pool.ended(addr, permanent, crate::session::now());
-                }
-                ctx.wake.notify_one();
-            });
-        }
-        tokio::select! {
-            _ = ctx.wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -27,13 +27,18 @@ pub struct Snapshot {
     pub from_web: u64,
     /// Useful bytes from peers this run.
     pub from_peers: u64,
-    /// Whether the start-up re-check is still running.
-    pub checking: bool,
+    /// Where the torrent is in its lifecycle.
+    pub phase: super::lifecycle::Phase,
+    /// What the current phase is doing, when it has more to say than the figures (the metadata
+    /// fetch's status line).
+    pub note: String,
 }
 
 /// How a finished download went, for the summary.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The torrent's name.
+    pub name: String,
     /// Torrent size.
     pub total: u64,
     /// Pieces.
@@ -66,7 +71,11 @@ pub struct Outcome {
     pub port: u16,
 }
 
-pub(super) fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
+pub(super) fn send_progress(
+    ctx: &Ctx,
+    progress: &watch::Sender<Snapshot>,
+    phase: super::lifecycle::Phase,
+) {
     let t = ctx.lock();
     let total = ctx.lengths.total();
     progress.send_replace(Snapshot {
@@ -82,7 +91,8 @@ pub(super) fn send_progress(ctx: &Ctx, progress: &watch::Sender<Snapshot>) {
             .count(),
         from_web: t.from_web,
         from_peers: t.from_peers,
-        checking: false,
+        phase,
+        note: String::new(),
     });
 }
 
@@ -114,6 +124,7 @@ pub(super) fn outcome(
         t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
     banned.sort();
     Outcome {
+        name: ctx.name.clone(),
         total: ctx.lengths.total(),
         pieces: ctx.lengths.piece_count(),
         pieces_on_disk,

@@ -78,6 +78,7 @@ fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
     let (shutdown, _) = watch::channel(false);
     let ctx = Ctx {
         info_hash: InfoHash(Sha1::digest(&info).into()),
+        name: "t".into(),
         peer_id: PeerId(*b"-PX0001-testtesttest"),
         key: 1,
         lengths,

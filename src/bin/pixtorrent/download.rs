@@ -3,7 +3,7 @@
 //! exit 0 once every one is complete, else non-zero naming the ones that failed.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -14,20 +14,69 @@ use pixtorrent::metainfo::Metainfo;
 use pixtorrent::session::engine::{Engine, EngineConfig};
 use pixtorrent::session::pool::PeerSource;
 use pixtorrent::session::{self, Config, Outcome, SessionError};
-use pixtorrent::types::InfoHash;
 use pixtorrent::{picker, text, ui};
 
 use super::{interrupted, load_torrent, Cli, Strategy};
 
 /// How one torrent ended.
 enum Ended {
-    Complete(String, Outcome),
+    Complete(Box<Outcome>),
     Interrupted,
     Failed(String, anyhow::Error),
 }
 
+/// A torrent given on the command line, read (a `.torrent` parsed, a magnet link checked) before
+/// the engine opens any socket.
+struct Loaded {
+    /// What the user sees it as: the torrent's name, a magnet's `dn` or info-hash, else the argument.
+    label: String,
+    source: std::result::Result<session::Source, anyhow::Error>,
+}
+
+/// Reads `source` (a file, an http(s) URL or a magnet link).
+async fn read(cli: &Cli, source: &str) -> Loaded {
+    if Magnet::is_magnet(source) {
+        return match Magnet::parse(source) {
+            Ok(m) => Loaded {
+                label: m.name.clone().unwrap_or_else(|| m.info_hash.to_hex()),
+                source: Ok(session::Source::Magnet(Box::new(m))),
+            },
+            Err(e) => Loaded {
+                label: text::line(source),
+                source: Err(e.into()),
+            },
+        };
+    }
+    let meta = async {
+        let bytes = load_torrent(source, &cli.net()).await?;
+        Metainfo::from_bytes(&bytes).with_context(|| text::line(source))
+    };
+    match meta.await {
+        Ok(m) => Loaded {
+            label: m.info.name.clone(),
+            source: Ok(session::Source::Torrent(Arc::new(m))),
+        },
+        Err(e) => Loaded {
+            label: text::line(source),
+            source: Err(e),
+        },
+    }
+}
+
 /// Downloads every one of `sources`.
 pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process::ExitCode> {
+    let several = sources.len() > 1;
+    let mut loaded = Vec::new();
+    for source in &sources {
+        loaded.push(read(cli, source).await);
+    }
+    if !several {
+        if let Some(Loaded { source: Err(_), .. }) = loaded.first() {
+            if let Some(Loaded { source: Err(e), .. }) = loaded.pop() {
+                return Err(e);
+            }
+        }
+    }
     let engine = Engine::start(EngineConfig {
         net: cli.net(),
         port: cli.port,
@@ -39,27 +88,37 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         interrupted().await;
         let _ = stop_tx.send(true);
     });
-    let several = sources.len() > 1;
     let bars = (several && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(indicatif::MultiProgress::new);
-    let seen: Arc<Mutex<HashSet<InfoHash>>> = Arc::default();
+    let mut seen = HashSet::new();
     let mut jobs = Vec::new();
-    for source in sources {
+    for Loaded { label, source } in loaded {
+        let source = source.and_then(|s| {
+            if seen.insert(s.info_hash()) {
+                Ok(s)
+            } else {
+                Err(anyhow::anyhow!("this torrent is given more than once"))
+            }
+        });
         let job = Job {
             cli: cli.clone(),
             engine: engine.clone(),
             stop: stop_rx.clone(),
             bars: bars.clone(),
             named: several,
-            seen: seen.clone(),
         };
-        jobs.push(tokio::spawn(async move { job.run(&source).await }));
+        jobs.push(tokio::spawn(async move {
+            match source {
+                Ok(source) => job.run(label, source).await,
+                Err(e) => Ended::Failed(label, e),
+            }
+        }));
     }
     let mut failed = Vec::new();
     let mut interrupted_any = false;
     for job in jobs {
         match job.await.context("a download task failed")? {
-            Ended::Complete(name, outcome) => print!("{}", ui::summary(&name, &outcome)),
+            Ended::Complete(outcome) => print!("{}", ui::summary(&outcome.name, &outcome)),
             Ended::Interrupted => interrupted_any = true,
             Ended::Failed(name, e) => failed.push((name, e)),
         }
@@ -81,108 +140,44 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
     }
 }
 
-/// One torrent's download, from its source to its outcome.
+/// One torrent's download, through its lifecycle to its outcome.
 struct Job {
     cli: Cli,
     engine: Engine,
     stop: watch::Receiver<bool>,
     bars: Option<indicatif::MultiProgress>,
     named: bool,
-    seen: Arc<Mutex<HashSet<InfoHash>>>,
 }
 
 impl Job {
-    async fn run(self, source: &str) -> Ended {
-        let label = if Magnet::is_magnet(source) {
-            Magnet::parse(source)
-                .ok()
-                .and_then(|m| m.name.clone().or(Some(m.info_hash.to_hex())))
-                .unwrap_or_else(|| text::line(source))
-        } else {
-            text::line(source)
-        };
-        let (meta, peers) = match self.load(source, &label).await {
-            Ok(loaded) => loaded,
-            Err(e) => return Ended::Failed(label, e),
-        };
-        let name = meta.info.name.clone();
-        if !self.first_time(meta.info_hash) {
-            return Ended::Failed(
-                name,
-                anyhow::anyhow!("this torrent is given more than once"),
-            );
-        }
-        let config = self.config(&meta, peers);
+    async fn run(self, label: String, source: session::Source) -> Ended {
+        let config = self.config();
         let mut stop = self.stop.clone();
-        let handle = session::start(&self.engine, Arc::new(meta), config, async move {
+        let handle = session::start(&self.engine, source, config, async move {
             let _ = stop.wait_for(|s| *s).await;
         });
         let ui = tokio::spawn(ui::show(
             handle.progress,
-            name.clone(),
+            label.clone(),
             self.bars.clone(),
             self.named,
         ));
         let result = handle.done.await;
         let _ = tokio::time::timeout(Duration::from_secs(1), ui).await;
         match result {
-            Ok(Ok(outcome)) => Ended::Complete(name, outcome),
+            Ok(Ok(outcome)) => Ended::Complete(Box::new(outcome)),
             Ok(Err(SessionError::Interrupted)) => Ended::Interrupted,
-            Ok(Err(e)) => Ended::Failed(name, e.into()),
-            Err(e) => Ended::Failed(name, anyhow::anyhow!("the download task failed: {e}")),
+            Ok(Err(e)) => Ended::Failed(label, e.into()),
+            Err(e) => Ended::Failed(label, anyhow::anyhow!("the download task failed: {e}")),
         }
     }
 
-    /// The torrent of `source`, and the peers it names (a magnet link's `x.pe`, and `--peer`).
-    async fn load(
-        &self,
-        source: &str,
-        label: &str,
-    ) -> Result<(Metainfo, Vec<(std::net::SocketAddr, PeerSource)>)> {
-        let cli = &self.cli;
-        let mut peers: Vec<(std::net::SocketAddr, PeerSource)> =
-            cli.peers.iter().map(|a| (*a, PeerSource::Manual)).collect();
-        if !Magnet::is_magnet(source) {
-            let bytes = load_torrent(source, &cli.net()).await?;
-            let meta = Metainfo::from_bytes(&bytes).with_context(|| text::line(source))?;
-            return Ok((meta, peers));
-        }
-        let magnet = Magnet::parse(source)?;
-        let prefix = if self.named {
-            format!("{label}: ")
-        } else {
-            String::new()
-        };
-        let resolved = session::magnet::resolve(
-            &magnet,
-            &cli.peers,
-            Some(cli.output.as_path()),
-            cli.net(),
-            self.engine.port(),
-            move |line| eprintln!("{prefix}{line}"),
-        )
-        .await?;
-        if let Some(path) = &resolved.saved {
-            tracing::debug!(path = %path.display(), "torrent of the magnet link");
-        }
-        peers.extend(resolved.peers);
-        Ok((resolved.meta, peers))
-    }
-
-    /// Whether `info_hash` was not seen before (a torrent given twice is refused the second time).
-    fn first_time(&self, info_hash: InfoHash) -> bool {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(info_hash)
-    }
-
-    fn config(&self, meta: &Metainfo, peers: Vec<(std::net::SocketAddr, PeerSource)>) -> Config {
+    fn config(&self) -> Config {
         let cli = &self.cli;
         let mut config = Config::new(cli.output.clone());
         config.port = self.engine.port();
         config.net = cli.net();
-        config.peers = peers;
+        config.peers = cli.peers.iter().map(|a| (*a, PeerSource::Manual)).collect();
         config.max_peers = cli.max_peers as usize;
         config.requests_per_peer = cli.requests_per_peer.map(|n| n as usize);
         config.seed = cli.seed;
@@ -193,14 +188,8 @@ impl Job {
             Strategy::Sequential => picker::Strategy::Sequential,
             Strategy::Random => picker::Strategy::Random,
         };
-        if !cli.no_web_seeds {
-            config.web_seeds.extend(meta.url_list.iter().cloned());
-        }
-        for url in &cli.web_seed {
-            if !config.web_seeds.contains(url) {
-                config.web_seeds.push(url.clone());
-            }
-        }
+        config.use_url_list = !cli.no_web_seeds;
+        config.web_seeds = cli.web_seed.clone();
         config
     }
 }

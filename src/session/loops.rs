@@ -1,0 +1,98 @@
+//! The torrent's two long-running loops besides its peers: the choker, which decides every 10 s
+//! whom we upload to, and the dialler, which connects to addresses from the pool while there is
+//! room under `--max-peers` and the engine's global limit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{choker, link, state, Ctx};
+
+/// Every 10 s (and at once when a peer becomes interested while a slot is free) decides who we
+/// upload to and tells the peers whose state changes.
+pub(super) async fn choke(ctx: Arc<Ctx>) {
+    let mut choker = choker::Choker::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = ctx.interest.notified() => {
+                let t = ctx.lock();
+                let busy = t.peers.values().filter(|p| p.unchoked).count();
+                if busy > choker::SLOTS {
+                    continue;
+                }
+            }
+        }
+        let mut guard = ctx.lock();
+        let t = &mut *guard;
+        let seeding = t.picker.is_complete();
+        let candidates: Vec<choker::Candidate> = t
+            .peers
+            .iter()
+            .map(|(k, p)| choker::Candidate {
+                key: *k,
+                interested: p.stats.interested,
+                rate: if seeding {
+                    p.stats.up_rate
+                } else {
+                    p.stats.down_rate
+                },
+                snubbed: !seeding && p.stats.snubbed,
+                new: p.stats.new,
+            })
+            .collect();
+        let unchoke = choker.round(&candidates, &mut t.rng);
+        for (k, p) in t.peers.iter_mut() {
+            let want = unchoke.contains(k);
+            if want != p.unchoked {
+                p.unchoked = want;
+                let _ = p.tx.send(if want {
+                    state::Command::Unchoke
+                } else {
+                    state::Command::Choke
+                });
+            }
+        }
+    }
+}
+
+pub(super) async fn dial(ctx: Arc<Ctx>) {
+    let mut last_need = crate::session::now();
+    loop {
+        // Asked before our own lock is taken: the engine locks each torrent in turn.
+        let global_room = ctx.engine.has_room();
+        let due = {
+            let mut t = ctx.lock();
+            let room = if global_room {
+                ctx.config.max_peers.saturating_sub(t.busy())
+            } else {
+                0
+            };
+            let due = t.pool.due(crate::session::now(), room);
+            let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
+            if short
+                && crate::session::now().saturating_duration_since(last_need)
+                    > Duration::from_secs(5)
+            {
+                last_need = crate::session::now();
+                ctx.need_peers.notify_waiters();
+            }
+            due
+        };
+        for addr in due {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let result = link::connect(ctx.clone(), addr).await;
+                let permanent = result.as_ref().is_err_and(|e| e.is_permanent());
+                {
+                    let mut t = ctx.lock();
+                    t.pool.ended(addr, permanent, crate::session::now());
+                }
+                ctx.wake.notify_one();
+            });
+        }
+        tokio::select! {
+            _ = ctx.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

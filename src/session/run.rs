@@ -1,0 +1,394 @@
+//! The IO side of a torrent's [`Lifecycle`]: what each phase does, and the events that move it on.
+//! `Metadata` resolves a magnet link ([`super::magnet`]); `Checking` opens the files and re-checks
+//! them; `Downloading` and `Seeding` run the swarm (peers, web seeds, announcers, choker) until the
+//! last piece is verified, the seeding limit, a fatal error or a stop; then the swarm is shut down
+//! and the data flushed. Every exit goes through a lifecycle event, so the phase the progress
+//! shows is always the one the machine is in.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::lifecycle::{Event, Lifecycle, Phase};
+use super::progress::{outcome, send_progress};
+use super::state::Torrent;
+use super::{announce, engine, loops, magnet, now, webseed};
+use super::{Config, Ctx, Outcome, SessionError, Snapshot, Source, Status};
+use crate::metainfo::Metainfo;
+use crate::picker::Picker;
+use crate::storage::mmap::MmapStorage;
+use crate::storage::{recheck, Storage, StorageError};
+use crate::types::PeerId;
+
+/// One torrent from its source to its outcome.
+pub(super) async fn run(
+    source: Source,
+    mut config: Config,
+    progress: watch::Sender<Snapshot>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    engine: &Arc<engine::Shared>,
+) -> Result<Outcome, SessionError> {
+    let started = now();
+    let mut life = Lifecycle::new(matches!(source, Source::Torrent(_)), config.seed);
+    tokio::pin!(stop);
+    let meta = match source {
+        Source::Torrent(meta) => meta,
+        Source::Magnet(link) => {
+            let resolved = tokio::select! {
+                r = metadata(&link, &config, engine, &progress) => r,
+                _ = &mut stop => Err(SessionError::Interrupted),
+            };
+            let resolved = resolved.map_err(|e| end(&mut life, e))?;
+            let note = match (&resolved.saved, resolved.fetched) {
+                (Some(p), true) => format!("metadata received; torrent saved as {}", p.display()),
+                (Some(p), false) => format!("using the torrent saved as {}", p.display()),
+                (None, _) => "metadata received".to_string(),
+            };
+            progress.send_modify(|s| s.note = note);
+            config.peers.extend(resolved.peers);
+            advance(&mut life, Event::MetadataReady);
+            Arc::new(resolved.meta)
+        }
+    };
+    if config.use_url_list {
+        let mut all = meta.url_list.clone();
+        all.extend(
+            config
+                .web_seeds
+                .drain(..)
+                .filter(|u| !meta.url_list.contains(u)),
+        );
+        config.web_seeds = all;
+    }
+    progress.send_modify(|s| {
+        s.phase = life.phase();
+        s.total = meta.info.lengths.total();
+    });
+    let checked = tokio::select! {
+        r = check(&meta, &config) => r,
+        _ = &mut stop => Err(SessionError::Interrupted),
+    };
+    let (storage, have) = checked.map_err(|e| end(&mut life, e))?;
+    let pieces_on_disk = have.count();
+    let ctx = context(&meta, config, storage, have, engine);
+    let complete = ctx.lock().picker.is_complete();
+    advance(&mut life, Event::Checked { complete });
+    if life.phase() == Phase::Done {
+        ctx.status.send_replace(Status::Complete);
+        send_progress(&ctx, &progress, life.phase());
+        return Ok(outcome(&ctx, pieces_on_disk, started, None, engine.port));
+    }
+    ctx.engine.attach(ctx.clone());
+    let swarm = match Swarm::start(&ctx, &meta) {
+        Ok(s) => s,
+        Err(e) => return Err(end(&mut life, e)),
+    };
+    let (result, seeding_since) = transfer(&ctx, &mut life, &mut stop, &progress, started).await;
+    let flushed = swarm
+        .stop(&ctx, matches!(result, Err(SessionError::Interrupted)))
+        .await;
+    send_progress(&ctx, &progress, life.phase());
+    result?;
+    flushed?;
+    Ok(outcome(
+        &ctx,
+        pieces_on_disk,
+        started,
+        seeding_since,
+        engine.port,
+    ))
+}
+
+/// Applies an event the driver knows to be valid here; a refusal is a driver bug, logged.
+fn advance(life: &mut Lifecycle, event: Event) {
+    if let Err(e) = life.on(event) {
+        tracing::warn!("lifecycle: {e}");
+    }
+}
+
+/// Ends the lifecycle on `error` (a stop or a failure) and returns it.
+fn end(life: &mut Lifecycle, error: SessionError) -> SessionError {
+    let event = match error {
+        SessionError::Interrupted => Event::Stop,
+        _ => Event::Error,
+    };
+    advance(life, event);
+    error
+}
+
+/// `Metadata`: the magnet link's torrent, from the output directory or from peers, with progress
+/// shown as the snapshot's note.
+async fn metadata(
+    link: &crate::magnet::Magnet,
+    config: &Config,
+    engine: &Arc<engine::Shared>,
+    progress: &watch::Sender<Snapshot>,
+) -> Result<magnet::Resolved, SessionError> {
+    let manual: Vec<std::net::SocketAddr> = config.peers.iter().map(|(a, _)| *a).collect();
+    let tx = progress.clone();
+    magnet::resolve(
+        link,
+        &manual,
+        Some(config.output.as_path()),
+        config.net.clone(),
+        engine.port,
+        move |line| tx.send_modify(|s| s.note = line.to_string()),
+    )
+    .await
+}
+
+/// `Checking`: fails fast on a torrent with no way to find data or an unwritable directory, then
+/// opens the files and re-checks what is on disk.
+async fn check(
+    meta: &Arc<Metainfo>,
+    config: &Config,
+) -> Result<(Arc<dyn Storage>, crate::bitfield::Bitfield), SessionError> {
+    if meta.tiers().is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() {
+        return Err(SessionError::NoTrackers);
+    }
+    std::fs::create_dir_all(&config.output).map_err(|error| SessionError::Output {
+        path: config.output.display().to_string(),
+        error,
+    })?;
+    check_writable(&config.output)?;
+    let meta = meta.clone();
+    let output = config.output.clone();
+    let threads = config.hash_threads;
+    let (storage, have) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+        let opened = MmapStorage::open(&output, &meta.info)?;
+        let have = recheck(
+            &opened.storage,
+            &meta.info.piece_hashes,
+            &opened.maybe_present,
+            threads,
+        );
+        Ok((Arc::new(opened.storage) as Arc<dyn Storage>, have))
+    })
+    .await
+    .map_err(|e| SessionError::Fatal(format!("start-up check failed: {e}")))??;
+    tracing::debug!(pieces_on_disk = have.count(), "re-check done");
+    Ok((storage, have))
+}
+
+/// Fails fast on an output directory we cannot write, before any network traffic.
+fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
+    let probe = dir.join(format!(".pixtorrent-write-test-{}", std::process::id()));
+    let result = std::fs::write(&probe, b"");
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(|error| SessionError::Output {
+        path: dir.display().to_string(),
+        error,
+    })
+}
+
+/// What the tasks of the torrent share, once its pieces are known.
+fn context(
+    meta: &Metainfo,
+    config: Config,
+    storage: Arc<dyn Storage>,
+    have: crate::bitfield::Bitfield,
+    engine: &Arc<engine::Shared>,
+) -> Arc<Ctx> {
+    let lengths = meta.info.lengths;
+    let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
+    let picker = Picker::new(lengths, config.strategy, have, max_active);
+    let (status, _) = watch::channel(Status::Running);
+    let (shutdown, _) = watch::channel(false);
+    Arc::new(Ctx {
+        info_hash: meta.info_hash,
+        name: meta.info.name.clone(),
+        peer_id: PeerId::generate(&mut rand::rng()),
+        key: rand::random(),
+        lengths,
+        port: engine.port,
+        hashes: meta.info.piece_hashes.clone(),
+        info_bytes: meta.info_bytes.clone().into(),
+        private: meta.info.private,
+        files: meta.info.files.clone(),
+        config,
+        storage,
+        torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::from_os_rng())),
+        wake: Notify::new(),
+        need_peers: Notify::new(),
+        interest: Notify::new(),
+        blocks_freed: Notify::new(),
+        status,
+        shutdown,
+        engine: engine.clone(),
+    })
+}
+
+/// The tasks of a live torrent: web seed connections, dialler, choker, and one announcer per
+/// tracker tier.
+struct Swarm {
+    tasks: JoinSet<()>,
+    announcers: JoinSet<()>,
+}
+
+impl Swarm {
+    fn start(ctx: &Arc<Ctx>, meta: &Metainfo) -> Result<Swarm, SessionError> {
+        let config = &ctx.config;
+        {
+            let mut t = ctx.lock();
+            for &(addr, source) in &config.peers {
+                t.pool.add(&[addr], source, now());
+            }
+        }
+        let mut tasks = JoinSet::new();
+        for mirror in webseed::mirrors(ctx, meta) {
+            let client = crate::fetch::client(config.connect_timeout, &config.net)
+                .map_err(|e| SessionError::Fatal(e.to_string()))?;
+            let mirror = Arc::new(mirror);
+            for _ in 0..config.web_seed_connections.max(1) {
+                tasks.spawn(webseed::connection(
+                    ctx.clone(),
+                    client.clone(),
+                    mirror.clone(),
+                ));
+            }
+        }
+        tasks.spawn(loops::dial(ctx.clone()));
+        tasks.spawn(loops::choke(ctx.clone()));
+        let mut announcers = JoinSet::new();
+        let tiers = meta.tiers();
+        ctx.lock().trackers.tiers = tiers.len();
+        let client = ctx.engine.tracker.clone();
+        for urls in tiers {
+            announcers.spawn(announce::tier(
+                ctx.clone(),
+                client.clone(),
+                urls,
+                ctx.engine.port,
+            ));
+        }
+        Ok(Swarm { tasks, announcers })
+    }
+
+    /// Peers and dialler stop, announcers say `completed`/`stopped` (bounded), data is flushed
+    /// (bounded on interrupt: the page cache keeps it either way).
+    async fn stop(mut self, ctx: &Ctx, interrupted: bool) -> Result<(), SessionError> {
+        ctx.shutdown.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.announcers.join_next().await.is_some() {}
+        })
+        .await;
+        self.announcers.abort_all();
+        self.tasks.abort_all();
+        tracing::debug!("announcers done; flushing");
+        let storage = ctx.storage.clone();
+        let flush = tokio::task::spawn_blocking(move || storage.flush());
+        let flushed = if interrupted {
+            tokio::time::timeout(Duration::from_millis(700), flush)
+                .await
+                .ok()
+        } else {
+            Some(flush.await)
+        };
+        match flushed {
+            Some(Ok(Err(e))) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `Downloading` and `Seeding`: turns what happens into lifecycle events until a final phase;
+/// returns how it ended and when seeding began.
+async fn transfer(
+    ctx: &Arc<Ctx>,
+    life: &mut Lifecycle,
+    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    progress: &watch::Sender<Snapshot>,
+    started: Instant,
+) -> (Result<(), SessionError>, Option<Instant>) {
+    let mut status = ctx.status.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut seeding_since = (life.phase() == Phase::Seeding).then(now);
+    let mut error = None;
+    while !life.phase().is_final() {
+        let event = tokio::select! {
+            _ = stop.as_mut() => Event::Stop,
+            _ = status.changed() => match status.borrow_and_update().clone() {
+                Status::Running => continue,
+                Status::Complete => Event::Complete,
+                Status::Failed(why) => {
+                    error = Some(SessionError::Fatal(why));
+                    Event::Error
+                }
+            },
+            _ = tick.tick() => {
+                send_progress(ctx, progress, life.phase());
+                if let Some(since) = seeding_since {
+                    if !seed_done(ctx, since) {
+                        continue;
+                    }
+                    Event::SeedLimit
+                } else if let Some(why) = hopeless(ctx, started) {
+                    error = Some(SessionError::NoPeers(why));
+                    Event::Error
+                } else {
+                    continue;
+                }
+            }
+        };
+        advance(life, event);
+        if life.phase() == Phase::Seeding && seeding_since.is_none() {
+            seeding_since = Some(now());
+            let storage = ctx.storage.clone();
+            // Durable before we announce `completed`; seeding goes on meanwhile.
+            tokio::task::spawn_blocking(move || storage.flush());
+            tracing::info!("download complete; seeding");
+        }
+    }
+    let result = match life.phase() {
+        Phase::Stopped => Err(SessionError::Interrupted),
+        Phase::Failed => Err(error.unwrap_or_else(|| SessionError::Fatal("failed".into()))),
+        _ => Ok(()),
+    };
+    (result, seeding_since)
+}
+
+/// `Some(reason)` when every tracker has failed at least once, none ever answered, and we have no
+/// peer and no address to try: nothing will ever arrive.
+fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
+    let t = ctx.lock();
+    if t.web.iter().any(|w| w.health.dropped().is_none()) {
+        return None;
+    }
+    let web = t.web.iter().rev().find_map(|w| w.health.last_error());
+    let all_tried = t.trackers.tiers_tried >= t.trackers.tiers && t.trackers.answered == 0;
+    let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
+    let settled = now().saturating_duration_since(started) > Duration::from_secs(5);
+    if !(all_tried && no_peers && settled && t.trackers.peers_seen == 0) {
+        return None;
+    }
+    let trackers = (t.trackers.tiers > 0).then(|| {
+        t.trackers
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "no tracker answered".into())
+    });
+    Some(match (trackers, web) {
+        (Some(tr), Some(w)) => format!("{tr}; every web seed failed, last: {w}"),
+        (Some(tr), None) => tr,
+        (None, Some(w)) => format!("every web seed failed, last: {w}"),
+        (None, None) => "no peer given with --peer could be reached".to_string(),
+    })
+}
+
+/// Whether seeding has gone on long enough (`--seed-time`) or given back enough (`--seed-ratio`).
+fn seed_done(ctx: &Ctx, since: Instant) -> bool {
+    let config = &ctx.config;
+    if config
+        .seed_time
+        .is_some_and(|t| now().saturating_duration_since(since) >= t)
+    {
+        return true;
+    }
+    let uploaded = ctx.lock().uploaded as f64;
+    config
+        .seed_ratio
+        .is_some_and(|r| uploaded >= r * ctx.lengths.total() as f64)
+}
