@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pool::PeerSource;
 use super::Ctx;
 use crate::tracker::tiers::Tiers;
 use crate::tracker::{AnnounceRequest, Event, TrackerClient};
@@ -67,10 +66,7 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                         .unwrap_or(MIN_EARLY)
                         .clamp(MIN_EARLY, MAX_INTERVAL);
                     {
-                        let mut t = ctx.lock();
-                        t.pool
-                            .add(&resp.peers, PeerSource::Tracker, crate::session::now());
-                        t.trackers.answered += 1;
+                        ctx.lock().tracker_answered(&resp.peers);
                     }
                     ctx.wake.notify_one();
                     if event == Event::Completed {
@@ -93,17 +89,18 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(tracker = %url, error = %e, "announce failed");
-                    ctx.lock().trackers.last_error = Some(format!("{url}: {e}"));
+                    ctx.lock().tracker_failed(format!("{url}: {e}"));
                 }
                 Err(_) => {
                     tracing::debug!(tracker = %url, "announce timed out");
-                    ctx.lock().trackers.last_error = Some(format!("{url}: no answer in time"));
+                    ctx.lock()
+                        .tracker_failed(format!("{url}: no answer in time"));
                 }
             }
         }
         if first_round {
             first_round = false;
-            ctx.lock().trackers.tiers_tried += 1;
+            ctx.lock().tracker_tier_tried();
         }
         if *shutdown.borrow() {
             break;
@@ -174,14 +171,15 @@ async fn wait_next(
 }
 
 fn request(ctx: &Ctx, port: u16, event: Event, tracker_id: Option<Vec<u8>>) -> AnnounceRequest {
-    let t = ctx.lock();
+    let left = ctx.lock().picker().left();
+    let totals = ctx.counters.totals();
     AnnounceRequest {
         info_hash: ctx.info_hash,
         peer_id: ctx.peer_id,
         port,
-        uploaded: t.uploaded,
-        downloaded: t.verified_bytes,
-        left: t.picker.left(),
+        uploaded: totals.uploaded,
+        downloaded: totals.verified,
+        left,
         event,
         numwant: (event != Event::Stopped).then_some(NUMWANT),
         key: ctx.key,

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::peer::{serve_registered, timed_out, PeerError};
 use super::pool::PeerSource;
-use super::state::{PeerEntry, Torrent};
+use super::state::{PeerEntry, Refused, Torrent};
 use super::Ctx;
 use crate::net::PeerStream;
 use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
@@ -50,13 +50,13 @@ pub struct Incoming(());
 impl Incoming {
     /// Takes a slot; the caller checked there is room.
     pub fn claim(t: &mut Torrent) -> Incoming {
-        t.accepting += 1;
+        t.claim_incoming();
         Incoming(())
     }
 
     /// Gives the slot back while the caller holds the lock.
     fn settle(self, t: &mut Torrent) {
-        t.accepting = t.accepting.saturating_sub(1);
+        t.settle_incoming();
     }
 
     /// Gives the slot back.
@@ -120,23 +120,7 @@ pub(super) async fn run(
         if let Some(slot) = incoming {
             slot.settle(&mut t);
         }
-        if t.is_banned(&addr, Some(&hs.peer_id.0)) {
-            return Err(PeerError::Banned);
-        }
-        if t.peers.values().any(|p| p.id == hs.peer_id.0) {
-            return Err(PeerError::Dropped("already connected"));
-        }
-        t.pool.connected(addr);
-        t.trackers.peers_seen += 1;
-        let source = if outgoing {
-            t.pool.source(&addr)
-        } else {
-            Some(PeerSource::Incoming)
-        };
-        let tally = t.tallies.entry(addr).or_default();
-        tally.client = client.clone();
-        tally.source = source;
-        let registered = t.register(PeerEntry {
+        let entry = PeerEntry {
             addr,
             id: hs.peer_id.0,
             tx,
@@ -144,8 +128,12 @@ pub(super) async fn run(
             unchoked: false,
             listen: outgoing.then_some(addr),
             seed: false,
-        });
-        (registered, source)
+        };
+        match t.admit(entry, &client, outgoing) {
+            Ok((key, have, source)) => ((key, have), source),
+            Err(Refused::Banned) => return Err(PeerError::Banned),
+            Err(Refused::Duplicate) => return Err(PeerError::Dropped("already connected")),
+        }
     };
     tracing::debug!(peer = %addr, client = %client, outgoing, source = %source.map_or("?", PeerSource::as_str), "connected");
     let extensions = hs.supports_extensions();

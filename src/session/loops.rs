@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{choker, link, state, Ctx};
+use super::{choker, link, Ctx};
 
 /// Every 10 s (and at once when a peer becomes interested while a slot is free) decides who we
 /// upload to and tells the peers whose state changes.
@@ -15,43 +15,12 @@ pub(super) async fn choke(ctx: Arc<Ctx>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
             _ = ctx.interest.notified() => {
-                let t = ctx.lock();
-                let busy = t.peers.values().filter(|p| p.unchoked).count();
-                if busy > choker::SLOTS {
+                if ctx.lock().unchoked() > choker::SLOTS {
                     continue;
                 }
             }
         }
-        let mut guard = ctx.lock();
-        let t = &mut *guard;
-        let seeding = t.picker.is_complete();
-        let candidates: Vec<choker::Candidate> = t
-            .peers
-            .iter()
-            .map(|(k, p)| choker::Candidate {
-                key: *k,
-                interested: p.stats.interested,
-                rate: if seeding {
-                    p.stats.up_rate
-                } else {
-                    p.stats.down_rate
-                },
-                snubbed: !seeding && p.stats.snubbed,
-                new: p.stats.new,
-            })
-            .collect();
-        let unchoke = choker.round(&candidates, &mut t.rng);
-        for (k, p) in t.peers.iter_mut() {
-            let want = unchoke.contains(k);
-            if want != p.unchoked {
-                p.unchoked = want;
-                let _ = p.tx.send(if want {
-                    state::Command::Unchoke
-                } else {
-                    state::Command::Choke
-                });
-            }
-        }
+        ctx.lock().choke_round(&mut choker);
     }
 }
 
@@ -67,8 +36,8 @@ pub(super) async fn dial(ctx: Arc<Ctx>) {
             } else {
                 0
             };
-            let due = t.pool.due(crate::session::now(), room);
-            let short = t.peers.len() < ctx.config.max_peers / 2 && t.pool.idle() == 0;
+            let due = t.pool_mut().due(crate::session::now(), room);
+            let short = t.peer_count() < ctx.config.max_peers / 2 && t.pool().idle() == 0;
             if short
                 && crate::session::now().saturating_duration_since(last_need)
                     > Duration::from_secs(5)
@@ -85,7 +54,7 @@ pub(super) async fn dial(ctx: Arc<Ctx>) {
                 let permanent = result.as_ref().is_err_and(|e| e.is_permanent());
                 {
                     let mut t = ctx.lock();
-                    t.pool.ended(addr, permanent, crate::session::now());
+                    t.pool_mut().ended(addr, permanent, crate::session::now());
                 }
                 ctx.wake.notify_one();
             });

@@ -5,6 +5,7 @@
 
 pub mod announce;
 pub mod choker;
+pub mod counters;
 pub mod engine;
 pub mod lifecycle;
 pub mod link;
@@ -172,6 +173,8 @@ pub struct Ctx {
     pub(crate) files: Vec<FileEntry>,
     pub(crate) config: Config,
     pub(crate) storage: Arc<dyn Storage>,
+    /// Byte counters, outside the lock (also held by the torrent state, which adds to them).
+    pub(crate) counters: Arc<counters::Counters>,
     /// The torrent's state. A `std` mutex, held only in short synchronous sections and never across
     /// an `.await`.
     torrent: Mutex<Torrent>,

@@ -353,7 +353,7 @@ impl Conn {
                         self.wanted += 1;
                     }
                     if let Some(p) = self.ctx.lengths.piece(i) {
-                        self.ctx.lock().picker.add_have(p);
+                        self.ctx.lock().add_have(p);
                     }
                     self.update_interest();
                 }
@@ -367,7 +367,7 @@ impl Conn {
                             self.wanted += 1;
                         }
                         if let Some(p) = self.ctx.lengths.piece(i) {
-                            t.picker.add_have(p);
+                            t.add_have(p);
                         }
                     }
                 }
@@ -524,14 +524,10 @@ impl Conn {
             snubbed: self.snubbed_until.is_some_and(|t| now < t),
             new: now.duration_since(self.connected_at) < NEW_PEER,
         };
-        let mut t = self.ctx.lock();
-        t.uploaded += self.up_tick;
-        if let Some(e) = t.peers.get_mut(&self.key) {
-            e.stats = stats;
-            e.seed = self.has.is_full();
-        }
-        drop(t);
-        self.up_tick = 0;
+        let seed = self.has.is_full();
+        self.ctx
+            .lock()
+            .report(self.key, stats, seed, std::mem::take(&mut self.up_tick));
     }
 
     /// Reads queued requests from storage into the outgoing buffer, up to [`MAX_OUT`].

@@ -76,23 +76,27 @@ pub(super) fn send_progress(
     progress: &watch::Sender<Snapshot>,
     phase: super::lifecycle::Phase,
 ) {
-    let t = ctx.lock();
+    let (left, peers, web_seeds) = {
+        let t = ctx.lock();
+        let live = t.web().iter().filter(|w| w.live()).count();
+        (t.picker().left(), t.peer_count(), live)
+    };
+    let c = ctx.counters.totals();
     let total = ctx.lengths.total();
-    progress.send_replace(Snapshot {
-        have: total - t.picker.left(),
-        total,
-        fetched: t.fetched,
-        uploaded: t.uploaded,
-        peers: t.peers.len(),
-        web_seeds: t
-            .web
-            .iter()
-            .filter(|w| w.health.dropped().is_none())
-            .count(),
-        from_web: t.from_web,
-        from_peers: t.from_peers,
-        phase,
-        note: String::new(),
+    // The note (how the metadata came) stays for the display to show once.
+    progress.send_modify(|s| {
+        *s = Snapshot {
+            have: total - left,
+            total,
+            fetched: c.fetched,
+            uploaded: c.uploaded,
+            peers,
+            web_seeds,
+            from_web: c.from_web,
+            from_peers: c.from_peers,
+            phase,
+            note: std::mem::take(&mut s.note),
+        }
     });
 }
 
@@ -104,33 +108,32 @@ pub(super) fn outcome(
     port: u16,
 ) -> Outcome {
     let t = ctx.lock();
+    let c = ctx.counters.totals();
     let mut peers: Vec<(SocketAddr, String, u64)> = t
-        .tallies
-        .iter()
+        .tallies()
         .filter(|(_, v)| v.bytes > 0)
         .map(|(a, v)| (*a, v.client.clone(), v.bytes))
         .collect();
     peers.sort_by_key(|p| std::cmp::Reverse(p.2));
     let mut by_source: std::collections::BTreeMap<super::pool::PeerSource, (usize, u64)> =
         Default::default();
-    for v in t.tallies.values() {
+    for (_, v) in t.tallies() {
         if let Some(source) = v.source {
             let e = by_source.entry(source).or_default();
             e.0 += 1;
             e.1 += v.bytes;
         }
     }
-    let mut banned: Vec<(SocketAddr, String)> =
-        t.banned.iter().map(|(a, r)| (*a, r.clone())).collect();
+    let mut banned: Vec<(SocketAddr, String)> = t.banned().map(|(a, r)| (*a, r.clone())).collect();
     banned.sort();
     Outcome {
         name: ctx.name.clone(),
         total: ctx.lengths.total(),
         pieces: ctx.lengths.piece_count(),
         pieces_on_disk,
-        fetched: t.fetched,
-        wasted: t.wasted,
-        uploaded: t.uploaded,
+        fetched: c.fetched,
+        wasted: c.wasted,
+        uploaded: c.uploaded,
         elapsed: seeding_since.map_or_else(
             || crate::session::now().saturating_duration_since(started),
             |s| s - started,
@@ -143,18 +146,18 @@ pub(super) fn outcome(
             .collect(),
         banned,
         web_seeds: t
-            .web
+            .web()
             .iter()
             .map(|w| {
                 (
-                    w.url.clone(),
-                    w.bytes,
-                    w.health.dropped().map(str::to_string),
+                    w.url().to_string(),
+                    w.bytes(),
+                    w.health().dropped().map(str::to_string),
                 )
             })
             .collect(),
-        from_web: t.from_web,
-        from_peers: t.from_peers,
+        from_web: c.from_web,
+        from_peers: c.from_peers,
         port,
     }
 }

@@ -74,7 +74,7 @@ pub(super) async fn run(
     let (storage, have) = checked.map_err(|e| end(&mut life, e))?;
     let pieces_on_disk = have.count();
     let ctx = context(&meta, config, storage, have, engine);
-    let complete = ctx.lock().picker.is_complete();
+    let complete = ctx.lock().picker().is_complete();
     advance(&mut life, Event::Checked { complete });
     if life.phase() == Phase::Done {
         ctx.status.send_replace(Status::Complete);
@@ -197,6 +197,7 @@ fn context(
     let picker = Picker::new(lengths, config.strategy, have, max_active);
     let (status, _) = watch::channel(Status::Running);
     let (shutdown, _) = watch::channel(false);
+    let counters = Arc::new(super::counters::Counters::default());
     Arc::new(Ctx {
         info_hash: meta.info_hash,
         name: meta.info.name.clone(),
@@ -210,7 +211,12 @@ fn context(
         files: meta.info.files.clone(),
         config,
         storage,
-        torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::from_os_rng())),
+        torrent: Mutex::new(Torrent::new(
+            picker,
+            rand::rngs::StdRng::from_os_rng(),
+            counters.clone(),
+        )),
+        counters,
         wake: Notify::new(),
         need_peers: Notify::new(),
         interest: Notify::new(),
@@ -234,7 +240,7 @@ impl Swarm {
         {
             let mut t = ctx.lock();
             for &(addr, source) in &config.peers {
-                t.pool.add(&[addr], source, now());
+                t.pool_mut().add(&[addr], source, now());
             }
         }
         let mut tasks = JoinSet::new();
@@ -254,7 +260,7 @@ impl Swarm {
         tasks.spawn(loops::choke(ctx.clone()));
         let mut announcers = JoinSet::new();
         let tiers = meta.tiers();
-        ctx.lock().trackers.tiers = tiers.len();
+        ctx.lock().set_tracker_tiers(tiers.len());
         let client = ctx.engine.tracker.clone();
         for urls in tiers {
             announcers.spawn(announce::tier(
@@ -354,21 +360,21 @@ async fn transfer(
 /// peer and no address to try: nothing will ever arrive.
 fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
     let t = ctx.lock();
-    if t.web.iter().any(|w| w.health.dropped().is_none()) {
+    if t.web().iter().any(|w| w.live()) {
         return None;
     }
-    let web = t.web.iter().rev().find_map(|w| w.health.last_error());
-    let all_tried = t.trackers.tiers_tried >= t.trackers.tiers && t.trackers.answered == 0;
-    let no_peers = t.peers.is_empty() && t.pool.idle() == 0 && t.pool.connecting() == 0;
+    let web = t.web().iter().rev().find_map(|w| w.health().last_error());
+    let all_tried = t.trackers().all_failed();
+    let no_peers = t.peer_count() == 0 && t.pool().idle() == 0 && t.pool().connecting() == 0;
     let settled = now().saturating_duration_since(started) > Duration::from_secs(5);
-    if !(all_tried && no_peers && settled && t.trackers.peers_seen == 0) {
+    if !(all_tried && no_peers && settled && t.peers_ever() == 0) {
         return None;
     }
-    let trackers = (t.trackers.tiers > 0).then(|| {
-        t.trackers
-            .last_error
-            .clone()
-            .unwrap_or_else(|| "no tracker answered".into())
+    let trackers = (t.trackers().tiers() > 0).then(|| {
+        t.trackers()
+            .last_error()
+            .unwrap_or("no tracker answered")
+            .to_string()
     });
     Some(match (trackers, web) {
         (Some(tr), Some(w)) => format!("{tr}; every web seed failed, last: {w}"),
@@ -387,7 +393,7 @@ fn seed_done(ctx: &Ctx, since: Instant) -> bool {
     {
         return true;
     }
-    let uploaded = ctx.lock().uploaded as f64;
+    let uploaded = ctx.counters.totals().uploaded as f64;
     config
         .seed_ratio
         .is_some_and(|r| uploaded >= r * ctx.lengths.total() as f64)

@@ -1,20 +1,31 @@
-//! The state one torrent shares between its peer tasks: the picker, partial piece buffers, who gave
-//! what, strikes and bans, byte counters. All of it sits behind one `std::sync::Mutex` in
-//! [`super::Ctx`], held only for short synchronous steps and never across `.await`.
+//! The state one torrent shares between its tasks, split by concern: [`pieces`] (picker, piece
+//! buffers), [`peers`] (connected peers, slots, strikes and bans, tallies), [`discovery`] (the
+//! address pool, tracker status) and [`web`] (web seeds). All of it sits behind one
+//! `std::sync::Mutex` in [`super::Ctx`], held only for short synchronous steps and never across
+//! `.await`; its fields are private, and every change goes through a method here. Byte counters
+//! live outside the lock ([`super::counters`]). The invariants are in DESIGN.md ("Torrent state").
 
-use std::collections::{HashMap, HashSet};
+pub mod discovery;
+pub mod peers;
+pub mod pieces;
+pub mod web;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::counters::Counters;
+use super::pool::{PeerSource, Pool};
 use crate::bitfield::Bitfield;
-use crate::picker::{PeerKey, Picker, Receipt};
+use crate::picker::{PeerKey, Picker};
 use crate::types::{BlockRef, PieceIndex};
-use crate::webseed::health::Health;
-
-/// A peer that alone sent this many pieces that failed their hash check is banned for the session.
-pub const MAX_STRIKES: u32 = 3;
+pub use discovery::TrackerStatus;
+pub use peers::{PeerTally, MAX_STRIKES};
+pub use pieces::Complete;
+use pieces::{Pieces, Received};
+pub use web::WebSeed;
 
 /// What the torrent tells a peer task.
 #[derive(Debug, Clone)]
@@ -50,27 +61,6 @@ pub struct PeerEntry {
     pub seed: bool,
 }
 
-impl Torrent {
-    /// The peers to tell others of (BEP 11): every connected one whose listening address is known,
-    /// with its flags.
-    pub fn pex_peers(&self) -> Vec<(SocketAddr, crate::wire::pex::PexFlags)> {
-        use crate::wire::pex::PexFlags;
-        self.peers
-            .values()
-            .filter_map(|p| {
-                let mut flags = PexFlags::NONE;
-                if p.seed {
-                    flags |= PexFlags::SEED;
-                }
-                if p.listen == Some(p.addr) {
-                    flags |= PexFlags::REACHABLE;
-                }
-                p.listen.map(|a| (a, flags))
-            })
-            .collect()
-    }
-}
-
 /// A peer's figures, refreshed by its task every second.
 #[derive(Debug, Clone, Default)]
 pub struct PeerStats {
@@ -95,162 +85,69 @@ pub enum Source {
     Web(usize),
 }
 
-/// A web seed as the torrent knows it.
-#[derive(Debug, Clone)]
-pub struct WebSeed {
-    /// The URL as given (the torrent's `url-list` or `--web-seed`).
-    pub url: String,
-    /// Backoff, strikes, dropped.
-    pub health: Health,
-    /// Useful block bytes it sent.
-    pub bytes: u64,
-    /// The pieces we ask it for: all, less those it alone sent wrong (the picker's "has" for it;
-    /// once another source proves such a piece, the mirror takes a strike for it).
-    pub has: Bitfield,
-}
-
-/// A piece being assembled in memory.
-struct PieceBuf {
-    data: Vec<u8>,
-    /// Sources that delivered at least one block of it, with their bytes.
-    contributors: Vec<(Source, u64)>,
-}
-
-/// A complete piece ready to be hashed.
-pub struct Complete {
-    /// The piece.
-    pub piece: PieceIndex,
-    /// Its bytes.
-    pub data: Vec<u8>,
-    /// Who delivered them and how many bytes each: credited if the hash matches, blamed if not.
-    pub contributors: Vec<(Source, u64)>,
-}
-
-/// Totals for one peer address over the session.
-#[derive(Debug, Clone, Default)]
-pub struct PeerTally {
-    /// Client name from its peer id.
-    pub client: String,
-    /// Useful block bytes it sent.
-    pub bytes: u64,
-    /// Where we heard of it (incoming: it found us).
-    pub source: Option<super::pool::PeerSource>,
+/// Why a handshaken peer is not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its address or peer id is banned.
+    Banned,
+    /// A connection with the same peer id is already up.
+    Duplicate,
 }
 
 /// The torrent's shared, lock-protected state.
 pub struct Torrent {
-    /// Reservations and piece states.
-    pub picker: Picker,
-    buffers: HashMap<u32, PieceBuf>,
-    /// Connected peers.
-    pub peers: HashMap<PeerKey, PeerEntry>,
-    /// Incoming connections still handshaking; they hold a `--max-peers` slot (see [`Torrent::busy`]).
-    pub accepting: usize,
-    next_key: PeerKey,
-    strikes: HashMap<SocketAddr, u32>,
-    /// Banned addresses, with the reason.
-    pub banned: HashMap<SocketAddr, String>,
-    /// Banned peer ids (a banned peer reconnecting from another port).
-    pub banned_ids: HashSet<[u8; 20]>,
-    /// Block payload bytes received this run (useful or not).
-    pub fetched: u64,
-    /// Bytes received that we already had or could not use.
-    pub wasted: u64,
-    /// Bytes verified this run (for the tracker's `downloaded`).
-    pub verified_bytes: u64,
-    /// Bytes uploaded this run.
-    pub uploaded: u64,
-    /// Per address: client and useful bytes.
-    pub tallies: HashMap<SocketAddr, PeerTally>,
-    /// Web seeds, indexed by [`Source::Web`].
-    pub web: Vec<WebSeed>,
-    /// Useful bytes from web seeds.
-    pub from_web: u64,
-    /// Useful bytes from peers.
-    pub from_peers: u64,
-    /// Randomness for the picker.
-    pub rng: StdRng,
-    /// Peer addresses to dial.
-    pub pool: super::pool::Pool,
-    /// How the trackers are doing.
-    pub trackers: TrackerStatus,
-}
-
-/// What the announcers report, for the "no tracker and no peer" check and the summary.
-#[derive(Debug, Default)]
-pub struct TrackerStatus {
-    /// Tiers announced to.
-    pub tiers: usize,
-    /// Tiers that finished their first round of attempts.
-    pub tiers_tried: usize,
-    /// Announces answered.
-    pub answered: usize,
-    /// The last tracker error, for the message.
-    pub last_error: Option<String>,
-    /// Peers ever connected (handshake done).
-    pub peers_seen: usize,
+    pieces: Pieces,
+    peers: peers::Peers,
+    discovery: discovery::Discovery,
+    web: Vec<WebSeed>,
+    counters: Arc<Counters>,
 }
 
 impl Torrent {
-    /// State around a picker.
-    pub fn new(picker: Picker, rng: StdRng) -> Torrent {
+    /// State around a picker; `counters` are the torrent's (shared with [`super::Ctx`]).
+    pub fn new(picker: Picker, rng: StdRng, counters: Arc<Counters>) -> Torrent {
         Torrent {
-            picker,
-            buffers: HashMap::new(),
-            peers: HashMap::new(),
-            next_key: 1,
-            strikes: HashMap::new(),
-            accepting: 0,
-            banned: HashMap::new(),
-            banned_ids: HashSet::new(),
-            fetched: 0,
-            wasted: 0,
-            verified_bytes: 0,
-            uploaded: 0,
-            tallies: HashMap::new(),
+            pieces: Pieces::new(picker, rng),
+            peers: peers::Peers::new(),
+            discovery: Default::default(),
             web: Vec::new(),
-            from_web: 0,
-            from_peers: 0,
-            rng,
-            pool: Default::default(),
-            trackers: Default::default(),
+            counters,
         }
     }
 
-    /// Connection slots in use under `--max-peers`: connected peers, dials in progress and incoming
-    /// connections still handshaking.
-    pub fn busy(&self) -> usize {
-        self.peers.len() + self.pool.connecting() + self.accepting
+    // --- pieces ---
+
+    /// The picker, to read (piece states, what is left, completion).
+    pub fn picker(&self) -> &Picker {
+        self.pieces.picker()
     }
 
-    /// Registers a connected peer; returns its key and a snapshot of what we have (its task then
-    /// receives a [`Command::Have`] for every piece verified later, exactly once).
-    pub fn register(&mut self, entry: PeerEntry) -> (PeerKey, Bitfield) {
-        let key = self.next_key;
-        self.next_key += 1;
-        self.peers.insert(key, entry);
-        (key, self.picker.have().clone())
+    /// Reserves up to `want` blocks for peer `key`, which has `has`.
+    pub fn pick(&mut self, key: PeerKey, has: &Bitfield, want: usize) -> Vec<BlockRef> {
+        self.pieces.pick(key, has, want)
+    }
+
+    /// Reserves a run of up to `max` consecutive blocks for web seed `mirror` (its `has`).
+    pub fn pick_web(&mut self, key: PeerKey, mirror: usize, max: usize) -> Vec<BlockRef> {
+        let Some(w) = self.web.get(mirror) else {
+            return Vec::new();
+        };
+        self.pieces.pick_run(key, w.has(), max)
+    }
+
+    /// Gives `blocks` reserved by `key` back to the picker.
+    pub fn unrequest(&mut self, key: PeerKey, blocks: &[BlockRef]) {
+        self.pieces.unrequest(key, blocks);
+    }
+
+    /// A peer announced `piece` (availability).
+    pub fn add_have(&mut self, piece: PieceIndex) {
+        self.pieces.add_have(piece);
     }
 
     /// A key for a picker client that is not a registered peer (a web seed connection).
     pub fn new_key(&mut self) -> PeerKey {
-        let key = self.next_key;
-        self.next_key += 1;
-        key
-    }
-
-    /// A peer task ended: forget it and what it had; `pending` blocks go back to the pool.
-    pub fn unregister(&mut self, key: PeerKey, has: &Bitfield, pending: &[BlockRef]) {
-        for b in pending {
-            self.picker.unrequest(key, *b);
-        }
-        self.picker.remove_peer(has);
-        self.peers.remove(&key);
-    }
-
-    /// Whether `addr` (or `id`) is banned.
-    pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {
-        self.banned.contains_key(addr) || id.is_some_and(|id| self.banned_ids.contains(id))
+        self.peers.new_key()
     }
 
     /// Stores a received block; returns a complete piece when this was its last block.
@@ -262,38 +159,19 @@ impl Torrent {
         data: &[u8],
         piece_len: u32,
     ) -> Option<Complete> {
-        self.fetched += data.len() as u64;
-        match self.picker.received(key, block) {
-            Receipt::Useless => {
-                self.wasted += data.len() as u64;
+        self.counters.fetched(data.len() as u64);
+        match self.pieces.receive(key, source, block, data, piece_len) {
+            Received::Useless => {
+                self.counters.wasted(data.len() as u64);
                 None
             }
-            Receipt::Useful { complete, cancel } => {
+            Received::Stored { cancel, complete } => {
                 for other in cancel {
-                    if let Some(p) = self.peers.get(&other) {
+                    if let Some(p) = self.peers.get(other) {
                         let _ = p.tx.send(Command::Cancel(block));
                     }
                 }
-                let i = block.piece.get();
-                let buf = self.buffers.entry(i).or_insert_with(|| PieceBuf {
-                    data: vec![0; piece_len as usize],
-                    contributors: Vec::new(),
-                });
-                let at = block.offset as usize;
-                buf.data[at..at + data.len()].copy_from_slice(data);
-                match buf.contributors.iter_mut().find(|(s, _)| *s == source) {
-                    Some((_, n)) => *n += data.len() as u64,
-                    None => buf.contributors.push((source, data.len() as u64)),
-                }
-                if !complete {
-                    return None;
-                }
-                let buf = self.buffers.remove(&i)?;
-                Some(Complete {
-                    piece: block.piece,
-                    data: buf.data,
-                    contributors: buf.contributors,
-                })
+                complete
             }
         }
     }
@@ -312,86 +190,299 @@ impl Torrent {
         len: u32,
         contributors: &[(Source, u64)],
     ) -> Vec<Source> {
-        self.picker.verified(piece, ok);
+        self.pieces.verified(piece, ok);
         if ok {
-            self.verified_bytes += u64::from(len);
+            self.counters.verified(u64::from(len));
             for &(source, n) in contributors {
                 self.credit(source, n);
             }
             // Each task knows whether its peer already has the piece and stays quiet if so.
-            for p in self.peers.values() {
+            for (_, p) in self.peers.iter() {
                 let _ = p.tx.send(Command::Have(piece.get()));
             }
             // The mirrors that lack the piece in `has` are those that alone sent it wrong.
             let mut dropped = Vec::new();
             for (i, w) in self.web.iter_mut().enumerate() {
-                if !w.has.get(piece.get()) {
+                if !w.has().get(piece.get()) {
                     let why = format!("sent piece {} wrong", piece.get());
-                    if w.health.proven(&why, crate::session::now()) {
+                    if w.health_mut().proven(&why, crate::session::now()) {
                         dropped.push(Source::Web(i));
                     }
                 }
             }
             return dropped;
         }
-        self.wasted += u64::from(len);
-        let mut newly = Vec::new();
+        self.counters.wasted(u64::from(len));
         // Blame only a sole contributor. A piece that failed with several is fetched again from one
         // peer only (the picker's single-source retry), so the next failure names the culprit
         // exactly and an honest peer that shared a bad piece is never banned for it.
         match contributors {
-            [(Source::Peer(addr), _)] => {
-                let n = self.strikes.entry(*addr).or_default();
-                *n += 1;
-                if *n >= MAX_STRIKES && !self.banned.contains_key(addr) {
-                    self.banned
-                        .insert(*addr, format!("sent {n} pieces that failed the hash check"));
-                    newly.push(Source::Peer(*addr));
-                }
-            }
+            [(Source::Peer(addr), _)] if self.peers.strike(*addr) => vec![Source::Peer(*addr)],
             [(Source::Web(i), _)] => {
-                if let Some(w) = self.web.get_mut(*i) {
-                    if w.has.clear(piece.get()) {
-                        let why = format!("piece {} failed its hash check", piece.get());
-                        if w.health.suspect(&why) {
-                            newly.push(Source::Web(*i));
-                        }
-                    }
+                let Some(w) = self.web.get_mut(*i) else {
+                    return Vec::new();
+                };
+                let why = format!("piece {} failed its hash check", piece.get());
+                if w.withhold(piece.get()) && w.health_mut().suspect(&why) {
+                    vec![Source::Web(*i)]
+                } else {
+                    Vec::new()
                 }
             }
-            _ => {}
+            _ => Vec::new(),
         }
-        for p in self
-            .peers
-            .values()
-            .filter(|p| newly.contains(&Source::Peer(p.addr)))
-        {
-            self.banned_ids.insert(p.id);
-            let _ =
-                p.tx.send(Command::Disconnect("banned: took part in bad pieces"));
-        }
-        newly
     }
 
     /// Useful bytes from `source`, counted once their piece is verified.
     fn credit(&mut self, source: Source, n: u64) {
         match source {
             Source::Peer(addr) => {
-                self.tallies.entry(addr).or_default().bytes += n;
-                self.from_peers += n;
+                self.peers.tally(addr).bytes += n;
+                self.counters.from_peers(n);
             }
             Source::Web(i) => {
                 if let Some(w) = self.web.get_mut(i) {
-                    w.bytes += n;
+                    w.credit(n);
                 }
-                self.from_web += n;
+                self.counters.from_web(n);
             }
         }
     }
 
     /// The bytes held in partial piece buffers.
     pub fn buffered(&self) -> usize {
-        self.buffers.values().map(|b| b.data.len()).sum()
+        self.pieces.buffered()
+    }
+
+    // --- peers ---
+
+    /// Connection slots in use under `--max-peers`: connected peers, dials in progress and incoming
+    /// connections still handshaking.
+    pub fn busy(&self) -> usize {
+        self.peers.slots() + self.discovery.pool.connecting()
+    }
+
+    /// An incoming connection takes a slot while it handshakes (see [`super::link::Incoming`]).
+    pub fn claim_incoming(&mut self) {
+        self.peers.claim_incoming();
+    }
+
+    /// An incoming connection's slot is given back (registered or turned away).
+    pub fn settle_incoming(&mut self) {
+        self.peers.settle_incoming();
+    }
+
+    /// Admits a peer whose handshake is done: refused if banned or already connected; else
+    /// recorded (pool, tally with its client and source) and registered. Returns its key, a
+    /// snapshot of what we have (its task then gets a [`Command::Have`] for every piece verified
+    /// later, exactly once), and where we heard of it.
+    pub fn admit(
+        &mut self,
+        entry: PeerEntry,
+        client: &str,
+        outgoing: bool,
+    ) -> Result<(PeerKey, Bitfield, Option<PeerSource>), Refused> {
+        let addr = entry.addr;
+        if self.peers.is_banned(&addr, Some(&entry.id)) {
+            return Err(Refused::Banned);
+        }
+        if self.peers.has_id(&entry.id) {
+            return Err(Refused::Duplicate);
+        }
+        self.discovery.pool.connected(addr);
+        let source = if outgoing {
+            self.discovery.pool.source(&addr)
+        } else {
+            Some(PeerSource::Incoming)
+        };
+        let tally = self.peers.tally(addr);
+        tally.client = client.to_string();
+        tally.source = source;
+        let (key, have) = self.register(entry);
+        Ok((key, have, source))
+    }
+
+    /// Registers a connected peer; returns its key and a snapshot of what we have.
+    pub fn register(&mut self, entry: PeerEntry) -> (PeerKey, Bitfield) {
+        let key = self.peers.insert(entry);
+        (key, self.pieces.picker().have().clone())
+    }
+
+    /// A peer task ended: forget it and what it had; `pending` blocks go back to the pool.
+    pub fn unregister(&mut self, key: PeerKey, has: &Bitfield, pending: &[BlockRef]) {
+        self.pieces.unrequest(key, pending);
+        self.pieces.remove_peer(has);
+        self.peers.remove(key);
+    }
+
+    /// A peer's bitfield or first `have`s, counted in availability.
+    pub fn add_peer_pieces(&mut self, has: &Bitfield) {
+        self.pieces.add_peer(has);
+    }
+
+    /// Whether `addr` (or `id`) is banned.
+    pub fn is_banned(&self, addr: &SocketAddr, id: Option<&[u8; 20]>) -> bool {
+        self.peers.is_banned(addr, id)
+    }
+
+    /// Banned addresses, with the reason.
+    pub fn banned(&self) -> impl Iterator<Item = (&SocketAddr, &String)> {
+        self.peers.banned().iter()
+    }
+
+    /// Per address: client, useful bytes, source.
+    pub fn tallies(&self) -> impl Iterator<Item = (&SocketAddr, &PeerTally)> {
+        self.peers.tallies().iter()
+    }
+
+    /// The connected peer `key`.
+    pub fn peer(&self, key: PeerKey) -> Option<&PeerEntry> {
+        self.peers.get(key)
+    }
+
+    /// Every connected peer.
+    pub fn peers(&self) -> impl Iterator<Item = &PeerEntry> {
+        self.peers.iter().map(|(_, p)| p)
+    }
+
+    /// Connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Peers ever connected (handshake done) this session.
+    pub fn peers_ever(&self) -> usize {
+        self.peers.ever()
+    }
+
+    /// A peer task's periodic report: its figures for the choker, its seed flag for PEX, and the
+    /// bytes it uploaded since the last one.
+    pub fn report(&mut self, key: PeerKey, stats: PeerStats, seed: bool, uploaded: u64) {
+        self.counters.uploaded(uploaded);
+        self.peers.set_stats(key, stats, seed);
+    }
+
+    /// An incoming peer's listening address, learned from its extended handshake (kept if known).
+    pub fn set_listen(&mut self, key: PeerKey, addr: SocketAddr) {
+        if let Some(e) = self.peers.get_mut(key) {
+            e.listen.get_or_insert(addr);
+        }
+    }
+
+    /// Peers we upload to.
+    pub fn unchoked(&self) -> usize {
+        self.peers.iter().filter(|(_, p)| p.unchoked).count()
+    }
+
+    /// One choker round: decides whom to unchoke and tells the peers whose state changes.
+    pub fn choke_round(&mut self, choker: &mut super::choker::Choker) {
+        let seeding = self.pieces.picker().is_complete();
+        let candidates: Vec<super::choker::Candidate> = self
+            .peers
+            .iter()
+            .map(|(k, p)| super::choker::Candidate {
+                key: *k,
+                interested: p.stats.interested,
+                rate: if seeding {
+                    p.stats.up_rate
+                } else {
+                    p.stats.down_rate
+                },
+                snubbed: !seeding && p.stats.snubbed,
+                new: p.stats.new,
+            })
+            .collect();
+        let unchoke = choker.round(&candidates, self.pieces.rng());
+        for (k, p) in self.peers.iter_mut() {
+            let want = unchoke.contains(k);
+            if want != p.unchoked {
+                p.unchoked = want;
+                let _ = p.tx.send(if want {
+                    Command::Unchoke
+                } else {
+                    Command::Choke
+                });
+            }
+        }
+    }
+
+    /// The peers to tell others of (BEP 11): every connected one whose listening address is known,
+    /// with its flags.
+    pub fn pex_peers(&self) -> Vec<(SocketAddr, crate::wire::pex::PexFlags)> {
+        use crate::wire::pex::PexFlags;
+        self.peers()
+            .filter_map(|p| {
+                let mut flags = PexFlags::NONE;
+                if p.seed {
+                    flags |= PexFlags::SEED;
+                }
+                if p.listen == Some(p.addr) {
+                    flags |= PexFlags::REACHABLE;
+                }
+                p.listen.map(|a| (a, flags))
+            })
+            .collect()
+    }
+
+    // --- discovery ---
+
+    /// The addresses to dial, to read.
+    pub fn pool(&self) -> &Pool {
+        &self.discovery.pool
+    }
+
+    /// The addresses to dial, to add to or take from (its own methods keep its rules).
+    pub fn pool_mut(&mut self) -> &mut Pool {
+        &mut self.discovery.pool
+    }
+
+    /// How the trackers are doing.
+    pub fn trackers(&self) -> &TrackerStatus {
+        &self.discovery.trackers
+    }
+
+    /// The number of tracker tiers announced to.
+    pub fn set_tracker_tiers(&mut self, n: usize) {
+        self.discovery.set_tiers(n);
+    }
+
+    /// A tracker answered with `peers`; returns how many were new to the pool.
+    pub fn tracker_answered(&mut self, peers: &[SocketAddr]) -> usize {
+        self.discovery.answered(peers, crate::session::now())
+    }
+
+    /// A tracker failed (the message names it).
+    pub fn tracker_failed(&mut self, why: String) {
+        self.discovery.failed(why);
+    }
+
+    /// A tier finished its first round of attempts.
+    pub fn tracker_tier_tried(&mut self) {
+        self.discovery.tier_tried();
+    }
+
+    // --- web seeds ---
+
+    /// The web seeds, indexed by [`Source::Web`].
+    pub fn web(&self) -> &[WebSeed] {
+        &self.web
+    }
+
+    /// Adds a web seed; returns its index.
+    pub fn add_web_seed(&mut self, seed: WebSeed) -> usize {
+        self.web.push(seed);
+        self.web.len() - 1
+    }
+
+    /// The byte counters now (tests read them through the torrent they built).
+    #[cfg(test)]
+    pub fn totals(&self) -> super::counters::Totals {
+        self.counters.totals()
+    }
+
+    /// Web seed `i`, to record a request's result.
+    pub fn web_seed_mut(&mut self, i: usize) -> Option<&mut WebSeed> {
+        self.web.get_mut(i)
     }
 }
 

@@ -76,6 +76,7 @@ fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
     .encode();
     let (status, _) = watch::channel(Status::Running);
     let (shutdown, _) = watch::channel(false);
+    let counters = Arc::new(super::counters::Counters::default());
     let ctx = Ctx {
         info_hash: InfoHash(Sha1::digest(&info).into()),
         name: "t".into(),
@@ -89,7 +90,12 @@ fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
         files: Vec::new(),
         config: Config::new(std::env::temp_dir()),
         storage: Arc::new(storage),
-        torrent: Mutex::new(Torrent::new(picker, rand::rngs::StdRng::seed_from_u64(7))),
+        torrent: Mutex::new(Torrent::new(
+            picker,
+            rand::rngs::StdRng::seed_from_u64(7),
+            counters.clone(),
+        )),
+        counters,
         wake: Notify::new(),
         need_peers: Notify::new(),
         interest: Notify::new(),
@@ -235,7 +241,7 @@ async fn downloads_every_piece_from_a_scripted_seeder() {
         assert!(peer.block(&data, piece, begin, false).await);
         served += 1;
     }
-    eventually(&ctx, |t| t.picker.is_complete()).await;
+    eventually(&ctx, |t| t.picker().is_complete()).await;
     let mut all = vec![0u8; data.len()];
     for i in 0..PIECES {
         let p = ctx.lengths.piece(i).unwrap();
@@ -268,7 +274,7 @@ async fn a_choke_voids_the_requests_and_an_unchoke_asks_again() {
     let first = peer.requests(10).await;
     peer.send(Message::Choke).await;
     // Back in the picker: another client can take them.
-    eventually(&ctx, |t| t.picker.wants_block(block(first[0]))).await;
+    eventually(&ctx, |t| t.picker().wants_block(block(first[0]))).await;
     peer.send(Message::Unchoke).await;
     let again = peer.requests(10).await;
     assert_eq!(again, first, "the same blocks, asked again in order");
@@ -290,18 +296,14 @@ async fn a_stalled_peer_gives_its_blocks_up_and_a_late_answer_still_counts() {
     let asked = peer.requests(10).await;
     // Silence: after the first-block timeout (3 s) it counts as stalled (snubbed)...
     let started = tokio::time::Instant::now();
-    eventually(&ctx, |t| t.peers.values().any(|p| p.stats.snubbed)).await;
+    eventually(&ctx, |t| t.peers().any(|p| p.stats.snubbed)).await;
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_secs(3) && waited < Duration::from_secs(5),
         "stalled after {waited:?}"
     );
     // ...and every block it held is free for another client to take, without any endgame.
-    let taken = {
-        let mut guard = ctx.lock();
-        let t = &mut *guard;
-        t.picker.pick(999, &Bitfield::full(PIECES), 100, &mut t.rng)
-    };
+    let taken = { ctx.lock().pick(999, &Bitfield::full(PIECES), 100) };
     assert_eq!(taken.len(), (PIECES * 2) as usize, "all blocks were free");
     for b in &asked {
         assert!(taken.contains(&block(*b)), "{b:?} released");
@@ -309,9 +311,9 @@ async fn a_stalled_peer_gives_its_blocks_up_and_a_late_answer_still_counts() {
     // The stalled peer gets no new request while snubbed, but its late answer is taken.
     let (piece, begin) = asked[0];
     assert!(peer.block(&data, piece, begin, false).await);
-    eventually(&ctx, |t| t.fetched == u64::from(BLOCK_LEN)).await;
+    eventually(&ctx, |t| t.totals().fetched == u64::from(BLOCK_LEN)).await;
     assert_eq!(
-        ctx.lock().wasted,
+        ctx.counters.totals().wasted,
         0,
         "a late answer to a released request is not waste"
     );
@@ -327,8 +329,8 @@ async fn deep_pipelines_are_served_and_only_a_flood_drops_the_peer() {
         .until(|m| matches!(m, Message::Bitfield(_)).then_some(()))
         .await;
     peer.send(Message::Interested).await;
-    eventually(&ctx, |t| !t.peers.is_empty()).await;
-    for p in ctx.lock().peers.values() {
+    eventually(&ctx, |t| t.peer_count() > 0).await;
+    for p in ctx.lock().peers() {
         p.tx.send(Command::Unchoke).unwrap();
     }
     peer.until(|m| matches!(m, Message::Unchoke).then_some(()))
@@ -408,7 +410,7 @@ async fn a_peer_that_sends_three_bad_pieces_is_banned() {
     );
     let t = ctx.lock();
     assert!(t.is_banned(&addr(1005), Some(&[5; 20])));
-    assert!(!t.picker.is_complete());
+    assert!(!t.picker().is_complete());
 }
 
 #[tokio::test(start_paused = true)]
@@ -425,7 +427,7 @@ async fn handshakes_for_another_torrent_or_from_ourselves_are_refused() {
         .await;
     let end = task.await.unwrap().unwrap_err();
     assert!(end.is_permanent(), "{end}");
-    assert!(ctx.lock().peers.is_empty());
+    assert!(ctx.lock().peer_count() == 0);
     // A peer that never answers the handshake is given up after the handshake timeout.
     let (_silent, task) = Scripted::connect(&ctx, addr(1008));
     let end = task.await.unwrap().unwrap_err();
@@ -444,7 +446,7 @@ async fn a_silent_peer_is_dropped_as_idle() {
         .expect("ended in time")
         .unwrap();
     assert!(matches!(end, Err(PeerError::Dropped(_))), "{end:?}");
-    assert!(ctx.lock().peers.is_empty(), "unregistered");
+    assert!(ctx.lock().peer_count() == 0, "unregistered");
 }
 
 #[tokio::test(start_paused = true)]
@@ -599,10 +601,10 @@ async fn peer_exchange_feeds_the_pool_and_tells_peers_of_each_other() {
         payload: msg.encode().into(),
     })
     .await;
-    eventually(&ctx, |t| t.pool.source(&addr(2002)).is_some()).await;
+    eventually(&ctx, |t| t.pool().source(&addr(2002)).is_some()).await;
     let t = ctx.lock();
-    assert_eq!(t.pool.source(&addr(2001)), Some(PeerSource::Pex));
-    assert_eq!(t.pool.source(&addr(2002)), Some(PeerSource::Pex));
+    assert_eq!(t.pool().source(&addr(2001)), Some(PeerSource::Pex));
+    assert_eq!(t.pool().source(&addr(2002)), Some(PeerSource::Pex));
 }
 
 #[tokio::test(start_paused = true)]
@@ -644,5 +646,5 @@ async fn a_private_torrent_neither_offers_nor_takes_peer_exchange() {
     })
     .await;
     assert!(!matches!(heard, Ok(true)), "a PEX message was sent");
-    assert_eq!(ctx.lock().pool.source(&addr(2003)), None);
+    assert_eq!(ctx.lock().pool().source(&addr(2003)), None);
 }

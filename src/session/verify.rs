@@ -41,10 +41,10 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
             let banned = t.verified(piece, ok, len, &contributors);
             let web_failed = !ok && matches!(contributors[..], [(Source::Web(_), _)]);
             let no_mirror_left = web_failed
-                && t.web
+                && t.web()
                     .iter()
-                    .all(|w| w.health.dropped().is_some() || !w.has.get(piece.get()));
-            (banned, t.picker.is_complete(), no_mirror_left)
+                    .all(|w| !w.live() || !w.has().get(piece.get()));
+            (banned, t.picker().is_complete(), no_mirror_left)
         };
         if no_mirror_left {
             let start = ctx.lengths.piece_offset(piece);
@@ -79,7 +79,7 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
                     "banned: took part in pieces that failed the hash check"
                 ),
                 Source::Web(i) => {
-                    let url = ctx.lock().web.get(i).map(|w| w.url.clone());
+                    let url = ctx.lock().web().get(i).map(|w| w.url().to_string());
                     tracing::warn!(
                         url = url.as_deref().unwrap_or("?"),
                         "web seed dropped: pieces failed the hash check"

@@ -45,24 +45,25 @@ pub fn mirrors(ctx: &Ctx, meta: &Metainfo) -> Vec<Mirror> {
     let mut t = ctx.lock();
     let mut out = Vec::new();
     for url in &ctx.config.web_seeds {
-        let index = t.web.len();
         let mut health = crate::webseed::health::Health::default();
         let usable = crate::fetch::check(&ctx.config.net, url).map_err(|e| e.to_string());
         match usable
             .and_then(|()| crate::webseed::file_urls(url, &meta.info).map_err(|e| e.to_string()))
         {
-            Ok(urls) => out.push(Mirror { index, urls }),
+            Ok(urls) => out.push(Mirror {
+                index: t.web().len(),
+                urls,
+            }),
             Err(e) => {
                 tracing::warn!(url = %crate::text::line(url), "web seed not used: {e}");
                 health.drop_now(e.to_string());
             }
         }
-        t.web.push(super::state::WebSeed {
-            url: url.clone(),
+        t.add_web_seed(super::state::WebSeed::new(
+            url.clone(),
             health,
-            bytes: 0,
-            has: crate::bitfield::Bitfield::full(ctx.lengths.piece_count()),
-        });
+            ctx.lengths.piece_count(),
+        ));
     }
     out
 }
@@ -106,9 +107,11 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
         if *shutdown.borrow() {
             return;
         }
-        let wait = ctx.lock().web[mirror.index]
-            .health
-            .wait(crate::session::now());
+        let wait = ctx
+            .lock()
+            .web()
+            .get(mirror.index)
+            .and_then(|w| w.health().wait(crate::session::now()));
         let Some(wait) = wait else {
             return;
         };
@@ -120,13 +123,11 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
             continue;
         }
         let blocks = {
-            let mut guard = ctx.lock();
-            let t = &mut *guard;
-            if t.picker.is_complete() {
+            let mut t = ctx.lock();
+            if t.picker().is_complete() {
                 return;
             }
-            let has = &t.web[mirror.index].has;
-            t.picker.pick_run(key, has, max_blocks, &mut t.rng)
+            t.pick_web(key, mirror.index, max_blocks)
         };
         if blocks.is_empty() {
             tokio::select! {
@@ -138,22 +139,24 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
         let mut pending = Vec::new();
         let result = fetch(&ctx, &client, &mirror, key, &blocks, &mut pending).await;
         let mut t = ctx.lock();
-        for b in &pending {
-            t.picker.unrequest(key, *b);
-        }
-        let web = &mut t.web[mirror.index];
+        t.unrequest(key, &pending);
+        let Some(web) = t.web_seed_mut(mirror.index) else {
+            return;
+        };
+        let url = web.url().to_string();
+        let health = web.health_mut();
         match result {
-            Ok(()) => web.health.success(),
+            Ok(()) => health.success(),
             Err(Failed { kind: None, why }) => {
-                tracing::trace!(url = %web.url, %why, "web seed request stopped");
+                tracing::trace!(url = %url, %why, "web seed request stopped");
             }
             Err(Failed {
                 kind: Some(kind),
                 why,
             }) => {
-                tracing::debug!(url = %web.url, %why, "web seed request failed");
-                if web.health.failure(kind, &why, crate::session::now()) {
-                    tracing::warn!(url = %crate::text::line(&web.url), why = web.health.dropped().unwrap_or(""), "web seed dropped");
+                tracing::debug!(url = %url, %why, "web seed request failed");
+                if health.failure(kind, &why, crate::session::now()) {
+                    tracing::warn!(url = %crate::text::line(&url), why = health.dropped().unwrap_or(""), "web seed dropped");
                 }
             }
         }
@@ -227,15 +230,15 @@ fn deliver(
         let mut wasted = None;
         asm.feed(data, |block, bytes| {
             let t = guard.get_or_insert_with(|| ctx.lock());
-            wasted.get_or_insert(t.wasted);
+            wasted.get_or_insert(ctx.counters.totals().wasted);
             let piece_len = ctx.lengths.piece_len(block.piece);
             complete.extend(t.block(key, Source::Web(mirror.index), block, bytes, piece_len));
         });
         if let Some(t) = guard {
-            if t.web[mirror.index].health.dropped().is_some() {
+            if t.web().get(mirror.index).is_none_or(|w| !w.live()) {
                 flow = Err(stopped("dropped"));
-            } else if wasted.is_some_and(|w| t.wasted > w)
-                && !asm.pending().any(|b| t.picker.wants_block(b))
+            } else if wasted.is_some_and(|w| ctx.counters.totals().wasted > w)
+                && !asm.pending().any(|b| t.picker().wants_block(b))
             {
                 flow = Err(stopped("the rest arrived from elsewhere"));
             }

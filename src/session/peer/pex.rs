@@ -36,11 +36,9 @@ impl Conn {
     pub(super) fn pex_handshake(&mut self, hs: &ExtHandshake) {
         self.pex.yourip = hs.yourip.or(self.pex.yourip);
         if let Some(port) = hs.port {
-            let mut t = self.ctx.lock();
-            if let Some(e) = t.peers.get_mut(&self.key) {
-                e.listen
-                    .get_or_insert(SocketAddr::new(self.addr.ip(), port));
-            }
+            self.ctx
+                .lock()
+                .set_listen(self.key, SocketAddr::new(self.addr.ip(), port));
         }
         if !self.ctx.private
             && self.pex.outgoing.is_none()
@@ -68,7 +66,7 @@ impl Conn {
             return;
         }
         let addrs: Vec<SocketAddr> = accepted.iter().map(|(a, _)| *a).collect();
-        let added = self.ctx.lock().pool.add(&addrs, PeerSource::Pex, now);
+        let added = self.ctx.lock().pool_mut().add(&addrs, PeerSource::Pex, now);
         tracing::debug!(peer = %self.addr, offered = addrs.len(), added, "pex");
         if added > 0 {
             self.ctx.wake.notify_one();
@@ -88,11 +86,7 @@ impl Conn {
         }
         let (connected, receiver) = {
             let t = self.ctx.lock();
-            let receiver = t
-                .peers
-                .get(&self.key)
-                .and_then(|e| e.listen)
-                .unwrap_or(self.addr);
+            let receiver = t.peer(self.key).and_then(|e| e.listen).unwrap_or(self.addr);
             (t.pex_peers(), receiver)
         };
         if let Some(msg) = out.next(now, &connected, receiver) {

@@ -19,11 +19,7 @@ impl Conn {
         if blocks.is_empty() {
             return;
         }
-        let mut t = self.ctx.lock();
-        for b in blocks {
-            t.picker.unrequest(self.key, *b);
-        }
-        drop(t);
+        self.ctx.lock().unrequest(self.key, blocks);
         self.ctx.blocks_freed.notify_waiters();
     }
 
@@ -48,7 +44,7 @@ impl Conn {
         }
         if self.pending.len() > self.pending.live().count() {
             let t = self.ctx.lock();
-            let gone = self.pending.prune_released(|b| t.picker.wants_block(b));
+            let gone = self.pending.prune_released(|b| t.picker().wants_block(b));
             drop(t);
             for b in gone {
                 Message::cancel(b).encode(&mut self.out);
@@ -80,11 +76,7 @@ impl Conn {
         if want == 0 || (want < 4 && !self.pending.is_empty()) {
             return;
         }
-        let blocks = {
-            let mut guard = self.ctx.lock();
-            let t = &mut *guard;
-            t.picker.pick(self.key, &self.has, want, &mut t.rng)
-        };
+        let blocks = { self.ctx.lock().pick(self.key, &self.has, want) };
         if blocks.is_empty() {
             return;
         }

@@ -1,0 +1,57 @@
+//! Discovery: the pool of addresses to dial (with where each came from) and how the trackers are
+//! doing, for the "nothing to download from" check and the summary.
+
+use std::net::SocketAddr;
+
+use crate::session::pool::{PeerSource, Pool};
+
+/// What the announcers report.
+#[derive(Debug, Default)]
+pub struct TrackerStatus {
+    tiers: usize,
+    tiers_tried: usize,
+    answered: usize,
+    last_error: Option<String>,
+}
+
+impl TrackerStatus {
+    /// Tiers announced to.
+    pub fn tiers(&self) -> usize {
+        self.tiers
+    }
+
+    /// Every tier finished its first round of attempts and none ever answered.
+    pub fn all_failed(&self) -> bool {
+        self.tiers_tried >= self.tiers && self.answered == 0
+    }
+
+    /// The last tracker error, for the message.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Discovery {
+    pub(super) pool: Pool,
+    pub(super) trackers: TrackerStatus,
+}
+
+impl Discovery {
+    pub(super) fn set_tiers(&mut self, n: usize) {
+        self.trackers.tiers = n;
+    }
+
+    pub(super) fn answered(&mut self, peers: &[SocketAddr], now: std::time::Instant) -> usize {
+        self.trackers.answered += 1;
+        self.pool.add(peers, PeerSource::Tracker, now)
+    }
+
+    pub(super) fn failed(&mut self, why: String) {
+        self.trackers.last_error = Some(why);
+    }
+
+    pub(super) fn tier_tried(&mut self) {
+        self.trackers.tiers_tried += 1;
+    }
+}
