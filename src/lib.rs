@@ -23,13 +23,13 @@
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
-//! | [`session`] | one torrent alive: connecting (`link`), peer tasks, web seed tasks (`webseed`), shared state, choker, uploads, announcers, dialler, verification | IO |
+//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch), re-check, then the swarm: connecting (`link`), peer tasks (`peer`, with `ut_metadata` and `ut_pex`), web seed tasks (`webseed`), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
 //! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
-//! Still to come, with room left for them: the engine for many torrents, magnet downloads and PEX
-//! wired into the session (their pure parts are in `magnet` and `wire`), then BEP 5/6/29.
+//! Still to come, with room left for them in the engine: the DHT (BEP 5) beside the listener, then
+//! MSE/PE, uTP (BEP 29) as another `net::PeerStream`, and the Fast extension (BEP 6).
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.
@@ -40,6 +40,10 @@
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
 //! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
+//! - Inside `session`: `engine` knows torrents only as `Ctx`s; `lifecycle`, `pool`, `choker`,
+//!   `counters` import nothing from `session`; `state` imports `pool`, `choker`, `counters` and the
+//!   session clock; tasks
+//!   (`link`, `peer`, `webseed`, `announce`, `loops`) change the state only through its methods.
 //! - Nothing imports `session` but the binaries and tests.
 //! - `tracker_server`: types (hex info-hashes) only; the tracker client appears in its tests, to read
 //!   its replies back.

@@ -17,7 +17,7 @@ use common::{tool, wait_for_seeders, Opentracker};
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::types::InfoHash;
 
-const SIZE: usize = 12 * 1024 * 1024;
+const SIZE: usize = 64 * 1024 * 1024;
 
 /// `dir/seed/NAME` of `SIZE` bytes seeded from `n`, and its torrent announcing to `tracker`.
 fn item(dir: &Path, name: &str, n: u64, tracker: &str) -> (PathBuf, InfoHash) {
