@@ -96,20 +96,20 @@ fn two_torrents_and_a_magnet_in_one_process_on_one_port() {
     let (tb, hb) = item(dir.path(), "b.bin", 2, &tracker.http_on(ns.host_ip2));
     let (tc, hc) = item(dir.path(), "c.bin", 3, &url);
     let seed = dir.path().join("seed");
-    // Each torrent has its own seeder, each a different client, each held to ~1 MB/s so the
+    // Each torrent has its own seeder, each a different client, each held to ~4 MB/s so the
     // downloads overlap.
     let lt_opts = LtOptions {
         ip: IpAddr::V4(ns.host_ip),
-        upload_limit: 1_000_000,
+        upload_limit: 4_000_000,
         ..LtOptions::default()
     };
     let Some(mut lt) = LtPeer::start(&ta, &seed, &lt_opts) else {
         return;
     };
-    let Some(aria2) = Aria2Seeder::start(&tb, &seed, ns.host_ip2, 1_000_000) else {
+    let Some(aria2) = Aria2Seeder::start(&tb, &seed, ns.host_ip2, 4_000_000) else {
         return;
     };
-    let Some(transmission) = Transmission::seed(&ns, &tc, hc, &seed, 1000) else {
+    let Some(transmission) = Transmission::seed(&ns, &tc, hc, &seed, 4000) else {
         return;
     };
     for h in [ha, hc] {
