@@ -1,15 +1,17 @@
 //! Peer exchange (BEP 11) with python3-libtorrent, both ways: pixtorrent finds a seeder only through
 //! a libtorrent peer's `ut_pex`, and a libtorrent leecher finds a seeder only through pixtorrent's.
+//! A private torrent (BEP 27) neither offers, sends nor takes it, even from a peer that sends it anyway.
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::payload::{assert_same_tree, STANDARD};
-use common::seeders::{LtOptions, LtPeer};
-use common::{expect_success, payload_and_tracker, pixtorrent, wait_for_seeders};
+use common::payload::{assert_same_tree, Payload, SMALL, STANDARD};
+use common::seeders::{script, LtOptions, LtPeer, Proc};
+use common::{expect_success, payload_and_tracker, pixtorrent, wait_for_seeders, wait_for_tcp};
 
 #[test]
 fn pixtorrent_learns_the_seeder_from_a_libtorrent_peer_s_pex() {
@@ -133,4 +135,108 @@ fn a_libtorrent_leecher_learns_the_seeder_from_pixtorrent_s_pex() {
     );
     let _ = px.stop();
     seeder.stop();
+}
+
+/// What a scripted PEX peer saw of a pixtorrent downloading `payload` (as a private torrent or not)
+/// from a libtorrent seeder: whether pixtorrent offered `ut_pex`, sent any, and dialled the address
+/// the scripted peer told it of.
+struct PexSeen {
+    offered: bool,
+    sent: bool,
+    dialled: bool,
+}
+
+fn pex_with_a_scripted_peer(dir: &Path, payload: &Payload, private: bool) -> Option<PexSeen> {
+    let torrent = dir.join(if private {
+        "private.torrent"
+    } else {
+        "public.torrent"
+    });
+    let info_hash = if private {
+        payload.private_torrent(&torrent)
+    } else {
+        payload.torrent_with(&torrent, "http://127.0.0.1:9/announce");
+        payload.info_hash
+    };
+    let opts = LtOptions {
+        wait_tracker: false,
+        ..LtOptions::default()
+    };
+    let mut seeder = LtPeer::start(&torrent, &payload.save_dir, &opts)?;
+    // The address the scripted peer names in its PEX: does pixtorrent dial it?
+    let recorder = TcpListener::bind("127.0.0.1:0").unwrap();
+    recorder.set_nonblocking(true).unwrap();
+    let recorder_addr = recorder.local_addr().unwrap();
+    let out = dir.join(if private { "px-private" } else { "px-public" });
+    let seeder_addr = seeder.addr.to_string();
+    let (mut px, px_addr) = pixtorrent(
+        "pixtorrent",
+        &torrent,
+        &out,
+        Ipv4Addr::LOCALHOST,
+        &["--peer", &seeder_addr, "--seed", "--seed-time", "60", "-v"],
+    );
+    wait_for_tcp(px_addr, Duration::from_secs(20));
+    // Give pixtorrent its seeder connection first, so it has a peer to tell of.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(script("pex_peer.py"))
+        .args(["--connect", &px_addr.to_string()])
+        .args(["--info-hash", &info_hash.to_string()])
+        .args(["--pex-to", &recorder_addr.to_string()])
+        .args(["--secs", "10"]);
+    let mut peer = Proc::spawn("pex peer", cmd);
+    let mut dialled = false;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(12) && !dialled {
+        dialled = recorder.accept().is_ok();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let end = peer.wait_line(Duration::from_secs(15), |l| l == "END");
+    let lines = peer.stdout();
+    peer.stop();
+    px.stop();
+    seeder.stop();
+    assert!(
+        end.is_some(),
+        "the scripted peer ran: {lines:?}\n{}",
+        px.dump(20)
+    );
+    assert!(
+        lines.iter().any(|l| l == "PEX_SENT"),
+        "the scripted peer sent its PEX: {lines:?}\n{}",
+        px.dump(20)
+    );
+    Some(PexSeen {
+        offered: lines.iter().any(|l| l == "THEIR_M ut_pex=1"),
+        sent: lines.iter().any(|l| l.starts_with("PEX_RECEIVED")),
+        dialled,
+    })
+}
+
+#[test]
+fn a_private_torrent_sends_and_takes_no_pex() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    // The same setup with a public torrent first: PEX is offered, sent and acted on, so the
+    // private run's silence is the private flag's doing.
+    let Some(public) = pex_with_a_scripted_peer(dir.path(), &payload, false) else {
+        return;
+    };
+    assert!(
+        public.offered && public.sent && public.dialled,
+        "public torrent: offered {}, sent {}, dialled {}",
+        public.offered,
+        public.sent,
+        public.dialled
+    );
+    let Some(private) = pex_with_a_scripted_peer(dir.path(), &payload, true) else {
+        return;
+    };
+    assert!(!private.offered, "ut_pex offered for a private torrent");
+    assert!(!private.sent, "a PEX message sent for a private torrent");
+    assert!(
+        !private.dialled,
+        "an address heard by PEX was dialled for a private torrent"
+    );
 }

@@ -175,6 +175,18 @@ impl Payload {
 }
 
 impl Payload {
+    /// The same files as a private torrent (BEP 27: `private` 1 in the info dictionary, so another
+    /// info-hash) with no tracker, at `path`; returns its info-hash.
+    pub fn private_torrent(&self, path: &Path) -> InfoHash {
+        let mut info = self.info.clone();
+        info.insert("private", Value::Int(1));
+        let bytes = Value::dict([("info", info)]).encode();
+        let meta = pixtorrent::metainfo::Metainfo::from_bytes(&bytes).expect("parse own torrent");
+        assert!(meta.info.private);
+        std::fs::write(path, bytes).unwrap();
+        meta.info_hash
+    }
+
     /// Like [`Payload::torrent_with`], with one tier per tracker URL (`announce` is the first) and a
     /// `url-list` of `web_seeds`.
     pub fn torrent_with_tiers(&self, path: &Path, tiers: &[&str], web_seeds: &[&str]) -> PathBuf {
