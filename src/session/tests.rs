@@ -449,6 +449,23 @@ async fn a_silent_peer_is_dropped_as_idle() {
     assert!(ctx.lock().peer_count() == 0, "unregistered");
 }
 
+/// Asks the session for metadata piece `piece` (its `ut_metadata` id is `their_id`; ours is 3) and
+/// returns the reply's payload.
+async fn ask_metadata(peer: &mut Scripted, their_id: u8, piece: u32) -> bytes::Bytes {
+    use crate::wire::ut_metadata::MetadataMessage;
+    let req = MetadataMessage::Request { piece }.encode();
+    peer.send(Message::Extended {
+        id: their_id,
+        payload: req.into(),
+    })
+    .await;
+    peer.until(|m| match m {
+        Message::Extended { id: 3, payload } => Some(payload.clone()),
+        _ => None,
+    })
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn serves_its_metadata_to_a_peer_that_came_by_magnet() {
     use crate::wire::ut_metadata::{MetadataAssembler, MetadataMessage, Progress};
@@ -482,18 +499,7 @@ async fn serves_its_metadata_to_a_peer_that_came_by_magnet() {
     let now = crate::session::now();
     let info = loop {
         let piece = asm.next_request(1u8, now).expect("a piece to ask for");
-        let req = MetadataMessage::Request { piece }.encode();
-        peer.send(Message::Extended {
-            id: their_id,
-            payload: req.into(),
-        })
-        .await;
-        let reply = peer
-            .until(|m| match m {
-                Message::Extended { id: 3, payload } => Some(payload.clone()),
-                _ => None,
-            })
-            .await;
+        let reply = ask_metadata(&mut peer, their_id, piece).await;
         let Ok(MetadataMessage::Data {
             piece,
             total_size,
@@ -516,18 +522,7 @@ async fn serves_its_metadata_to_a_peer_that_came_by_magnet() {
     // Past its allowance (4 asks per piece) a peer is refused.
     let mut rejected = false;
     for _ in 0..8 {
-        let req = MetadataMessage::Request { piece: 0 }.encode();
-        peer.send(Message::Extended {
-            id: their_id,
-            payload: req.into(),
-        })
-        .await;
-        let reply = peer
-            .until(|m| match m {
-                Message::Extended { id: 3, payload } => Some(payload.clone()),
-                _ => None,
-            })
-            .await;
+        let reply = ask_metadata(&mut peer, their_id, 0).await;
         rejected |= matches!(
             MetadataMessage::parse(&reply),
             Ok(MetadataMessage::Reject { piece: 0 })
