@@ -51,6 +51,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod create;
+pub mod dht;
 pub mod fetch;
 pub mod magnet;
 pub mod metainfo;

@@ -44,6 +44,15 @@ impl Limits {
         max_items: 200_000,
         max_tree_bytes: 4 * 1024 * 1024,
     };
+    /// Limits for DHT (KRPC, BEP 5) datagrams: one UDP datagram, in practice under 1500 bytes (a
+    /// `get_peers` reply with 100 peers and 8 nodes is about 1.1 KB); 8 KiB leaves room for BEP 32's
+    /// two node lists; messages are at most four levels deep.
+    pub const KRPC: Limits = Limits {
+        max_len: 8 * 1024,
+        max_depth: 6,
+        max_items: 1024,
+        max_tree_bytes: 256 * 1024,
+    };
     /// Limits for BEP 10 extended messages from peers: a frame is at most ~16 KiB anyway; the
     /// handshake is a small flat dictionary.
     pub const PEER_MESSAGE: Limits = Limits {

@@ -1,0 +1,6 @@
+//! The mainline DHT (BEP 5, with BEP 32 for IPv6): a pure core (ids and the XOR metric, the KRPC
+//! codec, the routing table, iterative lookups, tokens, the peer store) under a thin UDP shell.
+
+pub mod id;
+pub mod krpc;
+pub mod table;
