@@ -3,4 +3,7 @@
 
 pub mod id;
 pub mod krpc;
+pub mod lookup;
+pub mod store;
 pub mod table;
+pub mod token;
