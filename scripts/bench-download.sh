@@ -35,6 +35,8 @@
 # the script) serves $BENCH_DIR's payload, and must have sent at least the payload's size to each
 # client; the "seeders CPU" column is then nginx's.
 set -euo pipefail
+# The DHT stays off: a demo or benchmark never reaches the public DHT routers.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 

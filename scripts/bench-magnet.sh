@@ -36,6 +36,8 @@
 # aria2c saved must have the payload's info-hash; a run that fails either check is FAILED and does not
 # count.
 set -euo pipefail
+# The DHT stays off: a demo or benchmark never reaches the public DHT routers.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 

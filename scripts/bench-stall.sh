@@ -26,6 +26,8 @@
 # odd runs). Each download is compared byte for byte with the source, and the seeder must have
 # uploaded the whole item (every block came from it).
 set -euo pipefail
+# The DHT stays off: a demo or benchmark never reaches the public DHT routers.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 

@@ -36,6 +36,8 @@
 # The seeders alternate (A B, B A, ...) for each leecher. Each download is compared byte for byte with
 # the source; a broken download is FAILED and doesn't count.
 set -euo pipefail
+# The DHT stays off: a demo or benchmark never reaches the public DHT routers.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 

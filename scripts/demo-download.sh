@@ -4,6 +4,8 @@
 # compares the files. Everything it starts is stopped on exit.
 #   ./scripts/demo-download.sh [WORKDIR]
 set -euo pipefail
+# The DHT stays off: a demo or benchmark never reaches the public DHT routers.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
 cd "$(dirname "$0")/.."
 work="${1:-$(mktemp -d /tmp/pixtorrent-demo.XXXXXX)}"
 mkdir -p "$work"

@@ -8,6 +8,8 @@
 # Environment: PIXTORRENT_BIN uses that binary (and pixtorrent-tracker beside it) instead of
 # `cargo build --release`.
 set -euo pipefail
+# The DHT stays off: a demo or benchmark never reaches the public DHT routers.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
 cd "$(dirname "$0")/.."
 work="${1:-$(mktemp -d /tmp/pixtorrent-swarm.XXXXXX)}"
 mkdir -p "$work"

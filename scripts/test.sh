@@ -16,6 +16,10 @@ if ((INSTALLED)) && command -v systemctl >/dev/null && systemctl is-active --qui
   $sudo systemctl disable --now transmission-daemon || true
 fi
 
+# The DHT is off in every pixtorrent the tests start (tests/common's px() sets this too), and a
+# pixtorrent that would bootstrap from the public DHT routers fails instead of reaching them.
+export PIXTORRENT_NO_DHT=1 PIXTORRENT_FORBID_PUBLIC_DHT=1
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 # Missing tools fail the tests here instead of skipping them.

@@ -168,6 +168,19 @@ pub async fn udp_connected(bind: &Bind, peer: SocketAddr) -> io::Result<UdpSocke
     Ok(socket)
 }
 
+/// An unconnected UDP socket on `port` of the bound address (all IPv4 addresses when none), for the
+/// DHT (and uTP later) on the same port number as the peer listener.
+pub async fn udp_listen(bind: &Bind, port: u16) -> io::Result<UdpSocket> {
+    let ip = bind.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let socket = UdpSocket::bind(SocketAddr::new(ip, port)).await?;
+    if let Some(device) = bind.device_bytes() {
+        socket
+            .bind_device(Some(device))
+            .map_err(|e| device_error(e, bind))?;
+    }
+    Ok(socket)
+}
+
 /// Applies `bind` to an HTTP client: local address, device, and a resolver that keeps only the
 /// addresses a bound socket can reach (hyper binds the local address only for a destination of
 /// the same family, and would connect to another from the kernel's choice of source).

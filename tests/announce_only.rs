@@ -3,17 +3,14 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
 use pixtorrent::types::PeerId;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
-        .args(args)
-        .output()
-        .expect("run pixtorrent")
+    common::px().args(args).output().expect("run pixtorrent")
 }
 
 fn text(o: &Output) -> (String, String) {

@@ -144,9 +144,16 @@ fn setup() -> Option<Setup> {
     })
 }
 
+/// The DHT off and the public routers forbidden, as `common::px` does for commands run directly.
+fn no_dht(cmd: &mut std::process::Command) {
+    cmd.env("PIXTORRENT_NO_DHT", "1")
+        .env("PIXTORRENT_FORBID_PUBLIC_DHT", "1");
+}
+
 /// pixtorrent inside the namespace, bound to `bound`.
 fn pixtorrent_in(s: &Setup, torrent: &Path, out: &Path, port: u16, extra: &[&str]) -> Proc {
     let mut cmd = s.ns.command(Path::new(env!("CARGO_BIN_EXE_pixtorrent")));
+    no_dht(&mut cmd);
     cmd.arg("-t")
         .arg(torrent)
         .arg("-o")
@@ -378,6 +385,7 @@ fn an_interface_binding_never_takes_another_route() {
     );
     let announce = |interface: &str| {
         let mut cmd = s.ns.command(Path::new(env!("CARGO_BIN_EXE_pixtorrent")));
+        no_dht(&mut cmd);
         cmd.arg("--announce-only").arg(&torrent).args([
             "--tracker-timeout",
             "3",
@@ -401,6 +409,8 @@ fn an_interface_binding_never_takes_another_route() {
     // An interface that does not exist is one clear error.
     let out =
         s.ns.command(Path::new(env!("CARGO_BIN_EXE_pixtorrent")))
+            .env("PIXTORRENT_NO_DHT", "1")
+            .env("PIXTORRENT_FORBID_PUBLIC_DHT", "1")
             .arg(&torrent)
             .arg("-o")
             .arg(s.payload.save_dir.join("../nosuchif"))

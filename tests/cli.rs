@@ -3,13 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
-        .args(args)
-        .output()
-        .expect("run pixtorrent")
+    common::px().args(args).output().expect("run pixtorrent")
 }
 
 fn stderr(o: &Output) -> String {

@@ -14,7 +14,7 @@ use common::payload::assert_same_tree;
 use common::seeders::{free_port_on, python_with_libtorrent, LtOptions, LtPeer, Proc};
 
 fn pixtorrent_create(path: &Path, out: &Path) -> (String, u32) {
-    let o = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let o = common::px()
         .arg("create")
         .arg(path)
         .arg("-o")
@@ -23,7 +23,7 @@ fn pixtorrent_create(path: &Path, out: &Path) -> (String, u32) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let info = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let info = common::px()
         .args(["--info", "--json"])
         .arg(out)
         .output()
@@ -97,7 +97,7 @@ fn a_created_torrent_is_seedable_at_once() {
 
     // pixtorrent seeds the files where they lie; its tracker is dead, so the leecher dials it.
     let port = free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    let mut cmd = common::px();
     cmd.arg("-t")
         .arg(&torrent)
         .arg("-o")

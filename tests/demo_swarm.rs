@@ -15,7 +15,7 @@ fn root() -> &'static Path {
 }
 
 fn info_hash(torrent: &Path) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let o = common::px()
         .args(["--info", "--json"])
         .arg(torrent)
         .output()
@@ -42,7 +42,7 @@ fn demo_payload_matches_the_committed_torrent() {
         .unwrap();
     assert!(st.success());
     let made = dir.path().join("made.torrent");
-    let o = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let o = common::px()
         .arg("create")
         .arg(dir.path().join("pixtorrent-demo"))
         .arg("-o")
@@ -66,6 +66,8 @@ fn demo_swarm_script_finishes_with_identical_copies() {
         .arg(root().join("scripts/demo-swarm.sh"))
         .arg(dir.path())
         .env("PIXTORRENT_BIN", env!("CARGO_BIN_EXE_pixtorrent"))
+        .env("PIXTORRENT_NO_DHT", "1")
+        .env("PIXTORRENT_FORBID_PUBLIC_DHT", "1")
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);

@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::{Duration, Instant};
 
 use common::netns::NetNs;
@@ -34,7 +34,7 @@ fn item(dir: &Path, name: &str, n: u64, tracker: &str) -> (PathBuf, InfoHash) {
         .collect();
     std::fs::write(seed.join(name), &data).unwrap();
     let torrent = dir.join(format!("{name}.torrent"));
-    let out = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let out = common::px()
         .arg("create")
         .arg(seed.join(name))
         .arg("-o")
@@ -128,7 +128,7 @@ fn two_torrents_and_a_magnet_in_one_process_on_one_port() {
     );
     let out = dir.path().join("out");
     let port = free_port_on(IpAddr::V4(ns.host_ip));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    let mut cmd = common::px();
     cmd.arg("-o")
         .arg(&out)
         .args([
@@ -200,7 +200,7 @@ fn a_failed_torrent_is_named_and_the_others_still_complete() {
     std::fs::create_dir_all(&good).unwrap();
     std::fs::write(good.join("g.bin"), vec![1u8; 100_000]).unwrap();
     let torrent = dir.path().join("g.torrent");
-    let out = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let out = common::px()
         .arg("create")
         .arg(good.join("g.bin"))
         .arg("-o")
@@ -210,7 +210,7 @@ fn a_failed_torrent_is_named_and_the_others_still_complete() {
         .unwrap();
     assert!(out.status.success());
     // The good one is already complete in the output directory; the other does not exist.
-    let out = Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let out = common::px()
         .arg("-o")
         .arg(&good)
         .args(["--port", "0"])

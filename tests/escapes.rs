@@ -35,7 +35,7 @@ fn assert_clean(what: &str, out: &Output) {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    let mut cmd = common::px();
     cmd.current_dir(dir)
         .args(args)
         .env("PIXTORRENT_PROGRESS_SECS", "1")

@@ -70,7 +70,7 @@ fn pixtorrent_downloads_a_magnet_link_from_libtorrent_and_restarts_without_peers
     );
     let out = dir.path().join("px");
     // --info fetches the metadata and prints the usual report.
-    let info = std::process::Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let info = common::px()
         .args(["--info", &magnet, "--port", "0"])
         .output()
         .unwrap();
@@ -121,7 +121,7 @@ fn pixtorrent_downloads_a_magnet_link_from_libtorrent_and_restarts_without_peers
 
 #[test]
 fn a_magnet_with_nobody_to_ask_is_refused_at_once() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pixtorrent"))
+    let out = common::px()
         .arg(format!("magnet:?xt=urn:btih:{}", "ab".repeat(20)))
         .output()
         .unwrap();

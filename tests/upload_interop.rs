@@ -31,7 +31,7 @@ fn libtorrent_leecher_downloads_from_a_pixtorrent_seeder() {
     };
     payload.set_announce(&tracker.http);
     // pixtorrent seeds the generated data where it lies (DIR/<name>/...), for at most two minutes.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    let mut cmd = common::px();
     cmd.arg("-t")
         .arg(&payload.torrent)
         .arg("-o")

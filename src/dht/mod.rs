@@ -4,6 +4,8 @@
 pub mod id;
 pub mod krpc;
 pub mod lookup;
+pub mod node;
+pub mod persist;
 pub mod store;
 pub mod table;
 pub mod token;

@@ -36,6 +36,8 @@ pub struct EngineConfig {
     /// own `connections_limit` is 200, Transmission's `peer-limit-global` 200); each torrent also
     /// has its own `--max-peers`.
     pub max_connections: usize,
+    /// The DHT node, on the UDP port of the same number (`None`: `--no-dht`).
+    pub dht: Option<crate::dht::node::DhtConfig>,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +46,7 @@ impl Default for EngineConfig {
             net: Bind::default(),
             port: 6881,
             max_connections: 500,
+            dht: None,
         }
     }
 }
@@ -55,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) port: u16,
     /// One tracker client for every torrent (its UDP connection ids are shared too).
     pub(crate) tracker: Arc<TrackerClient>,
+    /// The DHT node, if on.
+    pub(crate) dht: Option<crate::dht::node::Dht>,
     /// The torrents, by info-hash. A `std` mutex, never held across `.await` nor together with a
     /// torrent's own lock (it is released before one is taken).
     torrents: Mutex<HashMap<InfoHash, Arc<Ctx>>>,
@@ -89,6 +94,7 @@ impl Shared {
         Arc::new(Shared {
             port: config.port,
             tracker: Arc::new(TrackerClient::new(TrackerConfig::default()).expect("client")),
+            dht: None,
             config,
             torrents: Mutex::new(HashMap::new()),
             handshaking: AtomicUsize::new(0),
@@ -118,10 +124,25 @@ impl Engine {
             ..TrackerConfig::default()
         })
         .map_err(|e| SessionError::Fatal(e.to_string()))?;
+        let dht = match config.dht.clone() {
+            Some(mut dht) => {
+                dht.port = port;
+                match crate::dht::node::Dht::start(dht).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        // The downloads work without it, as in every client.
+                        tracing::warn!("DHT off: cannot use UDP port {port}: {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             config,
             port,
             tracker: Arc::new(tracker),
+            dht,
             torrents: Mutex::new(HashMap::new()),
             handshaking: AtomicUsize::new(0),
         });
@@ -132,6 +153,11 @@ impl Engine {
     /// The port peers reach us on.
     pub fn port(&self) -> u16 {
         self.shared.port
+    }
+
+    /// The DHT node, if on.
+    pub fn dht(&self) -> Option<crate::dht::node::Dht> {
+        self.shared.dht.clone()
     }
 }
 

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use super::{choker, link, Ctx};
 
+/// Between DHT lookups (each also announces us): libtorrent re-announces every 15 min; 5 keeps a
+/// young swarm's new peers coming.
+pub const DHT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
 /// Every 10 s (and at once when a peer becomes interested while a slot is free) decides who we
 /// upload to and tells the peers whose state changes.
 pub(super) async fn choke(ctx: Arc<Ctx>) {
@@ -63,5 +67,26 @@ pub(super) async fn dial(ctx: Arc<Ctx>) {
             _ = ctx.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+/// Peers from the DHT (BEP 5) for a public torrent: a `get_peers` lookup at once and then every
+/// [`DHT_INTERVAL`], each followed by `announce_peer` with our listening port to the closest nodes,
+/// so others find us while we download and while we seed.
+pub(super) async fn dht(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
+    let target = crate::dht::id::NodeId(ctx.info_hash.0);
+    let mut first = true;
+    loop {
+        let peers = dht.get_peers(target, Some(ctx.engine.port)).await;
+        let added = ctx.lock().dht_result(&peers, first);
+        tracing::debug!(
+            found = peers.len(),
+            new = added,
+            nodes = dht.nodes(),
+            "DHT peers"
+        );
+        first = false;
+        ctx.wake.notify_one();
+        tokio::time::sleep(DHT_INTERVAL).await;
     }
 }

@@ -39,6 +39,7 @@ pub async fn resolve(
     dir: Option<&Path>,
     net: Bind,
     port: u16,
+    dht: Option<crate::dht::node::Dht>,
     progress: impl Fn(&str) + Send + 'static,
 ) -> Result<Resolved, SessionError> {
     let mut peers: Vec<(SocketAddr, PeerSource)> = Vec::new();
@@ -65,6 +66,7 @@ pub async fn resolve(
             peers: asked,
             net,
             port,
+            dht,
         },
         progress,
     )

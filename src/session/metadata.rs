@@ -37,6 +37,8 @@ const REANNOUNCE: Duration = Duration::from_secs(30);
 const NUMWANT: u32 = 100;
 /// With nothing left to try for this long after the start, the fetch gives up.
 const SETTLE: Duration = Duration::from_secs(5);
+/// Between DHT lookups while the metadata is missing.
+const DHT_AGAIN: Duration = Duration::from_secs(30);
 
 /// What the fetch starts from.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct Fetch {
     pub net: Bind,
     /// The port announced to trackers (the download's listening port; 0 if none yet).
     pub port: u16,
+    /// The DHT, asked for peers too (`None`: off, or a private torrent).
+    pub dht: Option<crate::dht::node::Dht>,
 }
 
 /// What the fetch tasks share. A `std` mutex, held only in short synchronous steps.
@@ -86,10 +90,10 @@ pub async fn fetch(
     fetch: Fetch,
     progress: impl Fn(&str) + Send + 'static,
 ) -> Result<Vec<u8>, SessionError> {
-    if fetch.trackers.is_empty() && fetch.peers.is_empty() {
+    if fetch.trackers.is_empty() && fetch.peers.is_empty() && fetch.dht.is_none() {
         return Err(SessionError::NoMetadata(
-            "the magnet link names no tracker (tr) and no peer (x.pe), and no --peer was given: \
-             there is nobody to ask (DHT is not supported yet)"
+            "the magnet link names no tracker (tr) and no peer (x.pe), no --peer was given and \
+             the DHT is off (--no-dht): there is nobody to ask"
                 .into(),
         ));
     }
@@ -125,6 +129,9 @@ pub async fn fetch(
     for url in ctx.fetch.trackers.clone() {
         tasks.spawn(announce(ctx.clone(), client.clone(), url));
     }
+    if let Some(dht) = ctx.fetch.dht.clone() {
+        tasks.spawn(dht_peers(ctx.clone(), dht));
+    }
     tasks.spawn(dial(ctx.clone()));
     let result = watch(&ctx, started, progress).await;
     tasks.abort_all();
@@ -156,7 +163,8 @@ async fn watch(
             ));
         }
         let nothing_left = s.active == 0 && s.pool.idle() == 0 && s.pool.connecting() == 0;
-        let trackers_done = s.trackers_tried >= ctx.fetch.trackers.len();
+        let sources = ctx.fetch.trackers.len() + usize::from(ctx.fetch.dht.is_some());
+        let trackers_done = s.trackers_tried >= sources;
         if nothing_left && trackers_done && now().duration_since(started) > SETTLE {
             let why = s
                 .last_error
@@ -166,6 +174,29 @@ async fn watch(
                 "no peer could supply it (last: {why})"
             )));
         }
+    }
+}
+
+/// Asks the DHT for peers of the torrent until the metadata is in: at once, then every
+/// [`DHT_AGAIN`]. The first lookup counts as one more tracker tried.
+async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
+    let target = crate::dht::id::NodeId(ctx.fetch.info_hash.0);
+    let mut first = true;
+    loop {
+        let peers = dht.get_peers(target, None).await;
+        {
+            let mut s = ctx.lock();
+            s.pool.add(&peers, PeerSource::Dht, now());
+            if first {
+                s.trackers_tried += 1;
+                first = false;
+            }
+            if peers.is_empty() {
+                s.last_error = Some("the DHT knows no peer of this torrent".into());
+            }
+        }
+        ctx.wake.notify_one();
+        tokio::time::sleep(DHT_AGAIN).await;
     }
 }
 

@@ -139,8 +139,8 @@ pub enum SessionError {
     NoPeers(String),
     /// The torrent has no way to find peers or data.
     #[error(
-        "the torrent lists no trackers and no web seeds, and no --peer was given (DHT is not \
-         supported yet)"
+        "the torrent lists no trackers and no web seeds, no --peer was given, and the DHT is off \
+         (--no-dht, or a private torrent)"
     )]
     NoTrackers,
     /// A magnet link's metadata could not be had.

@@ -29,6 +29,8 @@ pub enum PeerSource {
     Magnet,
     /// `--peer` on the command line.
     Manual,
+    /// A DHT `get_peers` lookup (BEP 5).
+    Dht,
 }
 
 impl PeerSource {
@@ -40,6 +42,7 @@ impl PeerSource {
             PeerSource::Incoming => "incoming",
             PeerSource::Magnet => "magnet",
             PeerSource::Manual => "--peer",
+            PeerSource::Dht => "dht",
         }
     }
 }

@@ -67,8 +67,9 @@ pub(super) async fn run(
         s.phase = life.phase();
         s.total = meta.info.lengths.total();
     });
+    let dht = engine.dht.is_some() && !meta.info.private;
     let checked = tokio::select! {
-        r = check(&meta, &config) => r,
+        r = check(&meta, &config, dht) => r,
         _ = &mut stop => Err(SessionError::Interrupted),
     };
     let (storage, have) = checked.map_err(|e| end(&mut life, e))?;
@@ -135,6 +136,7 @@ async fn metadata(
         Some(config.output.as_path()),
         config.net.clone(),
         engine.port,
+        engine.dht.clone(),
         move |line| tx.send_modify(|s| s.note = line.to_string()),
     )
     .await
@@ -145,8 +147,9 @@ async fn metadata(
 async fn check(
     meta: &Arc<Metainfo>,
     config: &Config,
+    dht: bool,
 ) -> Result<(Arc<dyn Storage>, crate::bitfield::Bitfield), SessionError> {
-    if meta.tiers().is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() {
+    if meta.tiers().is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() && !dht {
         return Err(SessionError::NoTrackers);
     }
     std::fs::create_dir_all(&config.output).map_err(|error| SessionError::Output {
@@ -260,7 +263,12 @@ impl Swarm {
         tasks.spawn(loops::choke(ctx.clone()));
         let mut announcers = JoinSet::new();
         let tiers = meta.tiers();
-        ctx.lock().set_tracker_tiers(tiers.len());
+        let dht = ctx.engine.dht.clone().filter(|_| !ctx.private);
+        ctx.lock()
+            .set_tracker_tiers(tiers.len() + usize::from(dht.is_some()));
+        if let Some(dht) = dht {
+            tasks.spawn(loops::dht(ctx.clone(), dht));
+        }
         let client = ctx.engine.tracker.clone();
         for urls in tiers {
             announcers.spawn(announce::tier(

@@ -461,6 +461,12 @@ impl Torrent {
         self.discovery.tier_tried();
     }
 
+    /// A DHT lookup found `peers` (`first`: the torrent's first lookup); returns how many were new.
+    pub fn dht_result(&mut self, peers: &[SocketAddr], first: bool) -> usize {
+        self.discovery
+            .dht_result(peers, first, crate::session::now())
+    }
+
     // --- web seeds ---
 
     /// The web seeds, indexed by [`Source::Web`].

@@ -378,6 +378,16 @@ pub fn payload_and_tracker(dir: &Path, size: u64) -> Option<(payload::Payload, O
     Some((payload, tracker))
 }
 
+/// A `pixtorrent` command with the DHT off (`PIXTORRENT_NO_DHT=1`) and the public DHT routers
+/// forbidden (`PIXTORRENT_FORBID_PUBLIC_DHT=1`): no test reaches them, and one that turns the DHT on
+/// without a local `--dht-bootstrap` fails instead. DHT tests remove the first variable.
+pub fn px() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    cmd.env("PIXTORRENT_NO_DHT", "1")
+        .env("PIXTORRENT_FORBID_PUBLIC_DHT", "1");
+    cmd
+}
+
 /// Starts `pixtorrent -t TORRENT -o OUT --port P --bind IP EXTRA…` (progress every second), P a free
 /// port on `ip`; returns the process and its listening address.
 pub fn pixtorrent(
@@ -388,7 +398,7 @@ pub fn pixtorrent(
     extra: &[&str],
 ) -> (seeders::Proc, SocketAddr) {
     let port = seeders::free_port_on(IpAddr::V4(ip));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
+    let mut cmd = px();
     cmd.arg("-t")
         .arg(torrent)
         .arg("-o")

@@ -81,6 +81,7 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         net: cli.net(),
         port: cli.port,
         max_connections: cli.max_connections as usize,
+        dht: cli.dht()?,
     })
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 
 use pixtorrent::bencode::Limits;
+use pixtorrent::dht::node::{Dht, DhtConfig, DEFAULT_ROUTERS};
 use pixtorrent::magnet::Magnet;
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::net::Bind;
@@ -82,6 +83,15 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     interface: Option<String>,
 
+    /// Do not join the DHT (BEP 5). Also PIXTORRENT_NO_DHT=1 (the test suite sets it).
+    #[arg(long, env = "PIXTORRENT_NO_DHT", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    no_dht: bool,
+
+    /// Bootstrap the DHT from this node instead of the public routers; repeatable. Loopback and
+    /// private node addresses are then accepted (a local DHT).
+    #[arg(long, value_name = "HOST:PORT")]
+    dht_bootstrap: Vec<String>,
+
     /// Most peer connections of all torrents together.
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_connections: u32,
@@ -131,6 +141,40 @@ struct Cli {
 }
 
 impl Cli {
+    /// The DHT's settings (`None`: `--no-dht`). Its state lives in the user's state directory.
+    /// Under `PIXTORRENT_FORBID_PUBLIC_DHT=1` (the test suite) a node that would bootstrap from
+    /// the public routers is an error, so no test reaches them by accident.
+    fn dht(&self) -> Result<Option<DhtConfig>> {
+        if self.no_dht {
+            return Ok(None);
+        }
+        let state = pixtorrent::dht::persist::default_path();
+        let saved_local = state
+            .as_deref()
+            .and_then(pixtorrent::dht::persist::load)
+            .is_some_and(|s| s.local);
+        let local = !self.dht_bootstrap.is_empty() || saved_local;
+        let forbidden = std::env::var("PIXTORRENT_FORBID_PUBLIC_DHT").is_ok_and(|v| v == "1");
+        if forbidden && !local {
+            bail!(
+                "the DHT would bootstrap from the public routers, which PIXTORRENT_FORBID_PUBLIC_DHT \
+                 forbids: pass --no-dht or --dht-bootstrap HOST:PORT"
+            );
+        }
+        let bootstrap = if local {
+            self.dht_bootstrap.clone()
+        } else {
+            DEFAULT_ROUTERS.iter().map(|s| s.to_string()).collect()
+        };
+        Ok(Some(DhtConfig {
+            net: self.net(),
+            port: self.port,
+            bootstrap,
+            allow_local: local,
+            state,
+        }))
+    }
+
     /// Where sockets come from (`--bind`, `--interface`).
     fn net(&self) -> Bind {
         Bind::new(self.bind, self.interface.clone())
@@ -271,9 +315,19 @@ async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
             bail!("--announce-only needs a .torrent (a magnet link's trackers are asked when it is downloaded)");
         }
         let magnet = Magnet::parse(source)?;
-        session::magnet::resolve(&magnet, &cli.peers, None, cli.net(), cli.port, |line| {
-            eprintln!("{line}")
-        })
+        let dht = match cli.dht()? {
+            Some(config) => Some(Dht::start(config).await?),
+            None => None,
+        };
+        session::magnet::resolve(
+            &magnet,
+            &cli.peers,
+            None,
+            cli.net(),
+            cli.port,
+            dht,
+            |line| eprintln!("{line}"),
+        )
         .await?
         .meta
     } else {

@@ -54,4 +54,25 @@ impl Discovery {
     pub(super) fn tier_tried(&mut self) {
         self.trackers.tiers_tried += 1;
     }
+
+    /// A DHT lookup came back with `peers`. The DHT counts as one more tier: its first lookup is
+    /// that tier's first round, and it "answered" only if it found peers.
+    pub(super) fn dht_result(
+        &mut self,
+        peers: &[SocketAddr],
+        first: bool,
+        now: std::time::Instant,
+    ) -> usize {
+        if first {
+            self.trackers.tiers_tried += 1;
+        }
+        if peers.is_empty() {
+            if self.trackers.answered == 0 {
+                self.trackers.last_error = Some("the DHT found no peer".into());
+            }
+        } else {
+            self.trackers.answered += 1;
+        }
+        self.pool.add(peers, PeerSource::Dht, now)
+    }
 }

@@ -1,0 +1,503 @@
+//! The DHT node's IO shell: one UDP socket (the port number of the peer listener), a receive task
+//! that answers queries (`ping`, `find_node`, `get_peers`, `announce_peer`; others get error 204)
+//! and hands responses to the query waiting for them, and a maintenance task (bootstrap, token
+//! rotation, store expiry, bucket refresh, saving the table). Lookups drive [`Lookup`] with real
+//! queries. Every query waits at most [`QUERY_TIMEOUT`]; at most [`MAX_PENDING`] are in flight;
+//! incoming queries are rate-limited per source.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+use super::id::NodeId;
+use super::krpc::{Body, Message, Query, Response, Want};
+use super::lookup::Lookup;
+use super::persist::{self, Saved};
+use super::store::Store;
+use super::table::{Policy, Table, K};
+use super::token::Tokens;
+use crate::net::Bind;
+
+/// Time for a node to answer a query.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Queries of ours in flight at once.
+pub const MAX_PENDING: usize = 256;
+/// Time one lookup may take in all.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Queries answered per second per source (address and port with local nodes allowed, else IP),
+/// with a burst of twice that.
+pub const QUERIES_PER_SEC: f64 = 20.0;
+/// Sources the rate limiter remembers.
+const MAX_SOURCES: usize = 4096;
+/// The routers every client knows (BEP 5 bootstrap), used unless `--dht-bootstrap` is given.
+pub const DEFAULT_ROUTERS: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+    "router.utorrent.com:6881",
+];
+/// Our client version in KRPC messages.
+const VERSION: &[u8] = b"PX01";
+
+/// Settings of the node.
+#[derive(Debug, Clone)]
+pub struct DhtConfig {
+    /// Address and interface of the socket.
+    pub net: Bind,
+    /// UDP port: the peer listener's.
+    pub port: u16,
+    /// `HOST:PORT`s to bootstrap from (the default routers unless given).
+    pub bootstrap: Vec<String>,
+    /// Accept loopback and private nodes, several per IP (a local DHT, `--dht-bootstrap`).
+    pub allow_local: bool,
+    /// Where the routing table is saved (`None`: not saved).
+    pub state: Option<PathBuf>,
+}
+
+/// Per-source token buckets for incoming queries.
+#[derive(Default)]
+struct Limiter {
+    sources: HashMap<SocketAddr, (f64, Instant)>,
+}
+
+impl Limiter {
+    fn allow(&mut self, key: SocketAddr, now: Instant) -> bool {
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&key) {
+            self.sources
+                .retain(|_, (_, t)| now.saturating_duration_since(*t) < Duration::from_secs(10));
+            if self.sources.len() >= MAX_SOURCES {
+                return false;
+            }
+        }
+        let (tokens, last) = self
+            .sources
+            .entry(key)
+            .or_insert((2.0 * QUERIES_PER_SEC, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * QUERIES_PER_SEC;
+        *tokens = (*tokens + refill).min(2.0 * QUERIES_PER_SEC);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Core {
+    table: Table,
+    tokens: Tokens,
+    store: Store,
+    rng: StdRng,
+    limiter: Limiter,
+}
+
+struct Pending {
+    addr: SocketAddr,
+    tx: oneshot::Sender<Result<Response, ()>>,
+}
+
+struct Inner {
+    socket: UdpSocket,
+    own: NodeId,
+    policy: Policy,
+    config: DhtConfig,
+    core: Mutex<Core>,
+    pending: Mutex<HashMap<u16, Pending>>,
+    next_tid: AtomicU16,
+}
+
+/// A running DHT node (cheap to clone).
+#[derive(Clone)]
+pub struct Dht {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dht {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dht").field("id", &self.inner.own).finish()
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Dht {
+    /// Binds the socket, loads the saved table, and starts the receive and maintenance tasks.
+    pub async fn start(config: DhtConfig) -> std::io::Result<Dht> {
+        let socket = crate::net::udp_listen(&config.net, config.port).await?;
+        let mut rng = StdRng::from_os_rng();
+        let saved = config.state.as_deref().and_then(persist::load);
+        let own = saved
+            .as_ref()
+            .map_or_else(|| NodeId::random(&mut rng), |s| s.id);
+        let policy = Policy {
+            allow_local: config.allow_local,
+        };
+        let t = now();
+        let core = Core {
+            table: Table::new(own, policy, t),
+            tokens: Tokens::new(&mut rng, t),
+            store: Store::default(),
+            rng,
+            limiter: Limiter::default(),
+        };
+        let dht = Dht {
+            inner: Arc::new(Inner {
+                socket,
+                own,
+                policy,
+                config,
+                core: Mutex::new(core),
+                pending: Mutex::new(HashMap::new()),
+                next_tid: AtomicU16::new(rand::random()),
+            }),
+        };
+        tokio::spawn(receive(dht.inner.clone()));
+        let saved_nodes = saved.map(|s| s.nodes).unwrap_or_default();
+        tokio::spawn(maintain(dht.clone(), saved_nodes));
+        Ok(dht)
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.inner.own
+    }
+
+    /// The UDP address the node listens on.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.socket.local_addr().ok()
+    }
+
+    /// Nodes in the routing table.
+    pub fn nodes(&self) -> usize {
+        self.inner.core().table.len()
+    }
+
+    /// Peers of `info_hash` found by a `get_peers` lookup; with `announce` (our TCP port), we then
+    /// announce ourselves to the closest nodes that gave a token.
+    pub async fn get_peers(&self, info_hash: NodeId, announce: Option<u16>) -> Vec<SocketAddr> {
+        let lookup = self.lookup(info_hash, true).await;
+        if let Some(port) = announce {
+            for (_, addr, token) in lookup.closest_answered() {
+                let Some(token) = token else { continue };
+                let query = Query::AnnouncePeer {
+                    info_hash,
+                    port,
+                    implied_port: false,
+                    token,
+                };
+                let dht = self.clone();
+                tokio::spawn(async move { dht.query(addr, query).await });
+            }
+        }
+        lookup.peers().to_vec()
+    }
+
+    /// Runs one lookup of `target` (`get_peers` or `find_node`) to its end or [`LOOKUP_TIMEOUT`].
+    async fn lookup(&self, target: NodeId, get_peers: bool) -> Lookup {
+        let seeds = self.inner.core().table.closest(&target, K);
+        let mut lookup = Lookup::new(target, &seeds);
+        let mut tasks = tokio::task::JoinSet::new();
+        let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
+        loop {
+            for (id, addr) in lookup.next_queries() {
+                let dht = self.clone();
+                let query = if get_peers {
+                    Query::GetPeers {
+                        info_hash: target,
+                        want: Want::default(),
+                    }
+                } else {
+                    Query::FindNode {
+                        target,
+                        want: Want::default(),
+                    }
+                };
+                tasks.spawn(async move { (id, dht.query(addr, query).await) });
+            }
+            if lookup.is_done() {
+                break;
+            }
+            let next = tokio::time::timeout_at(deadline, tasks.join_next()).await;
+            let Ok(Some(Ok((id, reply)))) = next else {
+                break;
+            };
+            match reply {
+                Some(r) => {
+                    let nodes = self.usable_nodes(&r);
+                    lookup.on_reply(&id, &nodes, &r.values, r.token);
+                }
+                None => lookup.on_failure(&id),
+            }
+        }
+        tasks.abort_all();
+        tracing::debug!(target = %target, queries = lookup.sent(), peers = lookup.peers().len(), "DHT lookup done");
+        lookup
+    }
+
+    fn usable_nodes(&self, r: &Response) -> Vec<(NodeId, SocketAddr)> {
+        r.nodes
+            .iter()
+            .map(|(id, a)| (*id, SocketAddr::V4(*a)))
+            .filter(|(id, a)| *id != self.inner.own && self.inner.policy.accepts(a))
+            .collect()
+    }
+
+    /// Sends `query` to `addr`; its response, or `None` (timeout, error reply, no room).
+    async fn query(&self, addr: SocketAddr, query: Query) -> Option<Response> {
+        let inner = &self.inner;
+        let (tx, rx) = oneshot::channel();
+        let tid = {
+            let mut pending = inner.pending();
+            if pending.len() >= MAX_PENDING {
+                return None;
+            }
+            let mut tid = inner.next_tid.fetch_add(1, Ordering::Relaxed);
+            while pending.contains_key(&tid) {
+                tid = inner.next_tid.fetch_add(1, Ordering::Relaxed);
+            }
+            pending.insert(tid, Pending { addr, tx });
+            tid
+        };
+        let msg = Message {
+            tid: tid.to_be_bytes().to_vec(),
+            body: Body::Query {
+                id: inner.own,
+                query,
+            },
+            ip: None,
+            version: Some(VERSION.to_vec()),
+        };
+        let _ = inner.socket.send_to(&msg.encode(), addr).await;
+        let reply = tokio::time::timeout(QUERY_TIMEOUT, rx).await;
+        inner.pending().remove(&tid);
+        let mut core = inner.core();
+        match reply {
+            Ok(Ok(Ok(r))) => {
+                if let Some(id) = r.id {
+                    core.table.insert(id, addr, true, now());
+                }
+                Some(r)
+            }
+            _ => {
+                if let Some((id, _)) = core
+                    .table
+                    .closest(&inner.own, usize::MAX)
+                    .into_iter()
+                    .find(|(_, a)| *a == addr)
+                {
+                    core.table.failed(&id);
+                }
+                None
+            }
+        }
+    }
+
+    /// Saves the routing table, if a state file is configured.
+    pub fn save(&self) {
+        let Some(path) = self.inner.config.state.clone() else {
+            return;
+        };
+        let nodes: Vec<(NodeId, SocketAddr)> = self
+            .inner
+            .core()
+            .table
+            .nodes()
+            .filter(|e| e.verified)
+            .map(|e| (e.id, e.addr))
+            .collect();
+        let saved = Saved {
+            id: self.inner.own,
+            nodes,
+            local: self.inner.policy.allow_local,
+        };
+        if let Err(e) = persist::save(&path, &saved) {
+            tracing::debug!(path = %path.display(), error = %e, "DHT state not saved");
+        }
+    }
+
+    /// Pings `addrs` (bootstrap routers, saved nodes) and then looks up our own id, which fills
+    /// the table with our neighbourhood.
+    async fn bootstrap(&self, addrs: Vec<SocketAddr>) {
+        let mut pings = tokio::task::JoinSet::new();
+        for addr in addrs.into_iter().take(64) {
+            let dht = self.clone();
+            pings.spawn(async move { dht.query(addr, Query::Ping).await });
+        }
+        while pings.join_next().await.is_some() {}
+        let own = self.inner.own;
+        self.lookup(own, false).await;
+        tracing::debug!(nodes = self.nodes(), "DHT bootstrapped");
+    }
+}
+
+impl Inner {
+    fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<u16, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reply to a query from `from`.
+    fn answer(&self, from: SocketAddr, id: NodeId, query: Query) -> Body {
+        let t = now();
+        let mut core = self.core();
+        core.table.insert(id, from, false, t);
+        let mut r = Response {
+            id: Some(self.own),
+            ..Response::default()
+        };
+        let v4 = |core: &Core, target: &NodeId| -> Vec<_> {
+            core.table
+                .closest(target, K)
+                .into_iter()
+                .filter_map(|(id, a)| match a {
+                    SocketAddr::V4(a) => Some((id, a)),
+                    SocketAddr::V6(_) => None,
+                })
+                .collect()
+        };
+        match query {
+            Query::Ping => {}
+            Query::FindNode { target, .. } => r.nodes = v4(&core, &target),
+            Query::GetPeers { info_hash, .. } => {
+                r.token = Some(core.tokens.token(&from.ip()).to_vec());
+                r.values = core.store.peers(&info_hash, t);
+                if r.values.is_empty() {
+                    r.nodes = v4(&core, &info_hash);
+                }
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+            } => {
+                if !core.tokens.valid(&from.ip(), &token) {
+                    return Body::Error {
+                        code: 203,
+                        message: "bad token".into(),
+                    };
+                }
+                let port = if implied_port { from.port() } else { port };
+                let peer = SocketAddr::new(from.ip(), port);
+                if self.policy.accepts(&peer) {
+                    core.store.announce(info_hash, peer, t);
+                }
+            }
+            Query::Other(_) => {
+                return Body::Error {
+                    code: 204,
+                    message: "Method Unknown".into(),
+                }
+            }
+        }
+        Body::Response(r)
+    }
+}
+
+/// Receives datagrams until the socket fails: responses go to their waiting query, queries are
+/// answered (rate-limited per source), anything malformed is dropped.
+async fn receive(inner: Arc<Inner>) {
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let Ok((n, from)) = inner.socket.recv_from(&mut buf).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(msg) = Message::parse(&buf[..n]) else {
+            continue;
+        };
+        match msg.body {
+            Body::Response(r) => deliver(&inner, &msg.tid, from, Ok(r)),
+            Body::Error { .. } => deliver(&inner, &msg.tid, from, Err(())),
+            Body::Query { id, query } => {
+                let key = if inner.policy.allow_local {
+                    from
+                } else {
+                    SocketAddr::new(from.ip(), 0)
+                };
+                if !inner.core().limiter.allow(key, now()) || !inner.policy.accepts(&from) {
+                    continue;
+                }
+                let reply = Message {
+                    tid: msg.tid,
+                    body: inner.answer(from, id, query),
+                    ip: Some(from),
+                    version: Some(VERSION.to_vec()),
+                };
+                let _ = inner.socket.send_to(&reply.encode(), from).await;
+            }
+        }
+    }
+}
+
+fn deliver(inner: &Inner, tid: &[u8], from: SocketAddr, reply: Result<Response, ()>) {
+    let Ok(tid) = <[u8; 2]>::try_from(tid) else {
+        return;
+    };
+    let tid = u16::from_be_bytes(tid);
+    let mut pending = inner.pending();
+    // Only the node we asked may answer: a reply from elsewhere with a guessed id is dropped.
+    if pending.get(&tid).is_some_and(|p| p.addr == from) {
+        if let Some(p) = pending.remove(&tid) {
+            let _ = p.tx.send(reply);
+        }
+    }
+}
+
+/// Bootstraps, then every minute rotates tokens, expires the store, refreshes stale buckets, and
+/// every 10 minutes saves the table.
+async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
+    let mut addrs: Vec<SocketAddr> = saved.iter().map(|(_, a)| *a).collect();
+    for host in &dht.inner.config.bootstrap {
+        let lookup = tokio::net::lookup_host(host.as_str());
+        if let Ok(Ok(found)) = tokio::time::timeout(Duration::from_secs(5), lookup).await {
+            addrs.extend(found.filter(|a| a.is_ipv4()).take(4));
+        } else {
+            tracing::debug!(host = %crate::text::line(host), "DHT bootstrap node did not resolve");
+        }
+    }
+    dht.bootstrap(addrs).await;
+    dht.save();
+    let mut minute = tokio::time::interval(Duration::from_secs(60));
+    minute.tick().await;
+    let mut ticks = 0u32;
+    loop {
+        minute.tick().await;
+        ticks += 1;
+        let targets = {
+            let mut core = dht.inner.core();
+            let t = now();
+            let Core {
+                tokens,
+                rng,
+                store,
+                table,
+                ..
+            } = &mut *core;
+            tokens.tick(rng, t);
+            store.expire(t);
+            table.refresh_targets(t, rng)
+        };
+        for target in targets.into_iter().take(4) {
+            dht.lookup(target, false).await;
+        }
+        if ticks % 10 == 0 {
+            dht.save();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The DHT (BEP 5) against a local DHT of python3-libtorrent sessions on 127.0.0.1
+//! (`tests/peers/lt_dht.py`), with no tracker anywhere and no public router: pixtorrent opens a
+//! magnet link with no `tr` through the DHT alone, and a restart bootstraps from the routing table
+//! it saved; with `--no-dht` the same link fails at once.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::payload::{assert_same_tree, Payload, SMALL};
+use common::seeders::{free_port_on, python_with_libtorrent, script, Proc};
+use common::{expect_success, px};
+
+/// A local DHT of `nodes` libtorrent sessions, the last seeding `payload`; its `READY` line.
+fn local_dht(payload: &Payload, nodes: usize) -> Option<(Proc, String)> {
+    let python = python_with_libtorrent()?;
+    let mut cmd = Command::new(python);
+    cmd.arg(script("lt_dht.py"))
+        .args(["--nodes", &nodes.to_string()])
+        .arg("--seed-torrent")
+        .arg(&payload.torrent)
+        .arg("--seed-dir")
+        .arg(&payload.save_dir)
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .stdin(Stdio::piped());
+    let mut dht = Proc::spawn("libtorrent DHT", cmd);
+    let ready = dht.wait_line(Duration::from_secs(60), |l| l.starts_with("READY"));
+    let Some(ready) = ready else {
+        panic!("the local DHT did not settle\n{}", dht.dump(20));
+    };
+    Some((dht, ready))
+}
+
+/// `pixtorrent MAGNET -o OUT` on the DHT (state in `state`), bootstrapped from `bootstrap`.
+fn pixtorrent_dht(magnet: &str, out: &Path, state: &Path, bootstrap: Option<&str>) -> Proc {
+    let port = free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut cmd = px();
+    cmd.env_remove("PIXTORRENT_NO_DHT")
+        .env("XDG_STATE_HOME", state)
+        .arg(magnet)
+        .arg("-o")
+        .arg(out)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "-v"])
+        .env("PIXTORRENT_PROGRESS_SECS", "1");
+    if let Some(b) = bootstrap {
+        cmd.args(["--dht-bootstrap", b]);
+    }
+    Proc::spawn("pixtorrent", cmd)
+}
+
+fn dht_bytes(summary: &str) -> Option<u64> {
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("peers by source:"))?;
+    line.split("dht ")
+        .nth(1)?
+        .split('(')
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_trackerless_magnet_downloads_through_the_dht_and_a_restart_needs_no_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let Some((mut dht, ready)) = local_dht(&payload, 16) else {
+        return;
+    };
+    let node0 = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("node0="))
+        .expect("node0 in READY")
+        .to_string();
+    let magnet = format!("magnet:?xt=urn:btih:{}", payload.info_hash);
+    let state = dir.path().join("state");
+    let out = dir.path().join("out1");
+    let mut px1 = pixtorrent_dht(&magnet, &out, &state, Some(&node0));
+    expect_success(&mut px1, Duration::from_secs(120));
+    assert_same_tree(&payload.root(), &out.join(payload.name()));
+    let summary = px1.stdout().join("\n");
+    assert!(
+        dht_bytes(&summary).is_some_and(|b| b >= payload.total),
+        "the data came from a peer found through the DHT: {summary}"
+    );
+    let saved = state.join("pixtorrent/dht.dat");
+    assert!(saved.is_file(), "routing table saved at {saved:?}");
+    // A restart into a fresh directory (so no saved .torrent), with no --dht-bootstrap: the saved
+    // table is the only way into the DHT.
+    let out2 = dir.path().join("out2");
+    let started = Instant::now();
+    let mut px2 = pixtorrent_dht(&magnet, &out2, &state, None);
+    expect_success(&mut px2, Duration::from_secs(120));
+    assert_same_tree(&payload.root(), &out2.join(payload.name()));
+    eprintln!("restart from the saved table: {:.1?}", started.elapsed());
+    dht.stop();
+}
+
+#[test]
+fn without_the_dht_a_trackerless_magnet_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = px()
+        .arg("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567")
+        .arg("-o")
+        .arg(dir.path())
+        .args(["--port", "0", "--no-dht"])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the DHT is off"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn the_public_routers_are_forbidden_under_the_test_suite() {
+    // What keeps every other test off the public DHT: with the DHT on and no local bootstrap, the
+    // guard variable turns the run into an error before any socket is opened.
+    let dir = tempfile::tempdir().unwrap();
+    let out = px()
+        .env_remove("PIXTORRENT_NO_DHT")
+        .env("XDG_STATE_HOME", dir.path())
+        .arg("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567")
+        .arg("-o")
+        .arg(dir.path())
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PIXTORRENT_FORBID_PUBLIC_DHT"), "{err}");
+}
