@@ -165,13 +165,14 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
             continue;
         }
         eprintln!(
-            "progress: {label}{:.1}% {}/{} {}/s peers {}{} ETA {}",
+            "progress: {label}{:.1}% {}/{} {}/s peers {}{}{} ETA {}",
             percent(&s),
             human_size(s.have),
             human_size(s.total),
             human_size(r as u64),
             s.peers,
             web_part(&s),
+            dht_part(&s),
             eta(&s, r)
         );
     }
@@ -188,6 +189,14 @@ fn web_part(s: &Snapshot) -> String {
         human_size(s.from_web),
         human_size(s.from_peers)
     )
+}
+
+/// ` dht 312 nodes 14 peers` with the DHT on, else nothing.
+fn dht_part(s: &Snapshot) -> String {
+    match s.dht {
+        Some((nodes, peers)) => format!(" dht {nodes} nodes {peers} peers"),
+        None => String::new(),
+    }
 }
 
 /// `uploaded 80.1 MiB (2.00x), 12.0 MiB/s up, peers 3`.
@@ -254,10 +263,11 @@ async fn bar(
             continue;
         }
         pb.set_message(format!(
-            "{}/s  {} peers{}  ETA {}",
+            "{}/s  {} peers{}{}  ETA {}",
             human_size(r as u64),
             s.peers,
             web_part(&s),
+            dht_part(&s),
             eta(&s, r)
         ));
     }

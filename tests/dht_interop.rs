@@ -14,16 +14,14 @@ use common::payload::{assert_same_tree, Payload, SMALL};
 use common::seeders::{free_port_on, python_with_libtorrent, script, Proc};
 use common::{expect_success, px};
 
-/// A local DHT of `nodes` libtorrent sessions, the last seeding `payload`; its `READY` line.
-fn local_dht(payload: &Payload, nodes: usize) -> Option<(Proc, String)> {
+/// A local DHT of `nodes` libtorrent sessions, with the `extra` arguments of `lt_dht.py`; its
+/// `READY` line.
+fn local_dht(nodes: usize, extra: &[&std::ffi::OsStr]) -> Option<(Proc, String)> {
     let python = python_with_libtorrent()?;
     let mut cmd = Command::new(python);
     cmd.arg(script("lt_dht.py"))
         .args(["--nodes", &nodes.to_string()])
-        .arg("--seed-torrent")
-        .arg(&payload.torrent)
-        .arg("--seed-dir")
-        .arg(&payload.save_dir)
+        .args(extra)
         .args(["--parent-pid", &std::process::id().to_string()])
         .stdin(Stdio::piped());
     let mut dht = Proc::spawn("libtorrent DHT", cmd);
@@ -51,6 +49,14 @@ fn pixtorrent_dht(magnet: &str, out: &Path, state: &Path, bootstrap: Option<&str
     Proc::spawn("pixtorrent", cmd)
 }
 
+fn node0(ready: &str) -> String {
+    ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("node0="))
+        .expect("node0 in READY")
+        .to_string()
+}
+
 fn dht_bytes(summary: &str) -> Option<u64> {
     let line = summary
         .lines()
@@ -69,14 +75,16 @@ fn dht_bytes(summary: &str) -> Option<u64> {
 fn a_trackerless_magnet_downloads_through_the_dht_and_a_restart_needs_no_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
-    let Some((mut dht, ready)) = local_dht(&payload, 16) else {
+    let seed = [
+        "--seed-torrent".as_ref(),
+        payload.torrent.as_os_str(),
+        "--seed-dir".as_ref(),
+        payload.save_dir.as_os_str(),
+    ];
+    let Some((mut dht, ready)) = local_dht(16, &seed) else {
         return;
     };
-    let node0 = ready
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("node0="))
-        .expect("node0 in READY")
-        .to_string();
+    let node0 = node0(&ready);
     let magnet = format!("magnet:?xt=urn:btih:{}", payload.info_hash);
     let state = dir.path().join("state");
     let out = dir.path().join("out1");
@@ -140,4 +148,55 @@ fn the_public_routers_are_forbidden_under_the_test_suite() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PIXTORRENT_FORBID_PUBLIC_DHT"), "{err}");
+}
+
+#[test]
+fn a_libtorrent_leecher_with_only_the_magnet_finds_pixtorrent_through_the_dht() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let magnet = format!("magnet:?xt=urn:btih:{}", payload.info_hash);
+    let leech_dir = dir.path().join("lt");
+    std::fs::create_dir_all(&leech_dir).unwrap();
+    // A DHT with no seeder; its extra session leeches the magnet, re-asking the DHT every 10 s.
+    let leech = [
+        "--leech-magnet".as_ref(),
+        magnet.as_ref(),
+        "--leech-dir".as_ref(),
+        leech_dir.as_os_str(),
+    ];
+    let Some((mut dht, ready)) = local_dht(16, &leech) else {
+        return;
+    };
+    let node0 = node0(&ready);
+    // pixtorrent seeds it (its tracker is dead) and announces itself to the DHT.
+    let port = free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut cmd = px();
+    cmd.env_remove("PIXTORRENT_NO_DHT")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .arg("-t")
+        .arg(&payload.torrent)
+        .arg("-o")
+        .arg(&payload.save_dir)
+        .args(["--seed", "--seed-time", "120", "--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--dht-bootstrap", &node0, "-v"]);
+    let mut seeder = Proc::spawn("pixtorrent seeder", cmd);
+    let done = dht.wait_line(Duration::from_secs(90), |l| l.starts_with("DONE"));
+    let lines = dht.stdout();
+    dht.stop();
+    seeder.stop();
+    assert!(
+        done.is_some(),
+        "the libtorrent leecher did not complete: {lines:?}\n{}",
+        seeder.dump(30)
+    );
+    // No other peer has the data: the leecher can only have found pixtorrent, through the DHT.
+    let log = seeder.stderr().join("\n");
+    assert!(
+        log.lines().any(|l| l.contains("connected")
+            && l.contains("libtorrent")
+            && l.contains("source=incoming")),
+        "pixtorrent saw the libtorrent leecher connect\n{}",
+        seeder.dump(30)
+    );
+    assert_same_tree(&payload.root(), &leech_dir.join(payload.name()));
 }

@@ -304,6 +304,16 @@ impl Dht {
         }
     }
 
+    /// A node heard of outside the DHT (a peer's BEP 5 `port` message): pinged, and kept if it
+    /// answers.
+    pub fn add_node(&self, addr: SocketAddr) {
+        if !self.inner.policy.accepts(&addr) {
+            return;
+        }
+        let dht = self.clone();
+        tokio::spawn(async move { dht.query(addr, Query::Ping).await });
+    }
+
     /// Saves the routing table, if a state file is configured.
     pub fn save(&self) {
         let Some(path) = self.inner.config.state.clone() else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::peer::{serve_registered, timed_out, PeerError};
+use super::peer::{serve_registered, timed_out, PeerError, Supports};
 use super::pool::PeerSource;
 use super::state::{PeerEntry, Refused, Torrent};
 use super::Ctx;
@@ -72,7 +72,7 @@ async fn handshake(
     stream: &mut impl PeerStream,
     theirs: Option<&[u8; HANDSHAKE_LEN]>,
 ) -> Result<Handshake, PeerError> {
-    let ours = Handshake::ours(ctx.info_hash, ctx.peer_id).encode();
+    let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
     let exchange = async {
         let hs = match theirs {
             None => {
@@ -136,8 +136,11 @@ pub(super) async fn run(
         }
     };
     tracing::debug!(peer = %addr, client = %client, outgoing, source = %source.map_or("?", PeerSource::as_str), "connected");
-    let extensions = hs.supports_extensions();
-    let result = serve_registered(ctx, &mut stream, addr, registered, extensions, rx).await;
+    let supports = Supports {
+        extensions: hs.supports_extensions(),
+        dht: hs.supports_dht(),
+    };
+    let result = serve_registered(ctx, &mut stream, addr, registered, supports, rx).await;
     tracing::debug!(peer = %addr, reason = %result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "disconnected");
     result
 }

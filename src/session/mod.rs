@@ -198,6 +198,11 @@ impl Ctx {
         self.torrent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The DHT node, for a public torrent with the DHT on.
+    pub(crate) fn dht(&self) -> Option<&crate::dht::node::Dht> {
+        self.engine.dht.as_ref().filter(|_| !self.private)
+    }
+
     pub(crate) fn fail(&self, why: String) {
         self.status.send_if_modified(|s| {
             let first = matches!(s, Status::Running);

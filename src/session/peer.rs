@@ -95,17 +95,27 @@ pub(super) fn timed_out(what: &'static str) -> PeerError {
     PeerError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
+/// What the peer's handshake says it speaks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Supports {
+    /// BEP 10 extended messages.
+    pub(super) extensions: bool,
+    /// A DHT node (BEP 5): it gets our `port` message and may send its own.
+    pub(super) dht: bool,
+}
+
 /// Runs a registered peer's connection until it ends, then takes it out of the torrent.
 pub(super) async fn serve_registered(
     ctx: Arc<Ctx>,
     stream: &mut impl PeerStream,
     addr: SocketAddr,
     registered: (PeerKey, Bitfield),
-    extensions: bool,
+    supports: Supports,
     rx: mpsc::UnboundedReceiver<Command>,
 ) -> Result<(), PeerError> {
     let (key, ours) = registered;
-    let mut conn = Conn::new(ctx.clone(), key, addr, extensions, ours);
+    let mut conn = Conn::new(ctx.clone(), key, addr, supports.extensions, ours);
+    conn.peer_dht = supports.dht;
     let result = conn.serve(stream, rx).await;
     conn.report();
     let pending: Vec<BlockRef> = conn.pending.live().collect();
@@ -124,6 +134,8 @@ struct Conn {
     addr: SocketAddr,
     /// Whether the peer speaks BEP 10.
     extensions: bool,
+    /// Whether the peer runs a DHT node (BEP 5 reserved bit).
+    peer_dht: bool,
     /// What the peer has.
     has: Bitfield,
     /// What we have, as far as this task has been told.
@@ -178,6 +190,7 @@ impl Conn {
             key,
             addr,
             extensions,
+            peer_dht: false,
             has: Bitfield::new(n),
             ours,
             wanted: 0,
@@ -227,6 +240,9 @@ impl Conn {
                 .into(),
             }
             .encode(&mut self.out);
+        }
+        if self.peer_dht && self.ctx.dht().is_some() {
+            Message::Port(self.ctx.port).encode(&mut self.out);
         }
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -314,7 +330,13 @@ impl Conn {
 
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Port(port) => {
+                // BEP 5: the peer's DHT node; it enters our table if it answers a ping.
+                if let Some(dht) = self.ctx.dht() {
+                    dht.add_node(SocketAddr::new(self.addr.ip(), port));
+                }
+            }
+            Message::KeepAlive | Message::Unknown(_) => {}
             Message::Extended { id, payload } => match self.registry.incoming(id) {
                 Incoming::Handshake => {
                     if let Some(hs) = ExtHandshake::parse(&payload) {

@@ -156,6 +156,11 @@ impl Pool {
             .count()
     }
 
+    /// Addresses known that were first heard of from `source`.
+    pub fn from_source(&self, source: PeerSource) -> usize {
+        self.known.values().filter(|c| c.source == source).count()
+    }
+
     /// Addresses that could be dialled now or later.
     pub fn idle(&self) -> usize {
         self.known

@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub peers: usize,
     /// Web seeds still in use.
     pub web_seeds: usize,
+    /// With the DHT on: nodes in its routing table, and peer addresses it gave this torrent.
+    pub dht: Option<(usize, usize)>,
     /// Useful bytes from web seeds this run.
     pub from_web: u64,
     /// Useful bytes from peers this run.
@@ -76,11 +78,18 @@ pub(super) fn send_progress(
     progress: &watch::Sender<Snapshot>,
     phase: super::lifecycle::Phase,
 ) {
-    let (left, peers, web_seeds) = {
+    let (left, peers, web_seeds, dht_peers) = {
         let t = ctx.lock();
         let live = t.web().iter().filter(|w| w.live()).count();
-        (t.picker().left(), t.peer_count(), live)
+        let dht = t.pool().from_source(super::pool::PeerSource::Dht);
+        (t.picker().left(), t.peer_count(), live, dht)
     };
+    let dht = ctx
+        .engine
+        .dht
+        .as_ref()
+        .filter(|_| !ctx.private)
+        .map(|d| (d.nodes(), dht_peers));
     let c = ctx.counters.totals();
     let total = ctx.lengths.total();
     // The note (how the metadata came) stays for the display to show once.
@@ -92,6 +101,7 @@ pub(super) fn send_progress(
             uploaded: c.uploaded,
             peers,
             web_seeds,
+            dht,
             from_web: c.from_web,
             from_peers: c.from_peers,
             phase,

@@ -7,9 +7,12 @@ use crate::types::{InfoHash, PeerId};
 pub const HANDSHAKE_LEN: usize = 68;
 const PROTOCOL: &[u8; 20] = b"\x13BitTorrent protocol";
 
-/// Reserved bits we advertise: BEP 10 (byte 5, 0x10) only. Each other extension sets its bit when it
-/// is implemented (BEP 6: byte 7 0x04; BEP 5: byte 7 0x01), never before.
+/// Reserved bits we always advertise: BEP 10 (byte 5, 0x10). BEP 5's (byte 7, 0x01) is added per
+/// torrent when the DHT is on ([`Handshake::ours_with_dht`]); BEP 6 (byte 7, 0x04) when it exists.
 pub const OUR_RESERVED: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0];
+
+/// The BEP 5 reserved bit (byte 7): the sender runs a DHT node.
+pub const DHT_BIT: u8 = 0x01;
 
 /// A parsed handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,21 @@ impl Handshake {
             info_hash,
             peer_id,
         }
+    }
+
+    /// Ours, with the BEP 5 DHT bit (byte 7, 0x01) when `dht`: we run a DHT node and will send
+    /// our UDP port in a `port` message.
+    pub fn ours_with_dht(info_hash: InfoHash, peer_id: PeerId, dht: bool) -> Handshake {
+        let mut hs = Handshake::ours(info_hash, peer_id);
+        if dht {
+            hs.reserved[7] |= DHT_BIT;
+        }
+        hs
+    }
+
+    /// Whether the sender runs a DHT node (BEP 5).
+    pub fn supports_dht(&self) -> bool {
+        self.reserved[7] & DHT_BIT != 0
     }
 
     /// Whether the sender speaks BEP 10.
@@ -181,5 +199,18 @@ mod tests {
         assert_eq!(client_name(&PeerId(*b"A2-1-36-0-abcdefghij")), "aria2");
         assert_eq!(client_name(&PeerId(*b"-ZZ0001-abcdefghijkl")), "-ZZ0001-");
         assert_eq!(client_name(&PeerId([0; 20])), "........");
+    }
+
+    #[test]
+    fn the_dht_bit_is_set_only_when_asked_and_read_back() {
+        let ih = InfoHash([1; 20]);
+        let id = PeerId([2; 20]);
+        let plain = Handshake::ours(ih, id);
+        assert!(!plain.supports_dht() && plain.supports_extensions());
+        let dht = Handshake::ours_with_dht(ih, id, true);
+        assert_eq!(dht.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x01]);
+        assert!(dht.supports_dht());
+        assert_eq!(Handshake::decode(&dht.encode()).unwrap(), dht);
+        assert_eq!(Handshake::ours_with_dht(ih, id, false), plain);
     }
 }

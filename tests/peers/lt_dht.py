@@ -9,7 +9,7 @@ limits raised and its IP restrictions off so that many nodes on one IP work.
   --leech-magnet M --leech-dir D  one more session leeches M with the DHT as its only source
   --add-node HOST:PORT            every session also learns this node (pixtorrent's)
 Lines on stdout: `READY node0=127.0.0.1:P nodes=N seeder=127.0.0.1:P`, `LEECH_PEER IP:PORT` for each
-peer the leecher connects to, `DONE t=S` when the leecher completes, `EXIT`. Stops at the end of
+peer the leecher is seen connected to (polled), `DONE t=S` when the leecher completes, `EXIT`. Stops at the end of
 stdin, when --parent-pid is gone, or after --max-secs.
 """
 
@@ -102,7 +102,7 @@ def main():
     if seeder is not None:
         seeder.force_dht_announce()
         time.sleep(2.0)
-    nodes = [s.status().dht_nodes for s in sessions]
+    nodes = [s.status().dht_nodes for s in sessions]  # noqa: deprecated in 2.0, still exact
     seeder_at = f" seeder=127.0.0.1:{sessions[-1].listen_port()}" if seeder is not None else ""
     say(f"READY node0=127.0.0.1:{sessions[0].listen_port()} nodes={min(nodes)}-{max(nodes)}{seeder_at}")
     leech = None
