@@ -200,3 +200,83 @@ fn a_libtorrent_leecher_with_only_the_magnet_finds_pixtorrent_through_the_dht() 
     );
     assert_same_tree(&payload.root(), &leech_dir.join(payload.name()));
 }
+
+fn bad_node(extra: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(script("bad_dht.py"))
+        .args(extra)
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .stdin(Stdio::piped());
+    let mut p = Proc::spawn("hostile DHT node", cmd);
+    p.grace = Duration::from_secs(3);
+    let ready = p
+        .wait_line(Duration::from_secs(10), |l| l.starts_with("READY"))
+        .expect("hostile node ready");
+    let port = ready.trim_start_matches("READY port=").to_string();
+    (p, format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn a_hostile_dht_node_neither_stops_the_download_nor_gets_past_the_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let seed = [
+        "--seed-torrent".as_ref(),
+        payload.torrent.as_os_str(),
+        "--seed-dir".as_ref(),
+        payload.save_dir.as_os_str(),
+    ];
+    let Some((mut dht, ready)) = local_dht(16, &seed) else {
+        return;
+    };
+    let node0 = node0(&ready);
+    // Bootstrapped from the liar first: it answers pings well (so it enters the table) and every
+    // other query with garbage, a 60 KB reply, a wrong transaction id or silence.
+    let (mut liar, liar_addr) = bad_node(&[]);
+    let magnet = format!("magnet:?xt=urn:btih:{}", payload.info_hash);
+    let out = dir.path().join("out");
+    let port = free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut cmd = px();
+    cmd.env_remove("PIXTORRENT_NO_DHT")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .arg(&magnet)
+        .arg("-o")
+        .arg(&out)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--seed", "--seed-time", "6"])
+        .args([
+            "--dht-bootstrap",
+            &liar_addr,
+            "--dht-bootstrap",
+            &node0,
+            "-v",
+        ]);
+    let mut pixtorrent = Proc::spawn("pixtorrent", cmd);
+    // Meanwhile another source floods pixtorrent's DHT port with 3000 pings in a burst.
+    let target = format!("127.0.0.1:{port}");
+    let (mut flooder, _) = bad_node(&["--flood", &target, "--flood-secs", "3"]);
+    let flood = flooder.wait_line(Duration::from_secs(20), |l| l.starts_with("FLOOD"));
+    expect_success(&mut pixtorrent, Duration::from_secs(90));
+    assert_same_tree(&payload.root(), &out.join(payload.name()));
+    flooder.stop();
+    liar.stop();
+    dht.stop();
+    let flood = flood.expect("flood report");
+    let answered: u64 = flood
+        .split("answered=")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("answered=N");
+    // 20 queries/s with a burst of 40 over ~3 s: about 100 of 3000.
+    assert!(
+        (1..=200).contains(&answered),
+        "rate limit per source: {flood}"
+    );
+    let report = liar.wait_line(Duration::from_secs(5), |l| l.starts_with("BAD_ANSWERS"));
+    let bad: u64 = report
+        .as_deref()
+        .and_then(|l| l.strip_prefix("BAD_ANSWERS n="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("liar report: {}", liar.dump(10)));
+    assert!(bad >= 1, "pixtorrent asked the liar in its lookups");
+}
