@@ -23,6 +23,9 @@ pub const MAX_PEERS: usize = 500;
 enum State {
     Fresh,
     Asked,
+    /// Asked long ago: no longer holds an α slot nor the end of the lookup, but its answer is
+    /// still taken (libtorrent's short timeout).
+    Slow,
     Answered(Option<Vec<u8>>),
     Failed,
 }
@@ -106,7 +109,7 @@ impl Lookup {
                     self.sent += 1;
                     out.push((c.id, c.addr));
                 }
-                State::Asked | State::Answered(_) => {}
+                State::Asked | State::Slow | State::Answered(_) => {}
             }
             live += 1;
         }
@@ -130,11 +133,15 @@ impl Lookup {
         let Some(c) = self.candidate(id) else {
             return;
         };
-        if c.state != State::Asked {
-            return;
+        let was = std::mem::replace(&mut c.state, State::Answered(token.clone()));
+        match was {
+            State::Asked => self.in_flight -= 1,
+            State::Slow => {}
+            other => {
+                c.state = other;
+                return;
+            }
         }
-        c.state = State::Answered(token);
-        self.in_flight -= 1;
         for p in peers {
             if self.peers.len() < MAX_PEERS && self.seen_peers.insert(*p) {
                 self.peers.push(*p);
@@ -148,8 +155,24 @@ impl Lookup {
         let Some(c) = self.candidate(id) else {
             return;
         };
+        match c.state {
+            State::Asked => {
+                c.state = State::Failed;
+                self.in_flight -= 1;
+            }
+            State::Slow => c.state = State::Failed,
+            _ => {}
+        }
+    }
+
+    /// A query to `id` has waited past the short timeout: its α slot goes to the next node, and
+    /// the lookup may end without it; a late answer still counts.
+    pub fn on_slow(&mut self, id: &NodeId) {
+        let Some(c) = self.candidate(id) else {
+            return;
+        };
         if c.state == State::Asked {
-            c.state = State::Failed;
+            c.state = State::Slow;
             self.in_flight -= 1;
         }
     }

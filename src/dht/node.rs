@@ -30,6 +30,9 @@ use crate::net::Bind;
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Queries of ours in flight at once.
 pub const MAX_PENDING: usize = 256;
+/// A query unanswered this long no longer holds up its lookup (its answer still counts): a dead
+/// node costs a lookup 1 s, not [`QUERY_TIMEOUT`].
+pub const SOFT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time one lookup may take in all.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Queries answered per second per source (address and port with local nodes allowed, else IP),
@@ -184,10 +187,16 @@ impl Dht {
         self.inner.core().table.len()
     }
 
-    /// Peers of `info_hash` found by a `get_peers` lookup; with `announce` (our TCP port), we then
-    /// announce ourselves to the closest nodes that gave a token.
-    pub async fn get_peers(&self, info_hash: NodeId, announce: Option<u16>) -> Vec<SocketAddr> {
-        let lookup = self.lookup(info_hash, true).await;
+    /// Peers of `info_hash` found by a `get_peers` lookup, each handed to `found` as soon as a node
+    /// names it (and all returned at the end); with `announce` (our TCP port), we then announce
+    /// ourselves to the closest nodes that gave a token.
+    pub async fn get_peers(
+        &self,
+        info_hash: NodeId,
+        announce: Option<u16>,
+        mut found: impl FnMut(&[SocketAddr]) + Send,
+    ) -> Vec<SocketAddr> {
+        let lookup = self.lookup(info_hash, true, &mut found).await;
         if let Some(port) = announce {
             for (_, addr, token) in lookup.closest_answered() {
                 let Some(token) = token else { continue };
@@ -205,13 +214,20 @@ impl Dht {
     }
 
     /// Runs one lookup of `target` (`get_peers` or `find_node`) to its end or [`LOOKUP_TIMEOUT`].
-    async fn lookup(&self, target: NodeId, get_peers: bool) -> Lookup {
+    async fn lookup(
+        &self,
+        target: NodeId,
+        get_peers: bool,
+        found: &mut (dyn FnMut(&[SocketAddr]) + Send),
+    ) -> Lookup {
         let seeds = self.inner.core().table.closest(&target, K);
         let mut lookup = Lookup::new(target, &seeds);
         let mut tasks = tokio::task::JoinSet::new();
         let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
+        let mut asked: HashMap<NodeId, tokio::time::Instant> = HashMap::new();
         loop {
             for (id, addr) in lookup.next_queries() {
+                asked.insert(id, tokio::time::Instant::now());
                 let dht = self.clone();
                 let query = if get_peers {
                     Query::GetPeers {
@@ -226,17 +242,36 @@ impl Dht {
                 };
                 tasks.spawn(async move { (id, dht.query(addr, query).await) });
             }
-            if lookup.is_done() {
+            if lookup.is_done() || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            let next = tokio::time::timeout_at(deadline, tasks.join_next()).await;
-            let Ok(Some(Ok((id, reply)))) = next else {
+            let tick = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            let next = match tokio::time::timeout_at(tick, tasks.join_next()).await {
+                Err(_) => {
+                    let now = tokio::time::Instant::now();
+                    asked.retain(|id, at| {
+                        let slow = now.saturating_duration_since(*at) >= SOFT_TIMEOUT;
+                        if slow {
+                            lookup.on_slow(id);
+                        }
+                        !slow
+                    });
+                    continue;
+                }
+                Ok(next) => next,
+            };
+            let Some(Ok((id, reply))) = next else {
                 break;
             };
+            asked.remove(&id);
             match reply {
                 Some(r) => {
                     let nodes = self.usable_nodes(&r);
+                    let before = lookup.peers().len();
                     lookup.on_reply(&id, &nodes, &r.values, r.token);
+                    if lookup.peers().len() > before {
+                        found(&lookup.peers()[before..]);
+                    }
                 }
                 None => lookup.on_failure(&id),
             }
@@ -347,7 +382,7 @@ impl Dht {
         }
         while pings.join_next().await.is_some() {}
         let own = self.inner.own;
-        self.lookup(own, false).await;
+        self.lookup(own, false, &mut |_| {}).await;
         tracing::debug!(nodes = self.nodes(), "DHT bootstrapped");
     }
 }
@@ -504,7 +539,7 @@ async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
             table.refresh_targets(t, rng)
         };
         for target in targets.into_iter().take(4) {
-            dht.lookup(target, false).await;
+            dht.lookup(target, false, &mut |_| {}).await;
         }
         if ticks % 10 == 0 {
             dht.save();

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{choker, link, Ctx};
+use super::pool::PeerSource;
+use super::{choker, link, now, Ctx};
 
 /// Between DHT lookups (each also announces us): libtorrent re-announces every 15 min; 5 keeps a
 /// young swarm's new peers coming.
@@ -77,7 +78,14 @@ pub(super) async fn dht(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
     let target = crate::dht::id::NodeId(ctx.info_hash.0);
     let mut first = true;
     loop {
-        let peers = dht.get_peers(target, Some(ctx.engine.port)).await;
+        // Peers are dialled as soon as a node names them; the lookup's end (announce) follows.
+        let early = ctx.clone();
+        let peers = dht
+            .get_peers(target, Some(ctx.engine.port), move |found| {
+                early.lock().pool_mut().add(found, PeerSource::Dht, now());
+                early.wake.notify_one();
+            })
+            .await;
         let added = ctx.lock().dht_result(&peers, first);
         tracing::debug!(
             found = peers.len(),

@@ -183,7 +183,13 @@ async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
     let target = crate::dht::id::NodeId(ctx.fetch.info_hash.0);
     let mut first = true;
     loop {
-        let peers = dht.get_peers(target, None).await;
+        let early = ctx.clone();
+        let peers = dht
+            .get_peers(target, None, move |found| {
+                early.lock().pool.add(found, PeerSource::Dht, now());
+                early.wake.notify_one();
+            })
+            .await;
         {
             let mut s = ctx.lock();
             s.pool.add(&peers, PeerSource::Dht, now());

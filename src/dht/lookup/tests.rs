@@ -154,3 +154,34 @@ fn answers_from_strangers_and_repeats_are_ignored_and_peers_are_deduplicated() {
     assert!(l.is_done());
     assert!(l.next_queries().is_empty());
 }
+
+#[test]
+fn a_slow_node_frees_its_slot_and_does_not_hold_the_end() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let target = NodeId::random(&mut rng);
+    let ids: Vec<NodeId> = (0..4).map(|_| NodeId::random(&mut rng)).collect();
+    let seeds: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, addr(i)))
+        .collect();
+    let mut l = Lookup::new(target, &seeds);
+    let first = l.next_queries();
+    assert_eq!(first.len(), ALPHA);
+    assert!(l.next_queries().is_empty(), "alpha in flight");
+    l.on_slow(&first[0].0);
+    let next = l.next_queries();
+    assert_eq!(
+        next.len(),
+        1,
+        "the slow node's slot went to the fourth node"
+    );
+    for (id, _) in first[1..].iter().chain(&next) {
+        l.on_reply(id, &[], &[], None);
+    }
+    assert!(l.is_done(), "done without the slow node");
+    // Its late answer still counts.
+    l.on_reply(&first[0].0, &[], &[addr(77)], Some(vec![1]));
+    assert_eq!(l.peers(), &[addr(77)]);
+    assert_eq!(l.closest_answered().len(), 4);
+}
