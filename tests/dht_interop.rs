@@ -32,7 +32,7 @@ fn local_dht(nodes: usize, extra: &[&std::ffi::OsStr]) -> Option<(Proc, String)>
     Some((dht, ready))
 }
 
-/// `pixtorrent MAGNET -o OUT` on the DHT (state in `state`), bootstrapped from `bootstrap`.
+/// `pixtorrent MAGNET_OR_TORRENT -o OUT` on the DHT (state in `state`), bootstrapped from `bootstrap`.
 fn pixtorrent_dht(magnet: &str, out: &Path, state: &Path, bootstrap: Option<&str>) -> Proc {
     let port = free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut cmd = px();
@@ -72,7 +72,7 @@ fn dht_bytes(summary: &str) -> Option<u64> {
 }
 
 #[test]
-fn a_trackerless_magnet_downloads_through_the_dht_and_a_restart_needs_no_bootstrap() {
+fn trackerless_magnets_and_torrents_download_through_the_dht_and_a_restart_needs_no_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
     let seed = [
@@ -106,6 +106,12 @@ fn a_trackerless_magnet_downloads_through_the_dht_and_a_restart_needs_no_bootstr
     expect_success(&mut px2, Duration::from_secs(120));
     assert_same_tree(&payload.root(), &out2.join(payload.name()));
     eprintln!("restart from the saved table: {:.1?}", started.elapsed());
+    // A trackerless .torrent (no announce, no url-list) downloads through the DHT too.
+    let trackerless = payload.trackerless_torrent(&dir.path().join("trackerless.torrent"));
+    let out3 = dir.path().join("out3");
+    let mut px3 = pixtorrent_dht(trackerless.to_str().unwrap(), &out3, &state, None);
+    expect_success(&mut px3, Duration::from_secs(120));
+    assert_same_tree(&payload.root(), &out3.join(payload.name()));
     dht.stop();
 }
 

@@ -524,7 +524,7 @@ async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
     loop {
         minute.tick().await;
         ticks += 1;
-        let targets = {
+        let (targets, stale) = {
             let mut core = dht.inner.core();
             let t = now();
             let Core {
@@ -536,8 +536,14 @@ async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
             } = &mut *core;
             tokens.tick(rng, t);
             store.expire(t);
-            table.refresh_targets(t, rng)
+            (table.refresh_targets(t, rng), table.questionable(t, K))
         };
+        // Nodes not heard from for 15 min are pinged: an answer refreshes them, silence counts
+        // towards their replacement.
+        for (_, addr) in stale {
+            let dht = dht.clone();
+            tokio::spawn(async move { dht.query(addr, Query::Ping).await });
+        }
         for target in targets.into_iter().take(4) {
             dht.lookup(target, false, &mut |_| {}).await;
         }

@@ -175,6 +175,12 @@ impl Payload {
 }
 
 impl Payload {
+    /// The same torrent (same info-hash) with no tracker at all, as `The WIRED CD` is, at `path`.
+    pub fn trackerless_torrent(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, Value::dict([("info", self.info.clone())]).encode()).unwrap();
+        path.to_path_buf()
+    }
+
     /// The same files as a private torrent (BEP 27: `private` 1 in the info dictionary, so another
     /// info-hash) with no tracker, at `path`; returns its info-hash.
     pub fn private_torrent(&self, path: &Path) -> InfoHash {
