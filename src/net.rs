@@ -181,6 +181,23 @@ pub async fn udp_listen(bind: &Bind, port: u16) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// An IPv6-only UDP socket on `port` of all IPv6 addresses (`IPV6_V6ONLY`, so it sits beside an
+/// IPv4 socket on the same port), for the DHT's IPv6 side (BEP 32). Fails on a host without IPv6.
+pub fn udp_listen_v6_only(bind: &Bind, port: u16) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_only_v6(true)?;
+    socket.set_nonblocking(true)?;
+    if let Some(device) = bind.device_bytes() {
+        socket
+            .bind_device(Some(device))
+            .map_err(|e| device_error(e, bind))?;
+    }
+    let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port);
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// Applies `bind` to an HTTP client: local address, device, and a resolver that keeps only the
 /// addresses a bound socket can reach (hyper binds the local address only for a destination of
 /// the same family, and would connect to another from the kernel's choice of source).

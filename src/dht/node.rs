@@ -1,4 +1,5 @@
-//! The DHT node's IO shell: one UDP socket (the port number of the peer listener), a receive task
+//! The DHT node's IO shell: a UDP socket per address family (BEP 32; the port number of the peer
+//! listener), a routing table each, a receive task per socket
 //! that answers queries (`ping`, `find_node`, `get_peers`, `announce_peer`; others get error 204)
 //! and hands responses to the query waiting for them, and a maintenance task (bootstrap, token
 //! rotation, store expiry, bucket refresh, saving the table). Lookups drive [`Lookup`] with real
@@ -14,17 +15,21 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
 use super::id::NodeId;
-use super::krpc::{Body, Message, Query, Response, Want};
+use super::krpc::{Body, Message, Query, Response};
 use super::lookup::Lookup;
 use super::persist::{self, Saved};
 use super::store::Store;
 use super::table::{Policy, Table, K};
 use super::token::Tokens;
 use crate::net::Bind;
+use serve::{receive, Limiter};
+use sockets::{bind_sockets, Sockets};
+
+mod serve;
+mod sockets;
 
 /// Time for a node to answer a query.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,39 +70,9 @@ pub struct DhtConfig {
     pub state: Option<PathBuf>,
 }
 
-/// Per-source token buckets for incoming queries.
-#[derive(Default)]
-struct Limiter {
-    sources: HashMap<SocketAddr, (f64, Instant)>,
-}
-
-impl Limiter {
-    fn allow(&mut self, key: SocketAddr, now: Instant) -> bool {
-        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&key) {
-            self.sources
-                .retain(|_, (_, t)| now.saturating_duration_since(*t) < Duration::from_secs(10));
-            if self.sources.len() >= MAX_SOURCES {
-                return false;
-            }
-        }
-        let (tokens, last) = self
-            .sources
-            .entry(key)
-            .or_insert((2.0 * QUERIES_PER_SEC, now));
-        let refill = now.saturating_duration_since(*last).as_secs_f64() * QUERIES_PER_SEC;
-        *tokens = (*tokens + refill).min(2.0 * QUERIES_PER_SEC);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 struct Core {
-    table: Table,
+    /// One routing table per address family (BEP 32): IPv4, IPv6.
+    tables: [Table; 2],
     tokens: Tokens,
     store: Store,
     rng: StdRng,
@@ -109,8 +84,21 @@ struct Pending {
     tx: oneshot::Sender<Result<Response, ()>>,
 }
 
+impl Core {
+    fn table(&mut self, addr: &SocketAddr) -> &mut Table {
+        &mut self.tables[usize::from(addr.is_ipv6())]
+    }
+
+    /// The K closest nodes of each family we have a table for.
+    fn closest(&self, target: &NodeId) -> Vec<(NodeId, SocketAddr)> {
+        let mut out = self.tables[0].closest(target, K);
+        out.extend(self.tables[1].closest(target, K));
+        out
+    }
+}
+
 struct Inner {
-    socket: UdpSocket,
+    sockets: Sockets,
     own: NodeId,
     policy: Policy,
     config: DhtConfig,
@@ -138,7 +126,7 @@ fn now() -> Instant {
 impl Dht {
     /// Binds the socket, loads the saved table, and starts the receive and maintenance tasks.
     pub async fn start(config: DhtConfig) -> std::io::Result<Dht> {
-        let socket = crate::net::udp_listen(&config.net, config.port).await?;
+        let sockets = bind_sockets(&config).await?;
         let mut rng = StdRng::from_os_rng();
         let saved = config.state.as_deref().and_then(persist::load);
         let own = saved
@@ -149,7 +137,7 @@ impl Dht {
         };
         let t = now();
         let core = Core {
-            table: Table::new(own, policy, t),
+            tables: [Table::new(own, policy, t), Table::new(own, policy, t)],
             tokens: Tokens::new(&mut rng, t),
             store: Store::default(),
             rng,
@@ -157,7 +145,7 @@ impl Dht {
         };
         let dht = Dht {
             inner: Arc::new(Inner {
-                socket,
+                sockets,
                 own,
                 policy,
                 config,
@@ -166,7 +154,10 @@ impl Dht {
                 next_tid: AtomicU16::new(rand::random()),
             }),
         };
-        tokio::spawn(receive(dht.inner.clone()));
+        tokio::spawn(receive(dht.inner.clone(), false));
+        if dht.inner.sockets.v6.is_some() {
+            tokio::spawn(receive(dht.inner.clone(), true));
+        }
         let saved_nodes = saved.map(|s| s.nodes).unwrap_or_default();
         tokio::spawn(maintain(dht.clone(), saved_nodes));
         Ok(dht)
@@ -177,14 +168,20 @@ impl Dht {
         self.inner.own
     }
 
-    /// The UDP address the node listens on.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.inner.socket.local_addr().ok()
+    /// The UDP addresses the node listens on (IPv4, then IPv6 if any).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        let s = &self.inner.sockets;
+        [s.v4.as_ref(), s.v6.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.local_addr().ok())
+            .collect()
     }
 
-    /// Nodes in the routing table.
+    /// Nodes in the routing tables.
     pub fn nodes(&self) -> usize {
-        self.inner.core().table.len()
+        let core = self.inner.core();
+        core.tables[0].len() + core.tables[1].len()
     }
 
     /// Peers of `info_hash` found by a `get_peers` lookup, each handed to `found` as soon as a node
@@ -220,7 +217,8 @@ impl Dht {
         get_peers: bool,
         found: &mut (dyn FnMut(&[SocketAddr]) + Send),
     ) -> Lookup {
-        let seeds = self.inner.core().table.closest(&target, K);
+        let seeds = self.inner.core().closest(&target);
+        let want = self.inner.sockets.want();
         let mut lookup = Lookup::new(target, &seeds);
         let mut tasks = tokio::task::JoinSet::new();
         let deadline = tokio::time::Instant::now() + LOOKUP_TIMEOUT;
@@ -232,13 +230,10 @@ impl Dht {
                 let query = if get_peers {
                     Query::GetPeers {
                         info_hash: target,
-                        want: Want::default(),
+                        want,
                     }
                 } else {
-                    Query::FindNode {
-                        target,
-                        want: Want::default(),
-                    }
+                    Query::FindNode { target, want }
                 };
                 tasks.spawn(async move { (id, dht.query(addr, query).await) });
             }
@@ -282,10 +277,14 @@ impl Dht {
     }
 
     fn usable_nodes(&self, r: &Response) -> Vec<(NodeId, SocketAddr)> {
-        r.nodes
-            .iter()
-            .map(|(id, a)| (*id, SocketAddr::V4(*a)))
-            .filter(|(id, a)| *id != self.inner.own && self.inner.policy.accepts(a))
+        let v4 = r.nodes.iter().map(|(id, a)| (*id, SocketAddr::V4(*a)));
+        let v6 = r.nodes6.iter().map(|(id, a)| (*id, SocketAddr::V6(*a)));
+        v4.chain(v6)
+            .filter(|(id, a)| {
+                *id != self.inner.own
+                    && self.inner.policy.accepts(a)
+                    && self.inner.sockets.of(a).is_some()
+            })
             .collect()
     }
 
@@ -314,25 +313,26 @@ impl Dht {
             ip: None,
             version: Some(VERSION.to_vec()),
         };
-        let _ = inner.socket.send_to(&msg.encode(), addr).await;
+        let Some(socket) = inner.sockets.of(&addr) else {
+            inner.pending().remove(&tid);
+            return None;
+        };
+        let _ = socket.send_to(&msg.encode(), addr).await;
         let reply = tokio::time::timeout(QUERY_TIMEOUT, rx).await;
         inner.pending().remove(&tid);
         let mut core = inner.core();
         match reply {
             Ok(Ok(Ok(r))) => {
                 if let Some(id) = r.id {
-                    core.table.insert(id, addr, true, now());
+                    core.table(&addr).insert(id, addr, true, now());
                 }
                 Some(r)
             }
             _ => {
-                if let Some((id, _)) = core
-                    .table
-                    .closest(&inner.own, usize::MAX)
-                    .into_iter()
-                    .find(|(_, a)| *a == addr)
-                {
-                    core.table.failed(&id);
+                let table = core.table(&addr);
+                let id = table.nodes().find(|e| e.addr == addr).map(|e| e.id);
+                if let Some(id) = id {
+                    table.failed(&id);
                 }
                 None
             }
@@ -357,8 +357,9 @@ impl Dht {
         let nodes: Vec<(NodeId, SocketAddr)> = self
             .inner
             .core()
-            .table
-            .nodes()
+            .tables
+            .iter()
+            .flat_map(|t| t.nodes())
             .filter(|e| e.verified)
             .map(|e| (e.id, e.addr))
             .collect();
@@ -395,113 +396,6 @@ impl Inner {
     fn pending(&self) -> MutexGuard<'_, HashMap<u16, Pending>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    /// The reply to a query from `from`.
-    fn answer(&self, from: SocketAddr, id: NodeId, query: Query) -> Body {
-        let t = now();
-        let mut core = self.core();
-        core.table.insert(id, from, false, t);
-        let mut r = Response {
-            id: Some(self.own),
-            ..Response::default()
-        };
-        let v4 = |core: &Core, target: &NodeId| -> Vec<_> {
-            core.table
-                .closest(target, K)
-                .into_iter()
-                .filter_map(|(id, a)| match a {
-                    SocketAddr::V4(a) => Some((id, a)),
-                    SocketAddr::V6(_) => None,
-                })
-                .collect()
-        };
-        match query {
-            Query::Ping => {}
-            Query::FindNode { target, .. } => r.nodes = v4(&core, &target),
-            Query::GetPeers { info_hash, .. } => {
-                r.token = Some(core.tokens.token(&from.ip()).to_vec());
-                r.values = core.store.peers(&info_hash, t);
-                if r.values.is_empty() {
-                    r.nodes = v4(&core, &info_hash);
-                }
-            }
-            Query::AnnouncePeer {
-                info_hash,
-                port,
-                implied_port,
-                token,
-            } => {
-                if !core.tokens.valid(&from.ip(), &token) {
-                    return Body::Error {
-                        code: 203,
-                        message: "bad token".into(),
-                    };
-                }
-                let port = if implied_port { from.port() } else { port };
-                let peer = SocketAddr::new(from.ip(), port);
-                if self.policy.accepts(&peer) {
-                    core.store.announce(info_hash, peer, t);
-                }
-            }
-            Query::Other(_) => {
-                return Body::Error {
-                    code: 204,
-                    message: "Method Unknown".into(),
-                }
-            }
-        }
-        Body::Response(r)
-    }
-}
-
-/// Receives datagrams until the socket fails: responses go to their waiting query, queries are
-/// answered (rate-limited per source), anything malformed is dropped.
-async fn receive(inner: Arc<Inner>) {
-    let mut buf = vec![0u8; 8 * 1024];
-    loop {
-        let Ok((n, from)) = inner.socket.recv_from(&mut buf).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(msg) = Message::parse(&buf[..n]) else {
-            continue;
-        };
-        match msg.body {
-            Body::Response(r) => deliver(&inner, &msg.tid, from, Ok(r)),
-            Body::Error { .. } => deliver(&inner, &msg.tid, from, Err(())),
-            Body::Query { id, query } => {
-                let key = if inner.policy.allow_local {
-                    from
-                } else {
-                    SocketAddr::new(from.ip(), 0)
-                };
-                if !inner.core().limiter.allow(key, now()) || !inner.policy.accepts(&from) {
-                    continue;
-                }
-                let reply = Message {
-                    tid: msg.tid,
-                    body: inner.answer(from, id, query),
-                    ip: Some(from),
-                    version: Some(VERSION.to_vec()),
-                };
-                let _ = inner.socket.send_to(&reply.encode(), from).await;
-            }
-        }
-    }
-}
-
-fn deliver(inner: &Inner, tid: &[u8], from: SocketAddr, reply: Result<Response, ()>) {
-    let Ok(tid) = <[u8; 2]>::try_from(tid) else {
-        return;
-    };
-    let tid = u16::from_be_bytes(tid);
-    let mut pending = inner.pending();
-    // Only the node we asked may answer: a reply from elsewhere with a guessed id is dropped.
-    if pending.get(&tid).is_some_and(|p| p.addr == from) {
-        if let Some(p) = pending.remove(&tid) {
-            let _ = p.tx.send(reply);
-        }
-    }
 }
 
 /// Bootstraps, then every minute rotates tokens, expires the store, refreshes stale buckets, and
@@ -511,7 +405,8 @@ async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
     for host in &dht.inner.config.bootstrap {
         let lookup = tokio::net::lookup_host(host.as_str());
         if let Ok(Ok(found)) = tokio::time::timeout(Duration::from_secs(5), lookup).await {
-            addrs.extend(found.filter(|a| a.is_ipv4()).take(4));
+            let sockets = &dht.inner.sockets;
+            addrs.extend(found.filter(|a| sockets.of(a).is_some()).take(4));
         } else {
             tracing::debug!(host = %crate::text::line(host), "DHT bootstrap node did not resolve");
         }
@@ -531,12 +426,18 @@ async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
                 tokens,
                 rng,
                 store,
-                table,
+                tables,
                 ..
             } = &mut *core;
             tokens.tick(rng, t);
             store.expire(t);
-            (table.refresh_targets(t, rng), table.questionable(t, K))
+            let mut targets = Vec::new();
+            let mut stale = Vec::new();
+            for table in tables.iter_mut() {
+                targets.extend(table.refresh_targets(t, rng));
+                stale.extend(table.questionable(t, K));
+            }
+            (targets, stale)
         };
         // Nodes not heard from for 15 min are pinged: an answer refreshes them, silence counts
         // towards their replacement.
@@ -552,3 +453,6 @@ async fn maintain(dht: Dht, saved: Vec<(NodeId, SocketAddr)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

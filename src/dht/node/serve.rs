@@ -1,0 +1,186 @@
+//! Answering the DHT: the receive task of each socket (responses to the waiting query, queries
+//! answered under a per-source rate limit, anything malformed dropped) and the answers themselves.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{now, Core, Inner, MAX_SOURCES, QUERIES_PER_SEC, VERSION};
+use crate::dht::id::NodeId;
+use crate::dht::krpc::{Body, Message, Query, Response, Want};
+use crate::dht::table::K;
+
+/// Per-source token buckets for incoming queries.
+#[derive(Default)]
+pub(super) struct Limiter {
+    sources: HashMap<SocketAddr, (f64, Instant)>,
+}
+
+impl Limiter {
+    fn allow(&mut self, key: SocketAddr, now: Instant) -> bool {
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&key) {
+            self.sources
+                .retain(|_, (_, t)| now.saturating_duration_since(*t) < Duration::from_secs(10));
+            if self.sources.len() >= MAX_SOURCES {
+                return false;
+            }
+        }
+        let (tokens, last) = self
+            .sources
+            .entry(key)
+            .or_insert((2.0 * QUERIES_PER_SEC, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * QUERIES_PER_SEC;
+        *tokens = (*tokens + refill).min(2.0 * QUERIES_PER_SEC);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Inner {
+    /// The reply to a query from `from`.
+    fn answer(&self, from: SocketAddr, id: NodeId, query: Query) -> Body {
+        let t = now();
+        let mut core = self.core();
+        core.table(&from).insert(id, from, false, t);
+        let mut r = Response {
+            id: Some(self.own),
+            ..Response::default()
+        };
+        // BEP 32: the families asked for, else the querier's own.
+        let closest = |core: &Core, r: &mut Response, target: &NodeId, want: Want| {
+            let want = if want == Want::default() {
+                Want {
+                    v4: from.is_ipv4(),
+                    v6: from.is_ipv6(),
+                }
+            } else {
+                want
+            };
+            if want.v4 {
+                r.nodes = core.tables[0]
+                    .closest(target, K)
+                    .into_iter()
+                    .filter_map(|(id, a)| match a {
+                        SocketAddr::V4(a) => Some((id, a)),
+                        SocketAddr::V6(_) => None,
+                    })
+                    .collect();
+            }
+            if want.v6 {
+                r.nodes6 = core.tables[1]
+                    .closest(target, K)
+                    .into_iter()
+                    .filter_map(|(id, a)| match a {
+                        SocketAddr::V6(a) => Some((id, a)),
+                        SocketAddr::V4(_) => None,
+                    })
+                    .collect();
+            }
+        };
+        match query {
+            Query::Ping => {}
+            Query::FindNode { target, want } => closest(&core, &mut r, &target, want),
+            Query::GetPeers { info_hash, want } => {
+                r.token = Some(core.tokens.token(&from.ip()).to_vec());
+                r.values = core
+                    .store
+                    .peers(&info_hash, t)
+                    .into_iter()
+                    .filter(|p| p.is_ipv6() == from.is_ipv6())
+                    .collect();
+                if r.values.is_empty() {
+                    closest(&core, &mut r, &info_hash, want);
+                }
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+            } => {
+                if !core.tokens.valid(&from.ip(), &token) {
+                    return Body::Error {
+                        code: 203,
+                        message: "bad token".into(),
+                    };
+                }
+                let port = if implied_port { from.port() } else { port };
+                let peer = SocketAddr::new(from.ip(), port);
+                if self.policy.accepts(&peer) {
+                    core.store.announce(info_hash, peer, t);
+                }
+            }
+            Query::Other(_) => {
+                return Body::Error {
+                    code: 204,
+                    message: "Method Unknown".into(),
+                }
+            }
+        }
+        Body::Response(r)
+    }
+}
+
+/// Receives datagrams until the socket fails: responses go to their waiting query, queries are
+/// answered (rate-limited per source), anything malformed is dropped.
+pub(super) async fn receive(inner: Arc<Inner>, v6: bool) {
+    let socket = if v6 {
+        inner.sockets.v6.as_ref()
+    } else {
+        inner.sockets.v4.as_ref()
+    };
+    let Some(socket) = socket else {
+        return;
+    };
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(msg) = Message::parse(&buf[..n]) else {
+            continue;
+        };
+        match msg.body {
+            Body::Response(r) => deliver(&inner, &msg.tid, from, Ok(r)),
+            Body::Error { .. } => deliver(&inner, &msg.tid, from, Err(())),
+            Body::Query { id, query } => {
+                let key = if inner.policy.allow_local {
+                    from
+                } else {
+                    SocketAddr::new(from.ip(), 0)
+                };
+                if !inner.core().limiter.allow(key, now()) || !inner.policy.accepts(&from) {
+                    continue;
+                }
+                let reply = Message {
+                    tid: msg.tid,
+                    body: inner.answer(from, id, query),
+                    ip: Some(from),
+                    version: Some(VERSION.to_vec()),
+                };
+                let _ = socket.send_to(&reply.encode(), from).await;
+            }
+        }
+    }
+}
+
+fn deliver(inner: &Inner, tid: &[u8], from: SocketAddr, reply: Result<Response, ()>) {
+    let Ok(tid) = <[u8; 2]>::try_from(tid) else {
+        return;
+    };
+    let tid = u16::from_be_bytes(tid);
+    let mut pending = inner.pending();
+    // Only the node we asked may answer: a reply from elsewhere with a guessed id is dropped.
+    if pending.get(&tid).is_some_and(|p| p.addr == from) {
+        if let Some(p) = pending.remove(&tid) {
+            let _ = p.tx.send(reply);
+        }
+    }
+}
