@@ -49,6 +49,21 @@ fn pixtorrent_dht(magnet: &str, out: &Path, state: &Path, bootstrap: Option<&str
     Proc::spawn("pixtorrent", cmd)
 }
 
+/// A payload, and a local DHT of 16 libtorrent sessions whose last one seeds it; with node 0's
+/// address.
+fn seeded_dht(dir: &Path) -> Option<(Payload, Proc, String)> {
+    let payload = Payload::generate(dir, SMALL, "http://127.0.0.1:9/announce");
+    let seed = [
+        "--seed-torrent".as_ref(),
+        payload.torrent.as_os_str(),
+        "--seed-dir".as_ref(),
+        payload.save_dir.as_os_str(),
+    ];
+    let (dht, ready) = local_dht(16, &seed)?;
+    let node0 = node0(&ready);
+    Some((payload, dht, node0))
+}
+
 fn node0(ready: &str) -> String {
     ready
         .split_whitespace()
@@ -74,17 +89,9 @@ fn dht_bytes(summary: &str) -> Option<u64> {
 #[test]
 fn trackerless_magnets_and_torrents_download_through_the_dht_and_a_restart_needs_no_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
-    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
-    let seed = [
-        "--seed-torrent".as_ref(),
-        payload.torrent.as_os_str(),
-        "--seed-dir".as_ref(),
-        payload.save_dir.as_os_str(),
-    ];
-    let Some((mut dht, ready)) = local_dht(16, &seed) else {
+    let Some((payload, mut dht, node0)) = seeded_dht(dir.path()) else {
         return;
     };
-    let node0 = node0(&ready);
     let magnet = format!("magnet:?xt=urn:btih:{}", payload.info_hash);
     let state = dir.path().join("state");
     let out = dir.path().join("out1");
@@ -225,17 +232,9 @@ fn bad_node(extra: &[&str]) -> (Proc, String) {
 #[test]
 fn a_hostile_dht_node_neither_stops_the_download_nor_gets_past_the_rate_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
-    let seed = [
-        "--seed-torrent".as_ref(),
-        payload.torrent.as_os_str(),
-        "--seed-dir".as_ref(),
-        payload.save_dir.as_os_str(),
-    ];
-    let Some((mut dht, ready)) = local_dht(16, &seed) else {
+    let Some((payload, mut dht, node0)) = seeded_dht(dir.path()) else {
         return;
     };
-    let node0 = node0(&ready);
     // Bootstrapped from the liar first: it answers pings well (so it enters the table) and every
     // other query with garbage, a 60 KB reply, a wrong transaction id or silence.
     let (mut liar, liar_addr) = bad_node(&[]);

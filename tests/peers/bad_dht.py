@@ -15,21 +15,8 @@ import sys
 import threading
 import time
 
-STOP = threading.Event()
+from btlib import STOP, bencode, say, watch_stdin
 
-
-def say(line):
-    print(line, flush=True)
-
-
-def bencode(v):
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, dict):
-        return b"d" + b"".join(bencode(k) + bencode(v[k]) for k in sorted(v)) + b"e"
-    raise TypeError(v)
 
 
 def field(data, key):
@@ -42,15 +29,6 @@ def field(data, key):
     colon = data.find(b":", at)
     n = int(data[at:colon])
     return data[colon + 1:colon + 1 + n]
-
-
-def watch_stdin():
-    try:
-        for _ in sys.stdin:
-            pass
-    except (OSError, ValueError):
-        pass
-    STOP.set()
 
 
 def main():

@@ -12,21 +12,9 @@ import socket
 import struct
 import time
 
+from btlib import bencode, say
+
 OUR_PEX_ID = 7
-
-
-def say(line):
-    print(line, flush=True)
-
-
-def bencode(v):
-    if isinstance(v, int):
-        return b"i%de" % v
-    if isinstance(v, bytes):
-        return b"%d:%s" % (len(v), v)
-    if isinstance(v, dict):
-        return b"d" + b"".join(bencode(k) + bencode(v[k]) for k in sorted(v)) + b"e"
-    raise TypeError(v)
 
 
 def read_exact(conn, n, deadline):
