@@ -315,8 +315,9 @@ async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
             bail!("--announce-only needs a .torrent (a magnet link's trackers are asked when it is downloaded)");
         }
         let magnet = Magnet::parse(source)?;
+        // Any free port: --info starts no listener, and a download may hold --port.
         let dht = match cli.dht()? {
-            Some(config) => Some(Dht::start(config).await?),
+            Some(config) => Some(Dht::start(DhtConfig { port: 0, ..config }).await?),
             None => None,
         };
         session::magnet::resolve(
