@@ -4,3 +4,4 @@
 //! discarded. The handshake state machines and the engine's use of them come next (issue 15).
 
 pub mod crypto;
+pub mod handshake;
