@@ -168,13 +168,10 @@ impl Handshake {
         self.buf.extend_from_slice(data);
         loop {
             let state = std::mem::replace(&mut self.state, State::Over);
-            let (next, progressed) = match self.step(state) {
-                Ok(x) => x,
-                Err(e) => return Err(e),
-            };
+            let (next, progressed) = self.step(state)?;
             match next {
                 Step::Continue(s) => {
-                    self.state = s;
+                    self.state = *s;
                     if !progressed {
                         return Ok(Progress::More);
                     }
@@ -186,14 +183,18 @@ impl Handshake {
 }
 
 enum Step {
-    Continue(State),
+    Continue(Box<State>),
     Done(Box<Done>),
+}
+
+fn cont(state: State) -> Step {
+    Step::Continue(Box::new(state))
 }
 
 impl Handshake {
     /// One transition; `false` when it needs more bytes.
     fn step(&mut self, state: State) -> Result<(Step, bool), MseError> {
-        let keep = |s| Ok((Step::Continue(s), false));
+        let keep = |s| Ok((cont(s), false));
         match state {
             State::AwaitYb | State::AwaitYa => {
                 if self.buf.len() < DH_LEN {
@@ -210,10 +211,10 @@ impl Handshake {
                         pattern: req1(&s),
                     }
                 };
-                Ok((Step::Continue(next), true))
+                Ok((cont(next), true))
             }
             State::SyncVc { pattern, streams } => match self.sync(&pattern)? {
-                true => Ok((Step::Continue(State::Select { streams }), true)),
+                true => Ok((cont(State::Select { streams }), true)),
                 false => keep(State::SyncVc { pattern, streams }),
             },
             State::Select { mut streams } => {
@@ -235,7 +236,7 @@ impl Handshake {
                     });
                 }
                 Ok((
-                    Step::Continue(State::PadD {
+                    cont(State::PadD {
                         streams,
                         select,
                         left,
@@ -262,11 +263,11 @@ impl Handshake {
                 Ok((Step::Done(self.finish(select, streams, Vec::new())), true))
             }
             State::SyncReq1 { s, pattern } => match self.sync(&pattern)? {
-                true => Ok((Step::Continue(State::Provide { s }), true)),
+                true => Ok((cont(State::Provide { s }), true)),
                 false => keep(State::SyncReq1 { s, pattern }),
             },
             State::Provide { s } => self.read_provide(s),
-            State::Over => Ok((Step::Continue(State::Over), false)),
+            State::Over => Ok((cont(State::Over), false)),
         }
     }
 
@@ -315,7 +316,7 @@ impl Handshake {
     fn read_provide(&mut self, s: [u8; DH_LEN]) -> Result<(Step, bool), MseError> {
         let fixed = 20 + 8 + 4 + 2;
         if self.buf.len() < fixed {
-            return Ok((Step::Continue(State::Provide { s }), false));
+            return Ok((cont(State::Provide { s }), false));
         }
         let req: [u8; 20] = self.buf[..20].try_into().unwrap_or([0; 20]);
         let skey = find_skey(&req, &s, &self.torrents).ok_or(MseError::UnknownTorrent)?;
@@ -331,7 +332,7 @@ impl Handshake {
             return Err(MseError::Length("PadC"));
         }
         if self.buf.len() < fixed + pad_c + 2 {
-            return Ok((Step::Continue(State::Provide { s }), false));
+            return Ok((cont(State::Provide { s }), false));
         }
         let mut rest = self.buf[fixed..fixed + pad_c + 2].to_vec();
         probe.receive.apply(&mut rest);
@@ -341,7 +342,7 @@ impl Handshake {
         }
         let total = fixed + pad_c + 2 + ia_len;
         if self.buf.len() < total {
-            return Ok((Step::Continue(State::Provide { s }), false));
+            return Ok((cont(State::Provide { s }), false));
         }
         let mut ia = self.buf[fixed + pad_c + 2..total].to_vec();
         probe.receive.apply(&mut ia);
