@@ -262,6 +262,9 @@ pub struct LtOptions {
     pub exit_when_done: bool,
     /// Leech from this magnet link instead of the torrent file (metadata from peers, BEP 9).
     pub magnet: Option<String>,
+    /// MSE/PE policy both ways: `enabled` (libtorrent's default), `forced` (RC4 only) or
+    /// `disabled`.
+    pub encryption: &'static str,
 }
 
 impl Default for LtOptions {
@@ -275,6 +278,7 @@ impl Default for LtOptions {
             wait_tracker: true,
             exit_when_done: false,
             magnet: None,
+            encryption: "enabled",
         }
     }
 }
@@ -308,6 +312,7 @@ impl LtPeer {
             .args(["--listen", &format!("{}:0", opts.ip)])
             .args(["--upload-limit", &opts.upload_limit.to_string()])
             .args(["--download-limit", &opts.download_limit.to_string()])
+            .args(["--encryption", opts.encryption])
             .args(["--parent-pid", &std::process::id().to_string()])
             .arg("--stop-on-eof");
         for peer in &opts.connect {

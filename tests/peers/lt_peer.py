@@ -55,6 +55,12 @@ def parse_args():
     p.add_argument("--parent-pid", type=int, default=0, help="exit when this process is gone")
     p.add_argument("--connect", action="append", default=[], help="IP:PORT of a peer to dial")
     p.add_argument("--stop-on-eof", action="store_true", help="stop at the end of stdin")
+    p.add_argument(
+        "--encryption",
+        choices=["enabled", "forced", "disabled"],
+        default="enabled",
+        help="MSE/PE policy both ways (forced: RC4 only, plaintext refused)",
+    )
     return p.parse_args()
 
 
@@ -72,6 +78,9 @@ def make_session(args):
         "enable_incoming_tcp": True,
         "enable_outgoing_tcp": True,
         "allow_multiple_connections_per_ip": True,
+        "in_enc_policy": {"forced": 0, "enabled": 1, "disabled": 2}[args.encryption],
+        "out_enc_policy": {"forced": 0, "enabled": 1, "disabled": 2}[args.encryption],
+        "allowed_enc_level": 2 if args.encryption == "forced" else 3,
         # Rate limits must apply to loopback and namespace peers too.
         "ignore_limits_on_local_network": False,
         "upload_rate_limit": args.upload_limit,

@@ -1,0 +1,151 @@
+//! MSE/PE against python3-libtorrent (issue 15, first part): pixtorrent's handshake state machine
+//! (`pixtorrent::mse::handshake`, not yet used by downloads) opens an encrypted connection to a
+//! libtorrent seeder that forces RC4, carries our BitTorrent handshake as the initial payload, and
+//! reads libtorrent's BitTorrent handshake back through the RC4 stream.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::payload::{Payload, SMALL};
+use common::seeders::{LtOptions, LtPeer};
+use pixtorrent::mse::crypto::{CRYPTO_PLAINTEXT, CRYPTO_RC4};
+use pixtorrent::mse::handshake::{Done, Handshake, Progress};
+use pixtorrent::types::PeerId;
+use pixtorrent::wire::Handshake as BtHandshake;
+
+/// Runs our initiator over `stream` until it finishes (bounded by 10 s).
+fn mse_connect(stream: &mut TcpStream, hs: &mut Handshake) -> Done {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(10), "MSE timed out");
+        let out = hs.output();
+        if !out.is_empty() {
+            stream.write_all(&out).unwrap();
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => panic!("libtorrent closed the connection during MSE"),
+            Ok(n) => match hs.feed(&buf[..n]).expect("a valid MSE exchange") {
+                Progress::More => {}
+                Progress::Done(done) => {
+                    let out = hs.output();
+                    stream.write_all(&out).unwrap();
+                    return *done;
+                }
+            },
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn an_rc4_connection_to_a_libtorrent_seeder_that_forces_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let opts = LtOptions {
+        wait_tracker: false,
+        encryption: "forced",
+        ..LtOptions::default()
+    };
+    let Some(mut seeder) = LtPeer::start(&payload.torrent, &payload.save_dir, &opts) else {
+        return;
+    };
+    // A plaintext handshake is refused by a peer that forces encryption...
+    let mut plain = TcpStream::connect(seeder.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ours = BtHandshake::ours(payload.info_hash, PeerId(*b"-PX0001-msetest00000")).encode();
+    plain.write_all(&ours).unwrap();
+    let mut reply = [0u8; 68];
+    assert!(
+        plain.read_exact(&mut reply).is_err(),
+        "libtorrent forcing encryption answered plaintext"
+    );
+    // ...and an MSE one with our handshake as the initial payload is answered over RC4.
+    let mut stream = TcpStream::connect(seeder.addr).unwrap();
+    let mut hs = Handshake::initiator(
+        &mut rand::rng(),
+        payload.info_hash.0,
+        CRYPTO_RC4 | CRYPTO_PLAINTEXT,
+        ours.to_vec(),
+    );
+    let mut done = mse_connect(&mut stream, &mut hs);
+    assert_eq!(done.method, CRYPTO_RC4, "libtorrent forced RC4");
+    let streams = done.streams.as_mut().expect("RC4 streams");
+    let mut theirs = done.rest.clone();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while theirs.len() < 68 && start.elapsed() < Duration::from_secs(10) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let mut chunk = buf[..n].to_vec();
+                streams.receive.apply(&mut chunk);
+                theirs.extend(chunk);
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(
+        theirs.len() >= 68,
+        "libtorrent's handshake: {} bytes",
+        theirs.len()
+    );
+    let bt = BtHandshake::decode(theirs[..68].try_into().unwrap()).expect("a BitTorrent handshake");
+    assert_eq!(bt.info_hash, payload.info_hash);
+    seeder.stop();
+}
+
+#[test]
+fn a_libtorrent_leecher_that_forces_encryption_is_answered_by_our_responder() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let leech_dir = dir.path().join("lt");
+    std::fs::create_dir_all(&leech_dir).unwrap();
+    let opts = LtOptions {
+        seed: false,
+        wait_tracker: false,
+        encryption: "forced",
+        connect: vec![listener.local_addr().unwrap()],
+        ..LtOptions::default()
+    };
+    let Some(mut leecher) = LtPeer::start(&payload.torrent, &leech_dir, &opts) else {
+        return;
+    };
+    let start = Instant::now();
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("libtorrent never connected: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
+    // Another torrent first among ours: the right one is found by req2 xor req3.
+    let mut hs = Handshake::responder(
+        &mut rand::rng(),
+        vec![[0x42; 20], payload.info_hash.0],
+        CRYPTO_RC4 | CRYPTO_PLAINTEXT,
+    );
+    let done = mse_connect(&mut stream, &mut hs);
+    assert_eq!(done.method, CRYPTO_RC4);
+    assert_eq!(done.info_hash, payload.info_hash.0);
+    let bt = BtHandshake::decode(done.ia[..68].try_into().expect("a 68-byte IA"))
+        .expect("libtorrent's BitTorrent handshake as the initial payload");
+    assert_eq!(bt.info_hash, payload.info_hash);
+    leecher.stop();
+}
