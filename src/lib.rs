@@ -25,7 +25,7 @@
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
 //! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch), re-check, then the swarm: connecting (`link`), peer tasks (`peer`, with `ut_metadata` and `ut_pex`), web seed tasks (`webseed`), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
 //! | [`dht`] | mainline DHT (BEP 5): ids and XOR metric, KRPC codec, routing table, lookups, tokens, peer store (pure); the UDP node and its saved state (IO) | core pure, node IO |
-//! | [`mse`] | Message Stream Encryption (so far its crypto: 768-bit DH, req1/req2/req3, RC4 with 1024 bytes discarded) | yes |
+//! | [`mse`] | Message Stream Encryption: crypto (768-bit DH, req1/req2/req3, RC4 with 1024 bytes discarded), the handshake state machines, the RC4 peer stream; not wired into connections yet | crypto and handshake pure, stream IO |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
 //! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
@@ -42,7 +42,7 @@
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
 //! - `dht`: bencode, net (its node's socket), text; nothing from `session`, which uses it.
-//! - `mse`: nothing from the crate (sha1, rc4, num-bigint).
+//! - `mse`: net (`PeerStream`) only (sha1, rc4, num-bigint).
 //! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Inside `session`: `engine` knows torrents only as `Ctx`s; `lifecycle`, `pool`, `choker`,
 //!   `counters` import nothing from `session`; `state` imports `pool`, `choker`, `counters` and the

@@ -1,7 +1,10 @@
 //! Message Stream Encryption / Protocol Encryption (MSE/PE, as libtorrent, Transmission and Vuze
-//! implement it). So far its pure crypto core ([`crypto`]): the 768-bit Diffie–Hellman exchange,
-//! the `req1`/`req2`/`req3` synchronisation hashes, and the RC4 streams with their first 1024 bytes
-//! discarded. The handshake state machines and the engine's use of them come next (issue 15).
+//! implement it): the crypto ([`crypto`]: 768-bit Diffie–Hellman, the `req1`/`req2`/`req3`
+//! hashes, RC4 with 1024 bytes discarded), the handshake as sans-IO state machines
+//! ([`handshake`]), and the RC4 stream the peer wire runs on afterwards ([`stream`]). Checked
+//! against python3-libtorrent both ways (`tests/mse_interop.rs`). Not used by connections yet: the
+//! engine's accept path, outgoing fallback and `--encryption` come next (issue 15).
 
 pub mod crypto;
 pub mod handshake;
+pub mod stream;
