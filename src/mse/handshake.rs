@@ -106,6 +106,10 @@ pub struct Handshake {
     ia: Vec<u8>,
     /// Responder: the torrents an incoming handshake may name.
     torrents: Vec<[u8; 20]>,
+    /// Responder: choose plaintext when the initiator offers both (libtorrent's `prefer_rc4 =
+    /// false`: the handshake is hidden, the bulk data costs no RC4); RC4 is still chosen when it is
+    /// all the initiator offers.
+    prefer_plaintext: bool,
 }
 
 fn pad(rng: &mut impl rand::Rng) -> Vec<u8> {
@@ -137,6 +141,7 @@ impl Handshake {
             methods,
             ia,
             torrents: Vec::new(),
+            prefer_plaintext: false,
         }
     }
 
@@ -155,7 +160,14 @@ impl Handshake {
             methods,
             ia: Vec::new(),
             torrents,
+            prefer_plaintext: false,
         }
+    }
+
+    /// A responder that picks plaintext when the initiator offers both.
+    pub fn preferring_plaintext(mut self) -> Handshake {
+        self.prefer_plaintext = true;
+        self
     }
 
     /// Bytes to send now (taken).
@@ -348,7 +360,9 @@ impl Handshake {
         probe.receive.apply(&mut ia);
         self.buf.drain(..total);
         let both = provide & self.methods;
-        let select = if both & CRYPTO_RC4 != 0 {
+        let select = if self.prefer_plaintext && both & CRYPTO_PLAINTEXT != 0 {
+            CRYPTO_PLAINTEXT
+        } else if both & CRYPTO_RC4 != 0 {
             CRYPTO_RC4
         } else if both & CRYPTO_PLAINTEXT != 0 {
             CRYPTO_PLAINTEXT

@@ -15,17 +15,12 @@ stdin, when --parent-pid is gone, or after --max-secs.
 
 import argparse
 import os
-import sys
 import threading
 import time
 
 import libtorrent as lt
 
-STOP = threading.Event()
-
-
-def say(line):
-    print(line, flush=True)
+from btlib import STOP, say, watch_stdin
 
 
 def session():
@@ -52,15 +47,6 @@ def session():
         }
     )
     return s
-
-
-def watch_stdin():
-    try:
-        for _ in sys.stdin:
-            pass
-    except (OSError, ValueError):
-        pass
-    STOP.set()
 
 
 def main():

@@ -9,9 +9,22 @@ const IA: &[u8] = b"\x13BitTorrent protocol........the rest of our handshake";
 /// Runs A and B until both finish, delivering at most `chunk` bytes at a time; A's payload after
 /// the handshake is `after`.
 fn run(a_methods: u32, b_methods: u32, chunk: usize, seed: u64) -> Result<(Done, Done), MseError> {
+    run_with(a_methods, b_methods, false, chunk, seed)
+}
+
+fn run_with(
+    a_methods: u32,
+    b_methods: u32,
+    b_prefers_plaintext: bool,
+    chunk: usize,
+    seed: u64,
+) -> Result<(Done, Done), MseError> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut a = Handshake::initiator(&mut rng, HASH, a_methods, IA.to_vec());
     let mut b = Handshake::responder(&mut rng, vec![[1; 20], HASH], b_methods);
+    if b_prefers_plaintext {
+        b = b.preferring_plaintext();
+    }
     let (mut a_done, mut b_done) = (None, None);
     let (mut to_b, mut to_a) = (Vec::new(), Vec::new());
     for _ in 0..10_000 {
@@ -139,4 +152,14 @@ fn plaintext_handshakes_are_told_apart() {
     assert!(!looks_plaintext(b"\x13BitX"));
     assert!(!looks_plaintext(&[0x96, 0xe1, 0x12]));
     assert!(!looks_plaintext(b""));
+}
+
+#[test]
+fn a_responder_preferring_plaintext_still_takes_rc4_when_it_is_all_that_is_offered() {
+    let both = CRYPTO_RC4 | CRYPTO_PLAINTEXT;
+    let (a, b) = run_with(both, both, true, 500, 11).unwrap();
+    assert_eq!((a.method, b.method), (CRYPTO_PLAINTEXT, CRYPTO_PLAINTEXT));
+    let (a, b) = run_with(CRYPTO_RC4, both, true, 500, 12).unwrap();
+    assert_eq!((a.method, b.method), (CRYPTO_RC4, CRYPTO_RC4));
+    assert!(a.streams.is_some() && b.streams.is_some());
 }
