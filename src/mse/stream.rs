@@ -15,10 +15,11 @@ use crate::net::PeerStream;
 /// Most plaintext encrypted per write.
 const CHUNK: usize = 16 * 1024;
 
-/// `inner`, RC4-encrypted both ways.
+/// `inner` after an MSE handshake: RC4-encrypted both ways, or plaintext when that was chosen
+/// (then only the bytes that came with the handshake are served first).
 pub struct EncryptedStream<S> {
     inner: S,
-    streams: Streams,
+    streams: Option<Streams>,
     /// Decrypted bytes that arrived with the handshake, served first.
     early: Vec<u8>,
     /// Encrypted bytes of an accepted write not yet written.
@@ -31,10 +32,25 @@ impl<S: PeerStream> EncryptedStream<S> {
     pub fn new(inner: S, streams: Streams, early: Vec<u8>) -> EncryptedStream<S> {
         EncryptedStream {
             inner,
-            streams,
+            streams: Some(streams),
             early,
             pending: Vec::new(),
         }
+    }
+
+    /// `inner` unencrypted (plaintext chosen, or no MSE at all), `early` served first.
+    pub fn plain(inner: S, early: Vec<u8>) -> EncryptedStream<S> {
+        EncryptedStream {
+            inner,
+            streams: None,
+            early,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Whether the bytes are RC4-encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.streams.is_some()
     }
 
     /// Writes out the encrypted tail of the last accepted write.
@@ -68,7 +84,9 @@ impl<S: PeerStream> AsyncRead for EncryptedStream<S> {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.streams.receive.apply(&mut buf.filled_mut()[before..]);
+                if let Some(s) = this.streams.as_mut() {
+                    s.receive.apply(&mut buf.filled_mut()[before..]);
+                }
                 Poll::Ready(Ok(()))
             }
             other => other,
@@ -88,9 +106,12 @@ impl<S: PeerStream> AsyncWrite for EncryptedStream<S> {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         }
+        let Some(streams) = this.streams.as_mut() else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
         let take = buf.len().min(CHUNK);
         let mut chunk = buf[..take].to_vec();
-        this.streams.send.apply(&mut chunk);
+        streams.send.apply(&mut chunk);
         this.pending = chunk;
         // The chunk is ours now (encrypted, in order); push what the socket takes at once.
         let _ = this.poll_pending(cx);

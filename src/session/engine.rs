@@ -11,7 +11,10 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::mse::Encryption;
 use super::{link, Ctx, SessionError};
+use crate::mse::handshake::looks_plaintext;
+use crate::mse::stream::EncryptedStream;
 use crate::net::{self, Bind};
 use crate::tracker::{TrackerClient, TrackerConfig};
 use crate::types::InfoHash;
@@ -38,6 +41,8 @@ pub struct EngineConfig {
     pub max_connections: usize,
     /// The DHT node, on the UDP port of the same number (`None`: `--no-dht`).
     pub dht: Option<crate::dht::node::DhtConfig>,
+    /// MSE/PE both ways (`--encryption`): prefer, as the default.
+    pub encryption: super::mse::Encryption,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +52,7 @@ impl Default for EngineConfig {
             port: 6881,
             max_connections: 500,
             dht: None,
+            encryption: super::mse::Encryption::Prefer,
         }
     }
 }
@@ -220,18 +226,51 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
+/// An incoming connection up to the peer's 68-byte handshake: plaintext (told apart by its first 20
+/// bytes) or MSE (answered for any of our torrents), as `--encryption` allows.
+async fn open(
+    shared: &Shared,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+) -> Option<(EncryptedStream<TcpStream>, [u8; HANDSHAKE_LEN])> {
+    let mode = shared.config.encryption;
+    let mut first = [0u8; 20];
+    stream.read_exact(&mut first).await.ok()?;
+    let mut stream = if looks_plaintext(&first) {
+        if mode == Encryption::Require {
+            tracing::debug!(peer = %addr, "refused: plaintext, and --encryption require");
+            return None;
+        }
+        EncryptedStream::plain(stream, first.to_vec())
+    } else {
+        if mode == Encryption::Disable {
+            tracing::debug!(peer = %addr, "refused: not a plaintext handshake, and --encryption disable");
+            return None;
+        }
+        let torrents: Vec<[u8; 20]> = shared.torrents().keys().map(|h| h.0).collect();
+        match super::mse::respond(stream, &first, torrents, mode).await {
+            Ok((_, s)) => s,
+            Err(e) => {
+                tracing::debug!(peer = %addr, error = %e, "refused: MSE failed");
+                return None;
+            }
+        }
+    };
+    let mut theirs = [0u8; HANDSHAKE_LEN];
+    stream.read_exact(&mut theirs).await.ok()?;
+    Some((stream, theirs))
+}
+
 /// Reads an incoming peer's handshake and finds the torrent it names; `None` (the connection is
 /// dropped) for a torrent we do not have, a malformed handshake, silence, or no room.
 async fn route(
     shared: &Shared,
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
-) -> Option<(Arc<Ctx>, TcpStream, [u8; HANDSHAKE_LEN])> {
-    let mut theirs = [0u8; HANDSHAKE_LEN];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs))
+) -> Option<(Arc<Ctx>, EncryptedStream<TcpStream>, [u8; HANDSHAKE_LEN])> {
+    let (stream, theirs) = tokio::time::timeout(HANDSHAKE_TIMEOUT, open(shared, stream, addr))
         .await
-        .ok()?
-        .ok()?;
+        .ok()??;
     let hs = Handshake::decode(&theirs).ok()?;
     let ctx = shared.torrents().get(&hs.info_hash).cloned();
     let Some(ctx) = ctx else {

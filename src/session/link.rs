@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::mse::Encryption;
 use super::peer::{serve_registered, timed_out, PeerError, Supports};
 use super::pool::PeerSource;
 use super::state::{PeerEntry, Refused, Torrent};
@@ -20,15 +21,38 @@ use crate::wire::Handshake;
 /// Time for the peer to answer our handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the outgoing connection to `addr` until it ends.
-pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
-    let stream = tokio::time::timeout(
+async fn dial(ctx: &Ctx, addr: SocketAddr) -> Result<tokio::net::TcpStream, PeerError> {
+    tokio::time::timeout(
         ctx.config.connect_timeout,
         crate::net::connect(&ctx.config.net, addr),
     )
     .await
-    .map_err(|_| timed_out("connect timed out"))??;
-    run(ctx, stream, addr, None).await
+    .map_err(|_| timed_out("connect timed out"))?
+    .map_err(PeerError::from)
+}
+
+/// Runs the outgoing connection to `addr` until it ends: encrypted first (MSE, our handshake as its
+/// initial payload) unless `--encryption disable`; with `prefer`, a failed MSE is retried once in
+/// plaintext on a new connection, as libtorrent does.
+pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
+    let stream = dial(&ctx, addr).await?;
+    let mode = ctx.engine.config.encryption;
+    if mode == Encryption::Disable {
+        return run(ctx, stream, addr, None, false).await;
+    }
+    let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
+    match super::mse::initiate(stream, ctx.info_hash.0, mode, &ours).await {
+        Ok(stream) => {
+            tracing::trace!(peer = %addr, rc4 = stream.encrypted(), "MSE done");
+            run(ctx, stream, addr, None, true).await
+        }
+        Err(e) if mode == Encryption::Prefer => {
+            tracing::debug!(peer = %addr, error = %e, "MSE failed; retrying in plaintext");
+            let stream = dial(&ctx, addr).await?;
+            run(ctx, stream, addr, None, false).await
+        }
+        Err(e) => Err(PeerError::Io(std::io::Error::other(e.to_string()))),
+    }
 }
 
 /// Runs an accepted connection whose handshake (`theirs`) the engine has read, until it ends.
@@ -39,7 +63,7 @@ pub async fn accept(
     slot: Incoming,
     theirs: [u8; HANDSHAKE_LEN],
 ) {
-    let _ = run(ctx, stream, addr, Some((slot, theirs))).await;
+    let _ = run(ctx, stream, addr, Some((slot, theirs)), false).await;
 }
 
 /// An incoming connection's claim on a `--max-peers` slot while it handshakes: counted in
@@ -65,18 +89,22 @@ impl Incoming {
     }
 }
 
-/// The handshake: ours first and then theirs when we dialled; when the peer dialled, theirs was
-/// read by the engine (`theirs`), is checked, and ours follows.
+/// The handshake: ours first (unless `ours_sent`: it went as MSE's initial payload) and then
+/// theirs when we dialled; when the peer dialled, theirs was read by the engine (`theirs`), is
+/// checked, and ours follows.
 async fn handshake(
     ctx: &Ctx,
     stream: &mut impl PeerStream,
     theirs: Option<&[u8; HANDSHAKE_LEN]>,
+    ours_sent: bool,
 ) -> Result<Handshake, PeerError> {
     let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
     let exchange = async {
         let hs = match theirs {
             None => {
-                stream.write_all(&ours).await?;
+                if !ours_sent {
+                    stream.write_all(&ours).await?;
+                }
                 let mut theirs = [0u8; HANDSHAKE_LEN];
                 stream.read_exact(&mut theirs).await?;
                 Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?
@@ -101,11 +129,12 @@ pub(super) async fn run(
     mut stream: impl PeerStream,
     addr: SocketAddr,
     incoming: Option<(Incoming, [u8; HANDSHAKE_LEN])>,
+    ours_sent: bool,
 ) -> Result<(), PeerError> {
     let outgoing = incoming.is_none();
     let (hs, incoming) = match incoming {
-        None => (handshake(&ctx, &mut stream, None).await?, None),
-        Some((slot, theirs)) => match handshake(&ctx, &mut stream, Some(&theirs)).await {
+        None => (handshake(&ctx, &mut stream, None, ours_sent).await?, None),
+        Some((slot, theirs)) => match handshake(&ctx, &mut stream, Some(&theirs), false).await {
             Ok(hs) => (hs, Some(slot)),
             Err(e) => {
                 slot.release(&ctx);

@@ -12,6 +12,7 @@ pub mod link;
 mod loops;
 pub mod magnet;
 pub mod metadata;
+pub mod mse;
 pub mod peer;
 pub mod pool;
 mod progress;

@@ -121,7 +121,7 @@ impl Scripted {
         addr: SocketAddr,
     ) -> (Scripted, tokio::task::JoinHandle<Result<(), PeerError>>) {
         let (ours, theirs) = tokio::io::duplex(1 << 20);
-        let task = tokio::spawn(link::run(ctx.clone(), ours, addr, None));
+        let task = tokio::spawn(link::run(ctx.clone(), ours, addr, None, false));
         let peer = Scripted {
             io: theirs,
             codec: Codec::new(PIECES),

@@ -82,6 +82,7 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         port: cli.port,
         max_connections: cli.max_connections as usize,
         dht: cli.dht()?,
+        encryption: cli.encryption.into(),
     })
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);

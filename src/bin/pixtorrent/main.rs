@@ -83,6 +83,12 @@ struct Cli {
     #[arg(long, value_name = "NAME")]
     interface: Option<String>,
 
+    /// Message Stream Encryption (MSE/PE) with peers: `prefer` tries it first on every connection
+    /// we open, accepts both, and falls back to plaintext; `require` refuses plaintext peers both
+    /// ways (RC4 only); `disable` speaks plaintext only.
+    #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer)]
+    encryption: EncryptionArg,
+
     /// Do not join the DHT (BEP 5). Also PIXTORRENT_NO_DHT=1 (the test suite sets it).
     #[arg(long, env = "PIXTORRENT_NO_DHT", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     no_dht: bool,
@@ -138,6 +144,24 @@ struct Cli {
     /// More logging: -v for debug from pixtorrent, -vv for everything.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+/// `--encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EncryptionArg {
+    Prefer,
+    Require,
+    Disable,
+}
+
+impl From<EncryptionArg> for session::mse::Encryption {
+    fn from(e: EncryptionArg) -> Self {
+        match e {
+            EncryptionArg::Prefer => session::mse::Encryption::Prefer,
+            EncryptionArg::Require => session::mse::Encryption::Require,
+            EncryptionArg::Disable => session::mse::Encryption::Disable,
+        }
+    }
 }
 
 impl Cli {
