@@ -25,13 +25,13 @@
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
 //! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch), re-check, then the swarm: connecting (`link`), peer tasks (`peer`, with `ut_metadata` and `ut_pex`), web seed tasks (`webseed`), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
 //! | [`dht`] | mainline DHT (BEP 5): ids and XOR metric, KRPC codec, routing table, lookups, tokens, peer store (pure); the UDP node and its saved state (IO) | core pure, node IO |
-//! | [`mse`] | Message Stream Encryption: crypto (768-bit DH, req1/req2/req3, RC4 with 1024 bytes discarded), the handshake state machines, the RC4 peer stream; not wired into connections yet | crypto and handshake pure, stream IO |
+//! | [`mse`] | Message Stream Encryption: crypto (768-bit DH, req1/req2/req3, RC4 with 1024 bytes discarded), the handshake state machines, the RC4 peer stream (driven on sockets by `session::mse`) | crypto and handshake pure, stream IO |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
 //! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
-//! Still to come, with room left for them in the engine: MSE/PE, uTP (BEP 29) as another
-//! `net::PeerStream` sharing the DHT's UDP port, and the Fast extension (BEP 6).
+//! Still to come, with room left for them in the engine: uTP (BEP 29) as another `net::PeerStream`
+//! sharing the DHT's UDP port, and the Fast extension (BEP 6).
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.

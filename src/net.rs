@@ -121,9 +121,18 @@ pub fn tune(stream: &TcpStream) {
 pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Acknowledge what was just read at once, where the transport delays acknowledgements.
     fn ack_now(&self) {}
+
+    /// How `-v` names the transport: `tcp`, `tcp+rc4` (MSE), `tcp+mse-plaintext`, ...
+    fn transport(&self) -> &'static str {
+        "memory"
+    }
 }
 
 impl PeerStream for TcpStream {
+    fn transport(&self) -> &'static str {
+        "tcp"
+    }
+
     /// Re-arms `TCP_QUICKACK` (Linux clears it by itself). A peer without `TCP_NODELAY`
     /// (libtorrent's default) holds its next requests until its last small message is acknowledged;
     /// with nothing of ours to piggyback on, a delayed ACK idled uploads to it for up to 40 ms at a

@@ -149,3 +149,95 @@ fn a_libtorrent_leecher_that_forces_encryption_is_answered_by_our_responder() {
     assert_eq!(bt.info_hash, payload.info_hash);
     leecher.stop();
 }
+
+#[test]
+fn pixtorrent_downloads_from_a_libtorrent_seeder_that_forces_encryption() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(
+        dir.path(),
+        common::payload::STANDARD,
+        "http://127.0.0.1:9/announce",
+    );
+    let opts = LtOptions {
+        wait_tracker: false,
+        encryption: "forced",
+        ..LtOptions::default()
+    };
+    let Some(mut seeder) = LtPeer::start(&payload.torrent, &payload.save_dir, &opts) else {
+        return;
+    };
+    // Default options (--encryption prefer): MSE first, which this seeder requires.
+    let out = dir.path().join("px");
+    let peer = seeder.addr.to_string();
+    let (mut px, _) = common::pixtorrent(
+        "pixtorrent",
+        &payload.torrent,
+        &out,
+        std::net::Ipv4Addr::LOCALHOST,
+        &["--peer", &peer],
+    );
+    common::expect_success(&mut px, Duration::from_secs(120));
+    common::payload::assert_same_tree(&payload.root(), &out.join(payload.name()));
+    seeder.stop();
+}
+
+#[test]
+fn a_seeder_requiring_encryption_serves_encrypted_leechers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(
+        dir.path(),
+        common::payload::STANDARD,
+        "http://127.0.0.1:9/announce",
+    );
+    let (mut px, px_addr) = common::pixtorrent(
+        "pixtorrent seeder",
+        &payload.torrent,
+        &payload.save_dir,
+        std::net::Ipv4Addr::LOCALHOST,
+        &[
+            "--seed",
+            "--seed-time",
+            "120",
+            "--encryption",
+            "require",
+            "-v",
+        ],
+    );
+    common::wait_for_tcp(px_addr, Duration::from_secs(30));
+    // A leecher with encryption disabled gets nothing...
+    let plain_dir = dir.path().join("plain");
+    std::fs::create_dir_all(&plain_dir).unwrap();
+    let plain_opts = LtOptions {
+        seed: false,
+        wait_tracker: false,
+        encryption: "disabled",
+        connect: vec![px_addr],
+        ..LtOptions::default()
+    };
+    let Some(mut plain) = LtPeer::start(&payload.torrent, &plain_dir, &plain_opts) else {
+        return;
+    };
+    // ...while one forcing encryption gets everything.
+    let enc_dir = dir.path().join("enc");
+    std::fs::create_dir_all(&enc_dir).unwrap();
+    let enc_opts = LtOptions {
+        seed: false,
+        wait_tracker: false,
+        encryption: "forced",
+        connect: vec![px_addr],
+        ..LtOptions::default()
+    };
+    let Some(mut enc) = LtPeer::start(&payload.torrent, &enc_dir, &enc_opts) else {
+        return;
+    };
+    enc.wait_done(Duration::from_secs(120));
+    common::payload::assert_same_tree(&payload.root(), &enc_dir.join(payload.name()));
+    let (_, plain_down) = plain.transferred();
+    assert_eq!(
+        plain_down, 0,
+        "the plaintext leecher got data from a seeder requiring encryption"
+    );
+    plain.stop();
+    enc.stop();
+    px.stop();
+}

@@ -24,6 +24,8 @@ pub struct EncryptedStream<S> {
     early: Vec<u8>,
     /// Encrypted bytes of an accepted write not yet written.
     pending: Vec<u8>,
+    /// The plaintext came out of an MSE handshake (not a plain connection).
+    negotiated: bool,
 }
 
 impl<S: PeerStream> EncryptedStream<S> {
@@ -35,6 +37,7 @@ impl<S: PeerStream> EncryptedStream<S> {
             streams: Some(streams),
             early,
             pending: Vec::new(),
+            negotiated: true,
         }
     }
 
@@ -45,6 +48,15 @@ impl<S: PeerStream> EncryptedStream<S> {
             streams: None,
             early,
             pending: Vec::new(),
+            negotiated: false,
+        }
+    }
+
+    /// Plaintext chosen by an MSE handshake (only the handshake was hidden).
+    pub fn negotiated_plain(inner: S, early: Vec<u8>) -> EncryptedStream<S> {
+        EncryptedStream {
+            negotiated: true,
+            ..EncryptedStream::plain(inner, early)
         }
     }
 
@@ -138,6 +150,20 @@ impl<S: PeerStream> AsyncWrite for EncryptedStream<S> {
 impl<S: PeerStream> PeerStream for EncryptedStream<S> {
     fn ack_now(&self) {
         self.inner.ack_now();
+    }
+
+    fn transport(&self) -> &'static str {
+        match (
+            self.streams.is_some(),
+            self.negotiated,
+            self.inner.transport(),
+        ) {
+            (true, _, "tcp") => "tcp+rc4",
+            (false, true, "tcp") => "tcp+mse-plaintext",
+            (true, _, _) => "rc4",
+            (false, true, _) => "mse-plaintext",
+            (false, false, inner) => inner,
+        }
     }
 }
 

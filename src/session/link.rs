@@ -164,7 +164,7 @@ pub(super) async fn run(
             Err(Refused::Duplicate) => return Err(PeerError::Dropped("already connected")),
         }
     };
-    tracing::debug!(peer = %addr, client = %client, outgoing, source = %source.map_or("?", PeerSource::as_str), "connected");
+    tracing::debug!(peer = %addr, client = %client, outgoing, transport = stream.transport(), source = %source.map_or("?", PeerSource::as_str), "connected");
     let supports = Supports {
         extensions: hs.supports_extensions(),
         dht: hs.supports_dht(),

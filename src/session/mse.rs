@@ -89,7 +89,7 @@ pub async fn initiate<S: PeerStream>(
     let done = drive(&mut stream, &mut hs, &[]).await?;
     Ok(match done.streams {
         Some(streams) => EncryptedStream::new(stream, streams, done.rest),
-        None => EncryptedStream::plain(stream, done.rest),
+        None => EncryptedStream::negotiated_plain(stream, done.rest),
     })
 }
 
@@ -111,6 +111,6 @@ pub async fn respond<S: PeerStream>(
     let info_hash = done.info_hash;
     Ok(match done.streams {
         Some(streams) => (info_hash, EncryptedStream::new(stream, streams, early)),
-        None => (info_hash, EncryptedStream::plain(stream, early)),
+        None => (info_hash, EncryptedStream::negotiated_plain(stream, early)),
     })
 }
