@@ -149,6 +149,7 @@ pub(super) async fn run(
         if let Some(slot) = incoming {
             slot.settle(&mut t);
         }
+        let transport = stream.transport();
         let entry = PeerEntry {
             addr,
             id: hs.peer_id.0,
@@ -157,6 +158,7 @@ pub(super) async fn run(
             unchoked: false,
             listen: outgoing.then_some(addr),
             seed: false,
+            mse: transport.contains("rc4") || transport.contains("mse"),
         };
         match t.admit(entry, &client, outgoing) {
             Ok((key, have, source)) => ((key, have), source),

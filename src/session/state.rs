@@ -59,6 +59,8 @@ pub struct PeerEntry {
     pub listen: Option<SocketAddr>,
     /// It has every piece (told to others by PEX as a seed).
     pub seed: bool,
+    /// The connection went through MSE/PE (told to others by PEX as supporting encryption).
+    pub mse: bool,
 }
 
 /// A peer's figures, refreshed by its task every second.
@@ -415,6 +417,9 @@ impl Torrent {
                 let mut flags = PexFlags::NONE;
                 if p.seed {
                     flags |= PexFlags::SEED;
+                }
+                if p.mse {
+                    flags |= PexFlags::ENCRYPTION;
                 }
                 if p.listen == Some(p.addr) {
                     flags |= PexFlags::REACHABLE;

@@ -59,6 +59,7 @@ fn blocks_assemble_into_a_piece_and_good_pieces_are_announced() {
         unchoked: false,
         listen: None,
         seed: false,
+        mse: false,
     });
     assert_eq!(ours.count(), 0);
     let c = fetch_piece(&mut t, key, addr(1));
@@ -93,6 +94,7 @@ fn a_sole_contributor_of_three_bad_pieces_is_banned_and_disconnected() {
         unchoked: false,
         listen: None,
         seed: false,
+        mse: false,
     });
     for round in 1..=3 {
         let c = fetch_piece(&mut t, key, addr(9));
@@ -238,6 +240,7 @@ fn unregistering_returns_pending_blocks() {
         unchoked: false,
         listen: None,
         seed: false,
+        mse: false,
     });
     let has = Bitfield::full(4);
     t.add_peer_pieces(&has);
@@ -258,6 +261,7 @@ fn entry(a: SocketAddr, id: u8) -> (PeerEntry, mpsc::UnboundedReceiver<Command>)
         unchoked: false,
         listen: Some(a),
         seed: false,
+        mse: false,
     };
     (e, rx)
 }
@@ -355,4 +359,27 @@ fn a_choke_round_tells_only_the_peers_whose_state_changes() {
     for rx in &mut rxs {
         assert!(rx.try_recv().is_err(), "no change, no message");
     }
+}
+
+#[test]
+fn pex_flags_say_seed_reachable_and_encryption_honestly() {
+    let (mut t, _) = torrent();
+    let (mut e, _rx1) = entry(addr(1), 1);
+    e.mse = true;
+    let (key, _, _) = t.admit(e, "lt", true).unwrap();
+    t.report(key, PeerStats::default(), true, 0);
+    let (mut e, _rx2) = entry(addr(2), 2);
+    e.listen = None;
+    t.admit(e, "x", false).unwrap();
+    use crate::wire::pex::PexFlags;
+    let flags = t.pex_peers();
+    assert_eq!(
+        flags.len(),
+        1,
+        "a peer with no known listening address is not told of"
+    );
+    let (a, f) = flags[0];
+    assert_eq!(a, addr(1));
+    assert!(f.contains(PexFlags::SEED) && f.contains(PexFlags::REACHABLE));
+    assert!(f.contains(PexFlags::ENCRYPTION));
 }
