@@ -121,10 +121,10 @@ impl<S: PeerStream> AsyncWrite for EncryptedStream<S> {
         let Some(streams) = this.streams.as_mut() else {
             return Pin::new(&mut this.inner).poll_write(cx, buf);
         };
+        // `pending` is empty here: its allocation is reused for every write.
         let take = buf.len().min(CHUNK);
-        let mut chunk = buf[..take].to_vec();
-        streams.send.apply(&mut chunk);
-        this.pending = chunk;
+        this.pending.extend_from_slice(&buf[..take]);
+        streams.send.apply(&mut this.pending);
         // The chunk is ours now (encrypted, in order); push what the socket takes at once.
         let _ = this.poll_pending(cx);
         Poll::Ready(Ok(take))

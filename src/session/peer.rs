@@ -19,10 +19,10 @@ use crate::outstanding::{Arrival, Outstanding};
 use crate::picker::PeerKey;
 use crate::pipeline::Pipeline;
 use crate::types::BlockRef;
-use crate::wire::extension::{self, ExtHandshake, Extension, Incoming, Registry};
-use crate::wire::ut_metadata::{self, MetadataMessage};
+use crate::wire::extension::Registry;
 use crate::wire::{Codec, Message, WireError};
 
+mod extended;
 mod pex;
 mod requests;
 
@@ -39,18 +39,6 @@ const USELESS_AFTER: Duration = Duration::from_secs(60);
 const MAX_UNREQUESTED: u32 = 64;
 /// Longest our writes may make no progress (the peer stopped reading) before we give up on it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The BEP 10 extensions we offer: metadata exchange (BEP 9), so magnet users can start from us, and
-/// peer exchange (BEP 11), but never for a private torrent (BEP 27).
-fn offered(private: bool) -> &'static [Extension] {
-    if private {
-        &[Extension::Metadata]
-    } else {
-        &[Extension::Metadata, Extension::Pex]
-    }
-}
-/// Times over a peer may ask for each piece of our metadata (BEP 9 suggests bounding it): a client
-/// that lost a piece asks again, one that asks without end is refused.
-const METADATA_REQUESTS_PER_PIECE: u32 = 4;
 /// Requests we queue from one peer, as told in our BEP 10 handshake.
 const OUR_REQQ: u32 = MAX_QUEUED as u32;
 /// Upload bytes buffered per loop turn before the socket must take them (backpressure).
@@ -211,7 +199,7 @@ impl Conn {
             last_write: now,
             write_waiting: None,
             ack_due: false,
-            registry: Registry::new(offered(private)),
+            registry: Registry::new(extended::offered(private)),
             pex: pex::PexState::new(addr),
             metadata_served: 0,
             last_block: now,
@@ -224,26 +212,7 @@ impl Conn {
         stream: &mut impl PeerStream,
         mut rx: mpsc::UnboundedReceiver<Command>,
     ) -> Result<(), PeerError> {
-        if self.ours.count() > 0 {
-            Message::Bitfield(self.ours.clone()).encode(&mut self.out);
-        }
-        if self.extensions {
-            Message::Extended {
-                id: extension::HANDSHAKE_ID,
-                payload: ExtHandshake::ours(
-                    OUR_REQQ,
-                    Some(self.ctx.port),
-                    offered(self.ctx.private),
-                    Some(self.ctx.info_bytes.len() as u64),
-                    Some(self.addr.ip()),
-                )
-                .into(),
-            }
-            .encode(&mut self.out);
-        }
-        if self.peer_dht && self.ctx.dht().is_some() {
-            Message::Port(self.ctx.port).encode(&mut self.out);
-        }
+        self.greet();
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -330,28 +299,9 @@ impl Conn {
 
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
-            Message::Port(port) => {
-                // BEP 5: the peer's DHT node; it enters our table if it answers a ping.
-                if let Some(dht) = self.ctx.dht() {
-                    dht.add_node(SocketAddr::new(self.addr.ip(), port));
-                }
-            }
+            Message::Port(port) => self.on_port(port),
             Message::KeepAlive | Message::Unknown(_) => {}
-            Message::Extended { id, payload } => match self.registry.incoming(id) {
-                Incoming::Handshake => {
-                    if let Some(hs) = ExtHandshake::parse(&payload) {
-                        tracing::debug!(peer = %self.addr, reqq = ?hs.reqq, client = ?hs.client, "extended handshake");
-                        if let Some(n) = hs.reqq {
-                            self.pipeline.set_peer_limit(n);
-                        }
-                        self.registry.update(&hs);
-                        self.pex_handshake(&hs);
-                    }
-                }
-                Incoming::Message(Extension::Metadata) => self.on_metadata(&payload),
-                Incoming::Message(Extension::Pex) => self.on_pex(&payload),
-                Incoming::Unknown(_) => {}
-            },
+            Message::Extended { id, payload } => self.on_extended(id, &payload),
             Message::Choke => {
                 self.peer_choking = true;
                 self.return_pending();
@@ -509,31 +459,6 @@ impl Conn {
         self.report();
         self.send_pex(now);
         Ok(())
-    }
-
-    /// A BEP 9 message: we answer requests for pieces of our info dictionary (a `reject` once the
-    /// peer has asked for [`METADATA_REQUESTS_PER_PIECE`] times the pieces there are); anything
-    /// else (data, rejects, junk) is of no use to a torrent that has its metadata and is ignored.
-    fn on_metadata(&mut self, payload: &[u8]) {
-        let Ok(MetadataMessage::Request { piece }) = MetadataMessage::parse(payload) else {
-            return;
-        };
-        let Some(id) = self.registry.id_for(Extension::Metadata) else {
-            return;
-        };
-        let info = self.ctx.info_bytes.clone();
-        let allowed = METADATA_REQUESTS_PER_PIECE * ut_metadata::piece_count(info.len());
-        self.metadata_served += 1;
-        let reply = if self.metadata_served > allowed {
-            MetadataMessage::Reject { piece }
-        } else {
-            MetadataMessage::answer(&info, piece)
-        };
-        Message::Extended {
-            id,
-            payload: reply.encode().into(),
-        }
-        .encode(&mut self.out);
     }
 
     /// Tells the torrent this peer's figures (choker input, upload total).

@@ -52,40 +52,9 @@ impl Inner {
             id: Some(self.own),
             ..Response::default()
         };
-        // BEP 32: the families asked for, else the querier's own.
-        let closest = |core: &Core, r: &mut Response, target: &NodeId, want: Want| {
-            let want = if want == Want::default() {
-                Want {
-                    v4: from.is_ipv4(),
-                    v6: from.is_ipv6(),
-                }
-            } else {
-                want
-            };
-            if want.v4 {
-                r.nodes = core.tables[0]
-                    .closest(target, K)
-                    .into_iter()
-                    .filter_map(|(id, a)| match a {
-                        SocketAddr::V4(a) => Some((id, a)),
-                        SocketAddr::V6(_) => None,
-                    })
-                    .collect();
-            }
-            if want.v6 {
-                r.nodes6 = core.tables[1]
-                    .closest(target, K)
-                    .into_iter()
-                    .filter_map(|(id, a)| match a {
-                        SocketAddr::V6(a) => Some((id, a)),
-                        SocketAddr::V4(_) => None,
-                    })
-                    .collect();
-            }
-        };
         match query {
             Query::Ping => {}
-            Query::FindNode { target, want } => closest(&core, &mut r, &target, want),
+            Query::FindNode { target, want } => add_closest(&core, &mut r, &target, want, from),
             Query::GetPeers { info_hash, want } => {
                 r.token = Some(core.tokens.token(&from.ip()).to_vec());
                 r.values = core
@@ -95,7 +64,7 @@ impl Inner {
                     .filter(|p| p.is_ipv6() == from.is_ipv6())
                     .collect();
                 if r.values.is_empty() {
-                    closest(&core, &mut r, &info_hash, want);
+                    add_closest(&core, &mut r, &info_hash, want, from);
                 }
             }
             Query::AnnouncePeer {
@@ -124,6 +93,30 @@ impl Inner {
             }
         }
         Body::Response(r)
+    }
+}
+
+/// Adds the K closest nodes to `target` of the families asked for (BEP 32 `want`), else of the
+/// querier's own: `nodes` from the IPv4 table, `nodes6` from the IPv6 one.
+fn add_closest(core: &Core, r: &mut Response, target: &NodeId, want: Want, from: SocketAddr) {
+    let want = if want == Want::default() {
+        Want {
+            v4: from.is_ipv4(),
+            v6: from.is_ipv6(),
+        }
+    } else {
+        want
+    };
+    for (asked, table) in [(want.v4, &core.tables[0]), (want.v6, &core.tables[1])] {
+        if !asked {
+            continue;
+        }
+        for (id, addr) in table.closest(target, K) {
+            match addr {
+                SocketAddr::V4(a) => r.nodes.push((id, a)),
+                SocketAddr::V6(a) => r.nodes6.push((id, a)),
+            }
+        }
     }
 }
 
