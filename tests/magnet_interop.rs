@@ -213,10 +213,11 @@ fn transmission_as_the_only_metadata_source() {
 }
 
 /// A hostile metadata peer (`tests/peers/bad_metadata.py`) in `mode`; returns it and its address.
-fn bad_metadata_peer(mode: &str, size: usize) -> (Proc, std::net::SocketAddr) {
+fn bad_metadata_peer(mode: &str, size: usize, delay: f64) -> (Proc, std::net::SocketAddr) {
     let mut cmd = std::process::Command::new("python3");
     cmd.arg(common::seeders::script("bad_metadata.py"))
         .args(["--mode", mode, "--size", &size.to_string()])
+        .args(["--delay", &delay.to_string()])
         .args(["--parent-pid", &std::process::id().to_string()]);
     let mut proc = Proc::spawn("bad metadata peer", cmd);
     let line = proc
@@ -249,8 +250,11 @@ fn hostile_metadata_peers_next_to_an_honest_seeder() {
             .unwrap()
             .info_bytes
             .len();
-    let (_huge, huge_addr) = bad_metadata_peer("huge", info_len);
-    let (garbage, garbage_addr) = bad_metadata_peer("garbage", info_len);
+    let (_huge, huge_addr) = bad_metadata_peer("huge", info_len, 0.0);
+    // The liar answers 2 s late, so the honest seeder (found through the tracker) has joined while
+    // the liar holds the piece: once the liar is dropped, the seeder must be asked for it without
+    // having said anything new (CI once failed here when that waited for the seeder to speak).
+    let (garbage, garbage_addr) = bad_metadata_peer("garbage", info_len, 2.0);
     // The liars alone: both are dropped as metadata sources and the link fails with one error
     // line (no honest source to race them, so this part is deterministic).
     let liars_only = format!(

@@ -1,7 +1,7 @@
-//! MSE/PE against python3-libtorrent (issue 15, first part): pixtorrent's handshake state machine
-//! (`pixtorrent::mse::handshake`, not yet used by downloads) opens an encrypted connection to a
-//! libtorrent seeder that forces RC4, carries our BitTorrent handshake as the initial payload, and
-//! reads libtorrent's BitTorrent handshake back through the RC4 stream.
+//! MSE/PE against python3-libtorrent (issue 15): pixtorrent's handshake state machine opens an
+//! encrypted connection to a libtorrent seeder that forces RC4 and answers one; pixtorrent downloads
+//! a `.torrent` and a magnet link (metadata included) from a seeder forcing encryption; a pixtorrent
+//! seeder requiring encryption serves only encrypted leechers.
 
 mod common;
 
@@ -174,7 +174,26 @@ fn pixtorrent_downloads_from_a_libtorrent_seeder_that_forces_encryption() {
         &payload.torrent,
         &out,
         std::net::Ipv4Addr::LOCALHOST,
-        &["--peer", &peer],
+        &["--peer", &peer, "-v"],
+    );
+    common::expect_success(&mut px, Duration::from_secs(120));
+    common::payload::assert_same_tree(&payload.root(), &out.join(payload.name()));
+    assert!(
+        px.stderr()
+            .iter()
+            .any(|l| l.contains("transport=\"tcp+rc4\"")),
+        "no RC4 connection logged:\n{}",
+        px.dump(20)
+    );
+    // A magnet link with --encryption require: the metadata is fetched over MSE too.
+    let magnet = format!("magnet:?xt=urn:btih:{}&x.pe={peer}", payload.info_hash);
+    let out = dir.path().join("magnet");
+    let (mut px, _) = common::pixtorrent(
+        "pixtorrent magnet",
+        std::path::Path::new(&magnet),
+        &out,
+        std::net::Ipv4Addr::LOCALHOST,
+        &["--encryption", "require"],
     );
     common::expect_success(&mut px, Duration::from_secs(120));
     common::payload::assert_same_tree(&payload.root(), &out.join(payload.name()));

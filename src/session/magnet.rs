@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::metadata::{fetch, Fetch};
+use super::metadata::{fetch, Fetch, Reach};
 use super::pool::PeerSource;
 use super::SessionError;
 use crate::magnet::{Magnet, PeerAddr};
 use crate::metainfo::Metainfo;
-use crate::net::Bind;
 use crate::wire::ut_metadata::torrent_with;
 
 /// `.torrent` files looked at in the output directory when looking for a saved one.
@@ -37,9 +36,7 @@ pub async fn resolve(
     magnet: &Magnet,
     manual: &[SocketAddr],
     dir: Option<&Path>,
-    net: Bind,
-    port: u16,
-    dht: Option<crate::dht::node::Dht>,
+    reach: Reach,
     progress: impl Fn(&str) + Send + 'static,
 ) -> Result<Resolved, SessionError> {
     let mut peers: Vec<(SocketAddr, PeerSource)> = Vec::new();
@@ -64,9 +61,7 @@ pub async fn resolve(
             info_hash: magnet.info_hash,
             trackers: magnet.trackers.clone(),
             peers: asked,
-            net,
-            port,
-            dht,
+            reach,
         },
         progress,
     )

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::lifecycle::{Event, Lifecycle, Phase};
+use super::metadata::Reach;
 use super::progress::{outcome, send_progress};
 use super::state::Torrent;
 use super::{announce, engine, loops, magnet, now, webseed};
@@ -134,9 +135,12 @@ async fn metadata(
         link,
         &manual,
         Some(config.output.as_path()),
-        config.net.clone(),
-        engine.port,
-        engine.dht.clone(),
+        Reach {
+            net: config.net.clone(),
+            port: engine.port,
+            dht: engine.dht.clone(),
+            encryption: engine.config.encryption,
+        },
         move |line| tx.send_modify(|s| s.note = line.to_string()),
     )
     .await

@@ -3,7 +3,8 @@
 answers the BitTorrent handshake with the extension bit, offers ut_metadata in its BEP 10 handshake
 and then lies:
   --mode huge     claims a metadata_size of 1 GiB (far over any .torrent limit)
-  --mode garbage  claims --size bytes (the real size) and answers every request with random bytes
+  --mode garbage  claims --size bytes (the real size) and answers every request with random bytes,
+                  each after --delay seconds (so an honest source joins while it holds the piece)
 Lines on stdout: `READY port=N`, then `REQUESTS n=N` for each metadata request seen. Stops at the end
 of stdin, when --parent-pid is gone, or after --max-secs.
 """
@@ -55,6 +56,7 @@ def serve(conn, args, counter):
             data_len = min(16384, max(0, size - piece * 16384))
             head = bencode({b"msg_type": 1, b"piece": piece, b"total_size": size})
             data = bytes(random.getrandbits(8) for _ in range(data_len))
+            time.sleep(args.delay)
             msg = bytes([20, their_id]) + head + data
             conn.sendall(struct.pack(">I", len(msg)) + msg)
     except (EOFError, OSError, ValueError):
@@ -67,6 +69,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=["huge", "garbage"], required=True)
     p.add_argument("--size", type=int, default=0, help="garbage: the metadata size to claim")
+    p.add_argument("--delay", type=float, default=0.0, help="garbage: seconds before each answer")
     p.add_argument("--parent-pid", type=int, default=0)
     p.add_argument("--max-secs", type=float, default=300.0)
     args = p.parse_args()

@@ -348,9 +348,12 @@ async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
             &magnet,
             &cli.peers,
             None,
-            cli.net(),
-            cli.port,
-            dht,
+            session::metadata::Reach {
+                net: cli.net(),
+                port: cli.port,
+                dht,
+                encryption: cli.encryption.into(),
+            },
             |line| eprintln!("{line}"),
         )
         .await?
