@@ -78,6 +78,13 @@ impl Outstanding {
         self.list.len() != before
     }
 
+    /// The peer rejected `block` (BEP 6): forget our request. `Some(live)` if it was ours, `live`
+    /// when the picker still counts it as this peer's (so it must be given back).
+    pub fn remove(&mut self, block: BlockRef) -> Option<bool> {
+        let k = self.list.iter().position(|s| s.block == block)?;
+        Some(!self.list.remove(k).released)
+    }
+
     /// The peer stalled: every live request is marked released; returns them, for the picker to
     /// offer to other peers.
     pub fn release(&mut self) -> Vec<BlockRef> {

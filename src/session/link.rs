@@ -170,6 +170,7 @@ pub(super) async fn run(
     let supports = Supports {
         extensions: hs.supports_extensions(),
         dht: hs.supports_dht(),
+        fast: hs.supports_fast(),
     };
     let result = serve_registered(ctx, &mut stream, addr, registered, supports, rx).await;
     tracing::debug!(peer = %addr, reason = %result.as_ref().err().map(|e| e.to_string()).unwrap_or_default(), "disconnected");

@@ -23,6 +23,7 @@ use crate::wire::extension::Registry;
 use crate::wire::{Codec, Message, WireError};
 
 mod extended;
+mod fast;
 mod pex;
 mod requests;
 
@@ -90,6 +91,8 @@ pub(super) struct Supports {
     pub(super) extensions: bool,
     /// A DHT node (BEP 5): it gets our `port` message and may send its own.
     pub(super) dht: bool,
+    /// The Fast extension (BEP 6), set by both sides.
+    pub(super) fast: bool,
 }
 
 /// Runs a registered peer's connection until it ends, then takes it out of the torrent.
@@ -104,6 +107,7 @@ pub(super) async fn serve_registered(
     let (key, ours) = registered;
     let mut conn = Conn::new(ctx.clone(), key, addr, supports.extensions, ours);
     conn.peer_dht = supports.dht;
+    conn.fast = supports.fast;
     let result = conn.serve(stream, rx).await;
     conn.report();
     let pending: Vec<BlockRef> = conn.pending.live().collect();
@@ -124,6 +128,12 @@ struct Conn {
     extensions: bool,
     /// Whether the peer runs a DHT node (BEP 5 reserved bit).
     peer_dht: bool,
+    /// Whether both sides speak the Fast extension (BEP 6).
+    fast: bool,
+    /// Pieces the peer lets us request while it chokes us (BEP 6 allowed fast, bounded).
+    peer_allowed: Vec<u32>,
+    /// No new requests until then: the peer rejected one while unchoking us.
+    reject_pause: Option<Instant>,
     /// What the peer has.
     has: Bitfield,
     /// What we have, as far as this task has been told.
@@ -179,6 +189,9 @@ impl Conn {
             addr,
             extensions,
             peer_dht: false,
+            fast: false,
+            peer_allowed: Vec::new(),
+            reject_pause: None,
             has: Bitfield::new(n),
             ours,
             wanted: 0,
@@ -304,7 +317,11 @@ impl Conn {
             Message::Extended { id, payload } => self.on_extended(id, &payload),
             Message::Choke => {
                 self.peer_choking = true;
-                self.return_pending();
+                // With BEP 6 our requests stand until served or rejected (the stall rule covers a
+                // peer that does neither); without it, a choke voids them all (BEP 3).
+                if !self.fast {
+                    self.return_pending();
+                }
             }
             Message::Unchoke => {
                 self.peer_choking = false;
@@ -319,33 +336,9 @@ impl Conn {
                 }
             }
             Message::NotInterested => self.peer_interested = false,
-            Message::Have(i) => {
-                if self.has.set(i) {
-                    if !self.ours.get(i) {
-                        self.wanted += 1;
-                    }
-                    if let Some(p) = self.ctx.lengths.piece(i) {
-                        self.ctx.lock().add_have(p);
-                    }
-                    self.update_interest();
-                }
-            }
-            Message::Bitfield(b) => {
-                // Merged with any `have`s that came first (a late bitfield, as aria2 sends).
-                let mut t = self.ctx.lock();
-                for i in b.ones() {
-                    if self.has.set(i) {
-                        if !self.ours.get(i) {
-                            self.wanted += 1;
-                        }
-                        if let Some(p) = self.ctx.lengths.piece(i) {
-                            t.add_have(p);
-                        }
-                    }
-                }
-                drop(t);
-                self.update_interest();
-            }
+            Message::Have(i) => self.add_pieces([i]),
+            // Merged with any `have`s that came first (a late bitfield, as aria2 sends).
+            Message::Bitfield(b) => self.add_pieces(b.ones()),
             Message::Request {
                 index,
                 begin,
@@ -355,15 +348,43 @@ impl Conn {
                 self.uploads
                     .request(&lengths, &self.ours, index, begin, length)
                     .map_err(|r| PeerError::Dropped(r.as_str()))?;
+                self.send_rejects();
             }
             Message::Cancel {
                 index,
                 begin,
                 length,
-            } => self.uploads.cancel(index, begin, length),
+            } => {
+                self.uploads.cancel(index, begin, length);
+                self.send_rejects();
+            }
+            Message::HaveAll
+            | Message::HaveNone
+            | Message::Suggest(_)
+            | Message::Reject { .. }
+            | Message::AllowedFast(_) => self.on_fast(msg)?,
             Message::Piece { index, begin, data } => self.on_piece(index, begin, &data)?,
         }
         Ok(())
+    }
+
+    /// The peer has `pieces` (a `have`, a bitfield, `have all`).
+    fn add_pieces(&mut self, pieces: impl IntoIterator<Item = u32>) {
+        let mut t = self.ctx.lock();
+        for i in pieces {
+            if self.has.set(i) {
+                if !self.ours.get(i) {
+                    self.wanted += 1;
+                }
+                if let Some(p) = self.ctx.lengths.piece(i) {
+                    t.add_have(p);
+                }
+            }
+        }
+        drop(t);
+        self.uploads
+            .set_starting(crate::wire::fast::starting(self.has.count()));
+        self.update_interest();
     }
 
     fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), PeerError> {
@@ -428,7 +449,9 @@ impl Conn {
             Command::Choke => {
                 if !self.uploads.choking {
                     self.uploads.choke();
+                    // Choke first, then the rejects (BEP 6), so the peer does not ask again.
                     Message::Choke.encode(&mut self.out);
+                    self.send_rejects();
                 }
             }
         }

@@ -130,13 +130,29 @@ impl Scripted {
         (peer, task)
     }
 
-    /// Reads our handshake (for `ours`) and answers it with `info_hash`.
+    /// Reads our handshake (for `ours`) and answers it with `info_hash`, as a peer without the
+    /// Fast extension.
     async fn handshake_for(&mut self, ours: InfoHash, info_hash: InfoHash, id: [u8; 20]) {
+        self.handshake_with(ours, info_hash, id, false).await;
+    }
+
+    /// Reads our handshake (for `ours`) and answers it with `info_hash`, with the BEP 6 bit when
+    /// `fast`.
+    async fn handshake_with(
+        &mut self,
+        ours: InfoHash,
+        info_hash: InfoHash,
+        id: [u8; 20],
+        fast: bool,
+    ) {
         let mut hs = [0u8; 68];
         self.io.read_exact(&mut hs).await.unwrap();
         assert_eq!(&hs[28..48], &ours.0, "our handshake names the torrent");
-        let reply = Handshake::ours(info_hash, PeerId(id)).encode();
-        self.io.write_all(&reply).await.unwrap();
+        let mut reply = Handshake::ours(info_hash, PeerId(id));
+        if !fast {
+            reply.reserved[7] &= !crate::wire::handshake::FAST_BIT;
+        }
+        self.io.write_all(&reply.encode()).await.unwrap();
     }
 
     async fn send(&mut self, msg: Message) {
@@ -450,3 +466,4 @@ async fn a_silent_peer_is_dropped_as_idle() {
 }
 
 mod extensions;
+mod fast;

@@ -1,6 +1,7 @@
 //! The serving side of one connection: which of a peer's `request`s we accept (in range, at most
-//! 16 KiB, for a piece we have, within a bounded queue), `cancel`, choke state, and the upload rate the
-//! choker reads. Pure: the peer task reads the blocks and writes them.
+//! 16 KiB, for a piece we have, within a bounded queue), `cancel`, choke state, and, with a peer that
+//! speaks BEP 6, the rejects we owe it and the allowed-fast pieces it may fetch while choked. Pure:
+//! the peer task reads the blocks, writes them and sends the rejects.
 
 use std::collections::VecDeque;
 
@@ -63,8 +64,17 @@ pub struct Uploads {
     queue: VecDeque<Wanted>,
     /// Requests dropped (queue full) over the connection's life.
     dropped: u32,
-    /// Whether we choke the peer (requests are then discarded, BEP 3).
+    /// Whether we choke the peer (requests are then discarded, BEP 3, or rejected, BEP 6).
     pub choking: bool,
+    /// The peer speaks BEP 6: a request we will not serve gets a reject, never silence.
+    fast: bool,
+    /// The allowed-fast pieces we granted the peer (BEP 6).
+    granted: Vec<u32>,
+    /// The peer is still starting ([`crate::wire::fast::starting`]): its allowed-fast requests are
+    /// served while we choke it.
+    starting: bool,
+    /// Rejects owed to the peer, sent by the peer task.
+    rejects: Vec<Wanted>,
 }
 
 impl Default for Uploads {
@@ -73,13 +83,40 @@ impl Default for Uploads {
             queue: VecDeque::new(),
             dropped: 0,
             choking: true,
+            fast: false,
+            granted: Vec::new(),
+            starting: true,
+            rejects: Vec::new(),
         }
     }
 }
 
 impl Uploads {
+    /// The peer speaks BEP 6, and we granted it `granted` as its allowed-fast set.
+    pub fn fast(&mut self, granted: Vec<u32>) {
+        self.fast = true;
+        self.granted = granted;
+    }
+
+    /// Whether the peer still counts as starting (see [`crate::wire::fast::starting`]).
+    pub fn set_starting(&mut self, starting: bool) {
+        self.starting = starting;
+    }
+
+    /// Whether a request for `index` may be served while we choke the peer.
+    fn allowed_fast(&self, index: u32) -> bool {
+        self.fast && self.starting && self.granted.contains(&index)
+    }
+
+    /// Rejects owed to the peer since the last call, to send now.
+    pub fn take_rejects(&mut self) -> Vec<Wanted> {
+        std::mem::take(&mut self.rejects)
+    }
+
     /// A `request` arrived. Requests while we choke are discarded (`Ok`), and so are those past
-    /// [`MAX_QUEUE_HARD`] (the peer asks again after its timeout, as with libtorrent).
+    /// [`MAX_QUEUE_HARD`] (the peer asks again after its timeout, as with libtorrent). With BEP 6
+    /// both are rejected instead, as is a piece we do not have, and an allowed-fast piece of a
+    /// starting peer is served while choked.
     pub fn request(
         &mut self,
         lengths: &Lengths,
@@ -95,10 +132,23 @@ impl Uploads {
         if u64::from(begin) + u64::from(length) > u64::from(lengths.piece_len(piece)) {
             return Err(Refusal::OutOfRange);
         }
+        let wanted = Wanted {
+            piece,
+            begin,
+            length,
+        };
         if !ours.get(index) {
-            return Err(Refusal::NotHave);
+            if !self.fast {
+                return Err(Refusal::NotHave);
+            }
+            self.rejects.push(wanted);
+            return Ok(());
         }
-        if self.choking {
+        if self.choking && !self.allowed_fast(index) {
+            // Requests sent before our choke reached the peer: normal, never counted against it.
+            if self.fast {
+                self.rejects.push(wanted);
+            }
             return Ok(());
         }
         if self.queue.len() >= MAX_QUEUE_HARD {
@@ -106,26 +156,45 @@ impl Uploads {
             if self.dropped > MAX_DROPPED {
                 return Err(Refusal::Flood);
             }
+            if self.fast {
+                self.rejects.push(wanted);
+            }
             return Ok(());
         }
-        self.queue.push_back(Wanted {
-            piece,
-            begin,
-            length,
-        });
+        self.queue.push_back(wanted);
         Ok(())
     }
 
-    /// A `cancel` arrived: forget that request if still queued.
+    /// A `cancel` arrived: forget that request if still queued (with BEP 6, reject it, as
+    /// libtorrent does, so the peer knows it is settled).
     pub fn cancel(&mut self, index: u32, begin: u32, length: u32) {
-        self.queue
-            .retain(|w| !(w.piece.get() == index && w.begin == begin && w.length == length));
+        let found = self
+            .queue
+            .iter()
+            .position(|w| w.piece.get() == index && w.begin == begin && w.length == length);
+        if let Some(w) = found.and_then(|k| self.queue.remove(k)) {
+            if self.fast {
+                self.rejects.push(w);
+            }
+        }
     }
 
-    /// We choke the peer: its queue is dropped.
+    /// We choke the peer: its queue is dropped; with BEP 6 each request is rejected, except
+    /// allowed-fast ones, which are still served.
     pub fn choke(&mut self) {
         self.choking = true;
-        self.queue.clear();
+        if !self.fast {
+            self.queue.clear();
+            return;
+        }
+        let queue = std::mem::take(&mut self.queue);
+        for w in queue {
+            if self.allowed_fast(w.piece.get()) {
+                self.queue.push_back(w);
+            } else {
+                self.rejects.push(w);
+            }
+        }
     }
 
     /// We unchoke the peer.
@@ -145,7 +214,7 @@ impl Uploads {
 
     /// Whether anything is waiting to be sent.
     pub fn pending(&self) -> bool {
-        !self.choking && !self.queue.is_empty()
+        !self.queue.is_empty()
     }
 }
 
@@ -259,5 +328,76 @@ mod tests {
         u.choke();
         assert!(!u.pending());
         assert_eq!(u.pop(), None);
+    }
+
+    fn rejected(u: &mut Uploads) -> Vec<(u32, u32)> {
+        u.take_rejects()
+            .iter()
+            .map(|w| (w.piece.get(), w.begin))
+            .collect()
+    }
+
+    #[test]
+    fn with_bep_6_what_we_will_not_serve_is_rejected_never_silently_dropped() {
+        let (l, ours) = setup();
+        let mut u = Uploads::default();
+        u.fast(vec![]);
+        // Choked: rejected, the peer kept.
+        assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
+        assert_eq!(rejected(&mut u), [(0, 0)]);
+        assert!(!u.pending());
+        // A piece we do not have: rejected (a plain peer is dropped for it, see above).
+        u.unchoke();
+        assert_eq!(u.request(&l, &ours, 1, 0, 16384), Ok(()));
+        assert_eq!(rejected(&mut u), [(1, 0)]);
+        // Queued, then cancelled: the cancel is answered with a reject; an unknown cancel is not.
+        u.request(&l, &ours, 0, 0, 16384).unwrap();
+        u.request(&l, &ours, 0, 16384, 16384).unwrap();
+        u.cancel(0, 16384, 16384);
+        u.cancel(3, 0, 100);
+        assert_eq!(rejected(&mut u), [(0, 16384)]);
+        // Choking rejects what is queued.
+        u.request(&l, &ours, 3, 0, 100).unwrap();
+        u.choke();
+        assert_eq!(rejected(&mut u), [(0, 0), (3, 0)]);
+        assert_eq!(u.pop(), None);
+        // Past the hard bound: rejected.
+        u.unchoke();
+        for _ in 0..MAX_QUEUE_HARD {
+            u.request(&l, &ours, 0, 0, 16384).unwrap();
+        }
+        assert!(rejected(&mut u).is_empty());
+        u.request(&l, &ours, 3, 0, 100).unwrap();
+        assert_eq!(rejected(&mut u), [(3, 0)]);
+        // Malformed requests still drop the peer.
+        assert_eq!(u.request(&l, &ours, 4, 0, 16384), Err(Refusal::OutOfRange));
+        assert_eq!(u.request(&l, &ours, 0, 0, 0), Err(Refusal::BadLength));
+    }
+
+    #[test]
+    fn allowed_fast_pieces_are_served_while_choked_to_a_starting_peer_only() {
+        let (l, ours) = setup();
+        let mut u = Uploads::default();
+        u.fast(vec![3, 1]);
+        // Granted and held: served while choked. Granted but not held: rejected.
+        u.request(&l, &ours, 3, 0, 100).unwrap();
+        u.request(&l, &ours, 1, 0, 16384).unwrap();
+        u.request(&l, &ours, 0, 0, 16384).unwrap();
+        assert_eq!(rejected(&mut u), [(1, 0), (0, 0)]);
+        assert!(u.pending());
+        // Unchoked then choked: the allowed-fast request stays queued, the other is rejected.
+        u.unchoke();
+        u.request(&l, &ours, 0, 16384, 16384).unwrap();
+        u.choke();
+        assert_eq!(rejected(&mut u), [(0, 16384)]);
+        assert_eq!(u.pop().map(|w| (w.piece.get(), w.begin)), Some((3, 0)));
+        // No longer starting (more than k pieces): allowed-fast requests are rejected too.
+        u.set_starting(false);
+        u.request(&l, &ours, 3, 0, 100).unwrap();
+        assert_eq!(rejected(&mut u), [(3, 0)]);
+        // A plain peer (no BEP 6) gets no allowed-fast service and no rejects.
+        let mut plain = Uploads::default();
+        plain.request(&l, &ours, 3, 0, 100).unwrap();
+        assert!(!plain.pending() && plain.take_rejects().is_empty());
     }
 }

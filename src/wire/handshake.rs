@@ -7,9 +7,13 @@ use crate::types::{InfoHash, PeerId};
 pub const HANDSHAKE_LEN: usize = 68;
 const PROTOCOL: &[u8; 20] = b"\x13BitTorrent protocol";
 
-/// Reserved bits we always advertise: BEP 10 (byte 5, 0x10). BEP 5's (byte 7, 0x01) is added per
-/// torrent when the DHT is on ([`Handshake::ours_with_dht`]); BEP 6 (byte 7, 0x04) when it exists.
-pub const OUR_RESERVED: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, 0];
+/// Reserved bits we always advertise: BEP 10 (byte 5, 0x10) and BEP 6, the Fast extension (byte 7,
+/// 0x04). BEP 5's (byte 7, 0x01) is added per torrent when the DHT is on
+/// ([`Handshake::ours_with_dht`]).
+pub const OUR_RESERVED: [u8; 8] = [0, 0, 0, 0, 0, 0x10, 0, FAST_BIT];
+
+/// The BEP 6 reserved bit (byte 7): the sender speaks the Fast extension.
+pub const FAST_BIT: u8 = 0x04;
 
 /// The BEP 5 reserved bit (byte 7): the sender runs a DHT node.
 pub const DHT_BIT: u8 = 0x01;
@@ -48,6 +52,11 @@ impl Handshake {
     /// Whether the sender runs a DHT node (BEP 5).
     pub fn supports_dht(&self) -> bool {
         self.reserved[7] & DHT_BIT != 0
+    }
+
+    /// Whether the sender speaks the Fast extension (BEP 6).
+    pub fn supports_fast(&self) -> bool {
+        self.reserved[7] & FAST_BIT != 0
     }
 
     /// Whether the sender speaks BEP 10.
@@ -177,13 +186,19 @@ mod tests {
     #[test]
     fn we_advertise_only_what_we_implement() {
         let hs = Handshake::ours(InfoHash([0; 20]), PeerId([0; 20]));
-        assert_eq!(hs.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0], "BEP 10 only");
-        assert!(hs.supports_extensions());
+        assert_eq!(
+            hs.reserved,
+            [0, 0, 0, 0, 0, 0x10, 0, 0x04],
+            "BEP 10 and BEP 6"
+        );
+        assert!(hs.supports_extensions() && hs.supports_fast() && !hs.supports_dht());
+        let dht = Handshake::ours_with_dht(InfoHash([0; 20]), PeerId([0; 20]), true);
+        assert_eq!(dht.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x05], "and BEP 5");
         let plain = Handshake {
             reserved: [0; 8],
             ..hs
         };
-        assert!(!plain.supports_extensions());
+        assert!(!plain.supports_extensions() && !plain.supports_fast());
     }
 
     #[test]
@@ -208,7 +223,7 @@ mod tests {
         let plain = Handshake::ours(ih, id);
         assert!(!plain.supports_dht() && plain.supports_extensions());
         let dht = Handshake::ours_with_dht(ih, id, true);
-        assert_eq!(dht.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x01]);
+        assert_eq!(dht.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x05]);
         assert!(dht.supports_dht());
         assert_eq!(Handshake::decode(&dht.encode()).unwrap(), dht);
         assert_eq!(Handshake::ours_with_dht(ih, id, false), plain);

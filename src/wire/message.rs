@@ -1,6 +1,7 @@
-//! BEP 3 messages and their framing: a 4-byte big-endian length, an id byte, a payload. [`Codec`]
-//! turns buffered bytes into [`Message`]s, refusing frames over the torrent's limit, bitfields of the
-//! wrong shape and `have`s out of range; unknown ids that frame correctly are skipped.
+//! BEP 3 messages (and BEP 6's, BEP 5's `port`, BEP 10's extended) and their framing: a 4-byte
+//! big-endian length, an id byte, a payload. [`Codec`] turns buffered bytes into [`Message`]s,
+//! refusing frames over the torrent's limit, bitfields of the wrong shape and `have`s out of range;
+//! unknown ids that frame correctly are skipped, and so are `suggest`/`allowed fast` out of range.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -33,6 +34,16 @@ pub enum Message {
     Cancel { index: u32, begin: u32, length: u32 },
     /// id 9: the sender's DHT port (BEP 5).
     Port(u16),
+    /// id 0x0D (BEP 6): the sender suggests this piece (range-checked).
+    Suggest(u32),
+    /// id 0x0E (BEP 6): the sender has every piece, instead of a bitfield.
+    HaveAll,
+    /// id 0x0F (BEP 6): the sender has no piece, instead of a bitfield.
+    HaveNone,
+    /// id 0x10 (BEP 6): the sender will not serve this request.
+    Reject { index: u32, begin: u32, length: u32 },
+    /// id 0x11 (BEP 6): the receiver may request this piece while choked (range-checked).
+    AllowedFast(u32),
     /// id 20: a BEP 10 extended message (`id` 0 is the extended handshake).
     Extended { id: u8, payload: Bytes },
     /// Any other id, well framed, skipped.
@@ -73,11 +84,7 @@ impl Message {
             Message::Unchoke => simple(out, 1),
             Message::Interested => simple(out, 2),
             Message::NotInterested => simple(out, 3),
-            Message::Have(i) => {
-                out.put_u32(5);
-                out.put_u8(4);
-                out.put_u32(*i);
-            }
+            Message::Have(i) => with_index(out, 4, *i),
             Message::Bitfield(b) => {
                 out.put_u32(1 + b.as_bytes().len() as u32);
                 out.put_u8(5);
@@ -105,6 +112,15 @@ impl Message {
                 out.put_u8(9);
                 out.put_u16(*p);
             }
+            Message::Suggest(i) => with_index(out, ids::SUGGEST, *i),
+            Message::HaveAll => simple(out, ids::HAVE_ALL),
+            Message::HaveNone => simple(out, ids::HAVE_NONE),
+            Message::Reject {
+                index,
+                begin,
+                length,
+            } => triple(out, ids::REJECT, *index, *begin, *length),
+            Message::AllowedFast(i) => with_index(out, ids::ALLOWED_FAST, *i),
             Message::Extended { id, payload } => {
                 out.put_u32(2 + payload.len() as u32);
                 out.put_u8(20);
@@ -119,6 +135,21 @@ impl Message {
 fn simple(out: &mut BytesMut, id: u8) {
     out.put_u32(1);
     out.put_u8(id);
+}
+
+fn with_index(out: &mut BytesMut, id: u8, index: u32) {
+    out.put_u32(5);
+    out.put_u8(id);
+    out.put_u32(index);
+}
+
+/// BEP 6 message ids.
+mod ids {
+    pub const SUGGEST: u8 = 0x0D;
+    pub const HAVE_ALL: u8 = 0x0E;
+    pub const HAVE_NONE: u8 = 0x0F;
+    pub const REJECT: u8 = 0x10;
+    pub const ALLOWED_FAST: u8 = 0x11;
 }
 
 /// Decodes one peer's stream for one torrent.
@@ -258,6 +289,26 @@ impl Codec {
                 want(2)?;
                 Message::Port(frame.get_u16())
             }
+            ids::HAVE_ALL => want(0).map(|_| Message::HaveAll)?,
+            ids::HAVE_NONE => want(0).map(|_| Message::HaveNone)?,
+            ids::REJECT => {
+                want(12)?;
+                Message::Reject {
+                    index: frame.get_u32(),
+                    begin: frame.get_u32(),
+                    length: frame.get_u32(),
+                }
+            }
+            ids::SUGGEST | ids::ALLOWED_FAST => {
+                want(4)?;
+                let index = frame.get_u32();
+                match self.pieces {
+                    Some(n) if index < n && id == ids::SUGGEST => Message::Suggest(index),
+                    Some(n) if index < n => Message::AllowedFast(index),
+                    // Before the metadata, or out of range: a hint we cannot use, skipped.
+                    _ => Message::Unknown(id),
+                }
+            }
             20 => {
                 if payload < 1 {
                     return Err(WireError::BadLength { id, len });
@@ -310,6 +361,15 @@ mod tests {
                 id: 0,
                 payload: Bytes::from_static(b"de"),
             },
+            Message::Suggest(19),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Reject {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::AllowedFast(0),
         ]
     }
 
@@ -498,5 +558,51 @@ mod tests {
     fn partial_frames_wait() {
         assert_eq!(decode_one(10, &[0, 0]), Ok(None));
         assert_eq!(decode_one(10, &[0, 0, 0, 5, 4, 0]), Ok(None));
+    }
+
+    #[test]
+    fn fast_extension_wire_bytes_and_rules() {
+        let mut out = BytesMut::new();
+        Message::HaveAll.encode(&mut out);
+        Message::HaveNone.encode(&mut out);
+        Message::Suggest(7).encode(&mut out);
+        Message::AllowedFast(9).encode(&mut out);
+        Message::Reject {
+            index: 1,
+            begin: 2,
+            length: 3,
+        }
+        .encode(&mut out);
+        assert_eq!(
+            &out[..],
+            &[
+                0, 0, 0, 1, 0x0E, 0, 0, 0, 1, 0x0F, 0, 0, 0, 5, 0x0D, 0, 0, 0, 7, 0, 0, 0, 5, 0x11,
+                0, 0, 0, 9, 0, 0, 0, 13, 0x10, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3
+            ][..]
+        );
+        // Out of range or before the metadata: skipped, not fatal.
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 5, 0x11, 0, 0, 0, 10]),
+            Ok(Some(Message::Unknown(0x11)))
+        );
+        assert_eq!(
+            decode_one(10, &[0, 0, 0, 5, 0x0D, 0xff, 0xff, 0xff, 0xff]),
+            Ok(Some(Message::Unknown(0x0D)))
+        );
+        let mut codec = Codec::without_metadata();
+        let mut buf = BytesMut::from(&[0, 0, 0, 5, 0x11, 0, 0, 0, 1][..]);
+        assert_eq!(codec.decode(&mut buf), Ok(Some(Message::Unknown(0x11))));
+        // Wrong lengths are fatal, as for every known id.
+        for bad in [
+            &[0, 0, 0, 2, 0x0E, 0][..],
+            &[0, 0, 0, 2, 0x0F, 0],
+            &[0, 0, 0, 4, 0x11, 0, 0, 0],
+            &[0, 0, 0, 9, 0x10, 0, 0, 0, 1, 0, 0, 0, 2],
+        ] {
+            assert!(
+                matches!(decode_one(10, bad), Err(WireError::BadLength { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }

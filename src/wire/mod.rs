@@ -2,6 +2,7 @@
 //! length-prefixed [`message`]s, with the limits that let a hostile peer cost us nothing. No sockets.
 
 pub mod extension;
+pub mod fast;
 pub mod handshake;
 pub mod message;
 pub mod pex;

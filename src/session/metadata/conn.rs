@@ -34,7 +34,7 @@ pub(super) async fn connection(ctx: &Ctx, addr: SocketAddr, key: u64) -> Result<
     if mode == Encryption::Disable {
         return exchange(ctx, stream, addr, key, false).await;
     }
-    let ours = Handshake::ours(ctx.fetch.info_hash, ctx.peer_id).encode();
+    let ours = our_handshake(ctx);
     match mse::initiate(stream, ctx.fetch.info_hash.0, mode, &ours).await {
         Ok(stream) => exchange(ctx, stream, addr, key, true).await,
         Err(e) if mode == Encryption::Prefer => {
@@ -44,6 +44,14 @@ pub(super) async fn connection(ctx: &Ctx, addr: SocketAddr, key: u64) -> Result<
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Our handshake: BEP 10 without the Fast bit, since a metadata connection sends no availability
+/// message (BEP 6 would want one).
+fn our_handshake(ctx: &Ctx) -> [u8; HANDSHAKE_LEN] {
+    let mut hs = Handshake::ours(ctx.fetch.info_hash, ctx.peer_id);
+    hs.reserved[7] &= !crate::wire::handshake::FAST_BIT;
+    hs.encode()
 }
 
 async fn dial(ctx: &Ctx, addr: SocketAddr) -> Result<tokio::net::TcpStream, String> {
@@ -61,7 +69,7 @@ async fn exchange(
     key: u64,
     ours_sent: bool,
 ) -> Result<(), String> {
-    let ours = Handshake::ours(ctx.fetch.info_hash, ctx.peer_id).encode();
+    let ours = our_handshake(ctx);
     let mut theirs = [0u8; HANDSHAKE_LEN];
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         if !ours_sent {

@@ -23,12 +23,11 @@ pub(super) fn offered(private: bool) -> &'static [Extension] {
 const METADATA_REQUESTS_PER_PIECE: u32 = 4;
 
 impl Conn {
-    /// What goes out first: our bitfield (if we have anything), our extended handshake to a peer
+    /// What goes out first: our availability (bitfield, or BEP 6's `have all`/`have none` and
+    /// allowed-fast set, see [`super::fast`]), our extended handshake to a peer
     /// that speaks BEP 10, and our DHT port to one that runs a node.
     pub(super) fn greet(&mut self) {
-        if self.ours.count() > 0 {
-            Message::Bitfield(self.ours.clone()).encode(&mut self.out);
-        }
+        self.greet_availability();
         if self.extensions {
             Message::Extended {
                 id: extension::HANDSHAKE_ID,

@@ -8,7 +8,7 @@ use crate::types::BlockRef;
 use crate::wire::Message;
 
 impl Conn {
-    /// The peer choked us: every request is void (BEP 3); ours go back to the picker.
+    /// The peer choked us without BEP 6: every request is void (BEP 3); ours go back to the picker.
     pub(super) fn return_pending(&mut self) {
         let live = self.pending.clear();
         self.give_back(&live);
@@ -40,7 +40,11 @@ impl Conn {
                 "stalled: its requests offered to other peers; snubbed"
             );
             self.give_back(&released);
-            self.snubbed_until = Some(now + SNUB_PAUSE);
+            // A BEP 6 peer that choked us and neither served nor rejected: its blocks go to
+            // others, but it is not snubbed for the choke.
+            if !self.peer_choking {
+                self.snubbed_until = Some(now + SNUB_PAUSE);
+            }
         }
         if self.pending.len() > self.pending.live().count() {
             let t = self.ctx.lock();
@@ -54,7 +58,7 @@ impl Conn {
 
     /// Whether we would ask this peer for more blocks now (it serves us and its window has room).
     pub(super) fn has_room(&self) -> bool {
-        !self.peer_choking
+        self.may_request(crate::session::now())
             && self.am_interested
             && self
                 .snubbed_until
@@ -64,10 +68,10 @@ impl Conn {
 
     /// Tops the request window up from the picker.
     pub(super) fn refill(&mut self) {
-        if self.peer_choking || !self.am_interested {
+        let now = crate::session::now();
+        if !self.am_interested || !self.may_request(now) {
             return;
         }
-        let now = crate::session::now();
         if self.snubbed_until.is_some_and(|t| now < t) {
             return;
         }
@@ -76,7 +80,11 @@ impl Conn {
         if want == 0 || (want < 4 && !self.pending.is_empty()) {
             return;
         }
-        let blocks = { self.ctx.lock().pick(self.key, &self.has, want) };
+        let Some(pickable) = self.pickable() else {
+            return;
+        };
+        let blocks = { self.ctx.lock().pick(self.key, &pickable, want) };
+        drop(pickable);
         if blocks.is_empty() {
             return;
         }
