@@ -1,7 +1,10 @@
 //! MSE/PE against python3-libtorrent (issue 15): pixtorrent's handshake state machine opens an
 //! encrypted connection to a libtorrent seeder that forces RC4 and answers one; pixtorrent downloads
 //! a `.torrent` and a magnet link (metadata included) from a seeder forcing encryption; a pixtorrent
-//! seeder requiring encryption serves only encrypted leechers.
+//! seeder requiring encryption serves only encrypted leechers. And against transmission-daemon 3.00
+//! requiring encryption (`"encryption": 2`), in a network namespace of the test's own since it refuses
+//! loopback peers: pixtorrent downloads from it, and it downloads from a pixtorrent seeder requiring
+//! encryption.
 
 mod common;
 
@@ -9,8 +12,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::payload::{Payload, SMALL};
-use common::seeders::{LtOptions, LtPeer};
+use common::netns::NetNs;
+use common::payload::{Payload, SMALL, STANDARD};
+use common::seeders::{LtOptions, LtPeer, Proc, Transmission, TransmissionOptions};
+use common::{tool, wait_for_seeders, Opentracker};
 use pixtorrent::mse::crypto::{CRYPTO_PLAINTEXT, CRYPTO_RC4};
 use pixtorrent::mse::handshake::{Done, Handshake, Progress};
 use pixtorrent::types::PeerId;
@@ -153,11 +158,7 @@ fn a_libtorrent_leecher_that_forces_encryption_is_answered_by_our_responder() {
 #[test]
 fn pixtorrent_downloads_from_a_libtorrent_seeder_that_forces_encryption() {
     let dir = tempfile::tempdir().unwrap();
-    let payload = Payload::generate(
-        dir.path(),
-        common::payload::STANDARD,
-        "http://127.0.0.1:9/announce",
-    );
+    let payload = Payload::generate(dir.path(), STANDARD, "http://127.0.0.1:9/announce");
     let opts = LtOptions {
         wait_tracker: false,
         encryption: "forced",
@@ -203,11 +204,7 @@ fn pixtorrent_downloads_from_a_libtorrent_seeder_that_forces_encryption() {
 #[test]
 fn a_seeder_requiring_encryption_serves_encrypted_leechers_only() {
     let dir = tempfile::tempdir().unwrap();
-    let payload = Payload::generate(
-        dir.path(),
-        common::payload::STANDARD,
-        "http://127.0.0.1:9/announce",
-    );
+    let payload = Payload::generate(dir.path(), STANDARD, "http://127.0.0.1:9/announce");
     let (mut px, px_addr) = common::pixtorrent(
         "pixtorrent seeder",
         &payload.torrent,
@@ -259,4 +256,167 @@ fn a_seeder_requiring_encryption_serves_encrypted_leechers_only() {
     plain.stop();
     enc.stop();
     px.stop();
+}
+
+/// Transmission's `encryption` setting that refuses plaintext peers.
+const TRANSMISSION_REQUIRE: TransmissionOptions = TransmissionOptions {
+    upload_limit_kb: 0,
+    encryption: 2,
+};
+
+/// Whether Transmission, the daemon and transmission-remote, and opentracker are installed.
+fn transmission_tools() -> bool {
+    ["transmission-daemon", "transmission-remote", "opentracker"]
+        .iter()
+        .all(|t| tool(t).is_some())
+}
+
+/// Checks that `daemon` runs with encryption required, as its RPC reports it.
+fn assert_encryption_required(daemon: &Transmission) {
+    let info = daemon.remote(&["--session-info"]);
+    assert!(
+        info.contains("Encryption: required"),
+        "Transmission's session:\n{info}"
+    );
+}
+
+/// The `connected` lines of `px`'s `-v` log whose `peer=` field starts with `peer` (an address, or
+/// an IP and a colon).
+fn connected_lines(px: &Proc, peer: &str) -> Vec<String> {
+    let lines = px.stderr();
+    let field = format!("peer={peer}");
+    let named = |l: &&String| l.contains(" connected") && l.contains(&field);
+    lines.iter().filter(named).cloned().collect()
+}
+
+#[test]
+fn pixtorrent_downloads_from_a_transmission_seeder_that_requires_encryption() {
+    if !transmission_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ns) = NetNs::create() else { return };
+    let payload = Payload::generate(dir.path(), STANDARD, "http://127.0.0.1:9/announce");
+    let Some(seeder) = Transmission::seed_with(
+        &ns,
+        &payload.torrent,
+        payload.info_hash,
+        &payload.save_dir,
+        &TRANSMISSION_REQUIRE,
+    ) else {
+        return;
+    };
+    assert_encryption_required(&seeder);
+    // Default options (--encryption prefer): MSE first, which this seeder requires. Transmission
+    // refuses loopback peers: pixtorrent dials from the host side of the veth.
+    let out = dir.path().join("px");
+    let peer = seeder.addr.to_string();
+    let (mut px, _) = common::pixtorrent(
+        "pixtorrent",
+        &payload.torrent,
+        &out,
+        ns.host_ip,
+        &["--peer", &peer, "-v"],
+    );
+    let took = common::expect_success(&mut px, Duration::from_secs(120));
+    eprintln!("downloaded from Transmission in {took:.1?}");
+    common::payload::assert_same_tree(&payload.root(), &out.join(payload.name()));
+    let connected = connected_lines(&px, &peer);
+    let rc4 = |l: &String| l.contains("transport=\"tcp+rc4\"");
+    assert!(
+        !connected.is_empty() && connected.iter().all(rc4),
+        "connections to Transmission, all to be RC4: {connected:#?}\n{}",
+        px.dump(20)
+    );
+    // The seeder, torrent running, leaves a plaintext handshake unanswered.
+    let mut plain = TcpStream::connect_timeout(&seeder.addr, Duration::from_secs(5)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ours = BtHandshake::ours(payload.info_hash, PeerId(*b"-PX0001-msetest00000")).encode();
+    plain.write_all(&ours).unwrap();
+    let mut reply = [0u8; 68];
+    assert!(
+        plain.read_exact(&mut reply).is_err(),
+        "Transmission requiring encryption answered a plaintext handshake"
+    );
+    drop(seeder);
+}
+
+#[test]
+fn a_transmission_leecher_that_requires_encryption_downloads_from_a_pixtorrent_seeder() {
+    if !transmission_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ns) = NetNs::create() else { return };
+    let mut payload = Payload::generate(dir.path(), STANDARD, "http://127.0.0.1:9/announce");
+    let Some(tracker) = Opentracker::start_on(&[payload.info_hash], &[ns.host_ip]) else {
+        return;
+    };
+    // Transmission refuses loopback peers: pixtorrent binds the host side of the veth and announces
+    // there, so the tracker hands Transmission an address the namespace reaches.
+    let url = tracker.http_on(ns.host_ip);
+    payload.set_announce(&url);
+    let (mut px, _) = common::pixtorrent(
+        "pixtorrent seeder",
+        &payload.torrent,
+        &payload.save_dir,
+        ns.host_ip,
+        &[
+            "--seed",
+            "--seed-time",
+            "120",
+            "--encryption",
+            "require",
+            "-v",
+        ],
+    );
+    wait_for_seeders(&url, payload.info_hash, 1, Duration::from_secs(30));
+    let out = dir.path().join("transmission");
+    std::fs::create_dir_all(&out).unwrap();
+    let start = Instant::now();
+    let Some(leecher) = Transmission::leech_with(
+        &ns,
+        &payload.torrent,
+        payload.info_hash,
+        &out,
+        &TRANSMISSION_REQUIRE,
+    ) else {
+        return;
+    };
+    assert_encryption_required(&leecher);
+    // Transmission unchokes and requests on its own schedule.
+    if let Err(info) = leecher.wait_done(Duration::from_secs(120)) {
+        panic!(
+            "Transmission did not finish in {:?}:\n{info}\n{}\n{}",
+            start.elapsed(),
+            px.dump(30),
+            leecher.proc.dump(20),
+        );
+    }
+    eprintln!("Transmission finished in {:.1?}", start.elapsed());
+    // Stopping the torrent closes its files (its write cache is flushed).
+    leecher.remote(&["-t", &payload.info_hash.to_hex(), "--stop"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // Transmission 3.00 does not create zero-length files: make them, so that the comparison covers
+    // the rest (their absence is Transmission's, not pixtorrent's).
+    for (rel, len) in &payload.files {
+        let path = out.join(payload.name()).join(rel);
+        if *len == 0 && !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::File::create(&path).unwrap();
+        }
+    }
+    common::payload::assert_same_tree(&payload.root(), &out.join(payload.name()));
+    let connected = connected_lines(&px, &format!("{}:", ns.ns_ip));
+    let rc4 = |l: &String| l.contains("transport=\"tcp+rc4\"");
+    assert!(
+        !connected.is_empty() && connected.iter().all(rc4),
+        "connections from Transmission, all to be RC4: {connected:#?}\n{}",
+        px.dump(20)
+    );
+    drop(leecher);
+    px.stop();
+    drop(tracker);
 }

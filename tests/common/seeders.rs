@@ -465,6 +465,17 @@ const TRANSMISSION_PEER_PORT: u16 = 51413;
 /// Transmission's RPC port inside its namespace.
 const TRANSMISSION_RPC_PORT: u16 = 9091;
 
+/// How a [`Transmission`] daemon is set up; the default is what [`Transmission::seed`] with no limit
+/// and [`Transmission::leech`] use.
+#[derive(Clone, Debug, Default)]
+pub struct TransmissionOptions {
+    /// Upload limit in kB/s; 0 for none.
+    pub upload_limit_kb: u64,
+    /// settings.json `encryption`, both ways: 0 prefers plaintext but accepts MSE/PE (the default),
+    /// 1 prefers MSE/PE, 2 requires it (plaintext peers refused).
+    pub encryption: u8,
+}
+
 /// transmission-daemon 3.00 inside a [`NetNs`] (it ignores peers on 127.0.0.0/8), RPC reachable from
 /// the host at the namespace address; made a seeder by [`Transmission::seed`] or a leecher by
 /// [`Transmission::leech`].
@@ -489,7 +500,22 @@ impl Transmission {
         save_dir: &Path,
         upload_limit_kb: u64,
     ) -> Option<Transmission> {
-        let seeder = Self::daemon(ns, torrent, hash, save_dir, upload_limit_kb, "transmission")?;
+        let opts = TransmissionOptions {
+            upload_limit_kb,
+            ..TransmissionOptions::default()
+        };
+        Self::seed_with(ns, torrent, hash, save_dir, &opts)
+    }
+
+    /// [`Transmission::seed`] with `opts` (upload limit, encryption).
+    pub fn seed_with(
+        ns: &NetNs,
+        torrent: &Path,
+        hash: InfoHash,
+        save_dir: &Path,
+        opts: &TransmissionOptions,
+    ) -> Option<Transmission> {
+        let seeder = Self::daemon(ns, torrent, hash, save_dir, opts, "transmission")?;
         seeder.remote(&["-t", &hash.to_hex(), "--verify"]);
         let start = Instant::now();
         loop {
@@ -515,7 +541,25 @@ impl Transmission {
         hash: InfoHash,
         download_dir: &Path,
     ) -> Option<Transmission> {
-        let leecher = Self::daemon(ns, torrent, hash, download_dir, 0, "transmission leecher")?;
+        Self::leech_with(
+            ns,
+            torrent,
+            hash,
+            download_dir,
+            &TransmissionOptions::default(),
+        )
+    }
+
+    /// [`Transmission::leech`] with `opts` (upload limit, encryption).
+    pub fn leech_with(
+        ns: &NetNs,
+        torrent: &Path,
+        hash: InfoHash,
+        download_dir: &Path,
+        opts: &TransmissionOptions,
+    ) -> Option<Transmission> {
+        let name = "transmission leecher";
+        let leecher = Self::daemon(ns, torrent, hash, download_dir, opts, name)?;
         leecher.remote(&["-t", &hash.to_hex(), "--start"]);
         Some(leecher)
     }
@@ -526,7 +570,7 @@ impl Transmission {
         torrent: &Path,
         hash: InfoHash,
         dir: &Path,
-        upload_limit_kb: u64,
+        opts: &TransmissionOptions,
         name: &str,
     ) -> Option<Transmission> {
         let daemon = tool("transmission-daemon")?;
@@ -539,7 +583,7 @@ impl Transmission {
   "dht-enabled": false,
   "download-dir": "{save}",
   "download-queue-enabled": false,
-  "encryption": 0,
+  "encryption": {encryption},
   "idle-seeding-limit-enabled": false,
   "incomplete-dir-enabled": false,
   "lpd-enabled": false,
@@ -572,8 +616,9 @@ impl Transmission {
             save = dir.display(),
             peer_port = TRANSMISSION_PEER_PORT,
             rpc_port = TRANSMISSION_RPC_PORT,
-            limit = upload_limit_kb,
-            limited = upload_limit_kb > 0,
+            encryption = opts.encryption,
+            limit = opts.upload_limit_kb,
+            limited = opts.upload_limit_kb > 0,
         );
         std::fs::write(config.path().join("settings.json"), settings).unwrap();
         // With util-linux's setpriv, the daemon also dies with the test thread that started it, should
