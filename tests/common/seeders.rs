@@ -265,6 +265,19 @@ pub struct LtOptions {
     /// MSE/PE policy both ways: `enabled` (libtorrent's default), `forced` (RC4 only) or
     /// `disabled`.
     pub encryption: &'static str,
+    /// BitTorrent over TCP, incoming and outgoing (default true; false: `--no-tcp`).
+    pub tcp: bool,
+    /// BitTorrent over uTP, incoming and outgoing (default false, as the script always had it).
+    pub utp: bool,
+    /// Print a `PEERLOG` line for each message received from a peer (libtorrent's peer log); read
+    /// them with [`LtPeer::peer_log`].
+    pub peer_log: bool,
+    /// libtorrent's `unchoke_slots_limit` (its default: 8). Few slots leave leechers choked for long:
+    /// in 20 s runs, a seeder with 1 slot unchoked one of two leechers for 5 s and then neither, one
+    /// with 2 slots never unchoked the third of three.
+    pub unchoke_slots: Option<u32>,
+    /// libtorrent's `unchoke_interval`, seconds between rechokes (its default: 15).
+    pub unchoke_interval: Option<u32>,
 }
 
 impl Default for LtOptions {
@@ -279,6 +292,11 @@ impl Default for LtOptions {
             exit_when_done: false,
             magnet: None,
             encryption: "enabled",
+            tcp: true,
+            utp: false,
+            peer_log: false,
+            unchoke_slots: None,
+            unchoke_interval: None,
         }
     }
 }
@@ -324,6 +342,17 @@ impl LtPeer {
         if opts.exit_when_done {
             cmd.arg("--exit-when-done");
         }
+        cmd.arg(if opts.tcp { "--tcp" } else { "--no-tcp" })
+            .arg(if opts.utp { "--utp" } else { "--no-utp" });
+        if opts.peer_log {
+            cmd.arg("--peer-log");
+        }
+        if let Some(n) = opts.unchoke_slots {
+            cmd.args(["--unchoke-slots", &n.to_string()]);
+        }
+        if let Some(secs) = opts.unchoke_interval {
+            cmd.args(["--unchoke-interval", &secs.to_string()]);
+        }
         let mut proc = Proc::spawn("libtorrent", cmd);
         proc.grace = Duration::from_secs(5);
         let port = ready_port(&mut proc, "libtorrent peer");
@@ -344,6 +373,29 @@ impl LtPeer {
                 self.proc.dump(20)
             )
         })
+    }
+
+    /// The peer log so far ([`LtOptions::peer_log`]): one entry per message received, the `PEERLOG `
+    /// prefix taken off, in libtorrent 2.0.8's words: `127.0.0.1:41234 <== HAVE_ALL [  ]`,
+    /// `… <== ALLOWED_FAST [ 17 ]`, `… <== SUGGEST_PIECE [ piece: 3 ]`, `… <== HAVE [ piece: 17 ]`,
+    /// `… <== REJECT_PIECE [ piece: 21 s: 3c000 l: 4000 ]` (offset and length in hex). The address
+    /// is the peer's as libtorrent sees it.
+    pub fn peer_log(&self) -> Vec<String> {
+        let lines = self.proc.stdout();
+        let entries = lines.iter().filter_map(|l| l.strip_prefix("PEERLOG "));
+        entries.map(str::to_string).collect()
+    }
+
+    /// Waits up to `limit` for a received message whose peer log entry (as [`LtPeer::peer_log`]
+    /// gives it) `pred` accepts; returns the entry, `None` when the time is up or the peer exited.
+    pub fn wait_peer_log(
+        &mut self,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let entry = |l: &str| l.strip_prefix("PEERLOG ").is_some_and(&pred);
+        let line = self.proc.wait_line(limit, entry);
+        line.map(|l| l["PEERLOG ".len()..].to_string())
     }
 
     /// Lifts the upload and download limits.

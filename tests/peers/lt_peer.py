@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A libtorrent 2.0 peer for pixtorrent's interop tests: seeds a torrent from a data directory or leeches
-it into one, over TCP only, with DHT/LSD/UPnP/NAT-PMP/uTP off and several connections per IP allowed
-(everything runs on loopback or in a test's own network namespace).
+it into one, over TCP only by default (--utp adds uTP, --no-tcp drops TCP), with DHT/LSD/UPnP/NAT-PMP off
+and several connections per IP allowed (everything runs on loopback or in a test's own network
+namespace).
 
 Run with /usr/bin/python3 (Debian's python3-libtorrent). Lines on stdout, one fact each:
   READY port=N                       listening on N, torrent added (checked), tracker answered
@@ -9,6 +10,9 @@ Run with /usr/bin/python3 (Debian's python3-libtorrent). Lines on stdout, one fa
   METADATA t=S                       (--magnet) the torrent's metadata arrived from peers
   DONE t=S                           (leech) every piece downloaded and verified
   PEER IP:PORT blocks=N              (leech, after DONE) blocks received from each peer address
+  PEERLOG IP:PORT <== NAME [ DETAIL ]  (--peer-log) a message received from a peer, as libtorrent's
+                                     peer log words it (HANDSHAKE, HAVE_ALL, ALLOWED_FAST, PIECE, ...)
+  ALERTS_DROPPED                     libtorrent's alert queue overflowed: some alerts were lost
   ERROR message                      fatal; the exit status is 2
   EXIT up=N down=N                   last line on a clean exit
 up/down are payload bytes. Stops cleanly on SIGTERM, SIGINT, end of stdin with --stop-on-eof (the test's
@@ -61,6 +65,27 @@ def parse_args():
         default="enabled",
         help="MSE/PE policy both ways (forced: RC4 only, plaintext refused)",
     )
+    p.add_argument(
+        "--tcp",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="BitTorrent over TCP, incoming and outgoing (--no-tcp: neither)",
+    )
+    p.add_argument(
+        "--utp",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="BitTorrent over uTP, incoming and outgoing (off unless --utp)",
+    )
+    p.add_argument(
+        "--peer-log",
+        action="store_true",
+        help="print a PEERLOG line for every message received from a peer (libtorrent's peer log)",
+    )
+    p.add_argument("--unchoke-slots", type=int, help="unchoke_slots_limit (libtorrent's default: 8)")
+    p.add_argument(
+        "--unchoke-interval", type=int, help="unchoke_interval in seconds (libtorrent's default: 15)"
+    )
     return p.parse_args()
 
 
@@ -73,10 +98,10 @@ def make_session(args):
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
-        "enable_incoming_utp": False,
-        "enable_outgoing_utp": False,
-        "enable_incoming_tcp": True,
-        "enable_outgoing_tcp": True,
+        "enable_incoming_utp": args.utp,
+        "enable_outgoing_utp": args.utp,
+        "enable_incoming_tcp": args.tcp,
+        "enable_outgoing_tcp": args.tcp,
         "allow_multiple_connections_per_ip": True,
         "in_enc_policy": {"forced": 0, "enabled": 1, "disabled": 2}[args.encryption],
         "out_enc_policy": {"forced": 0, "enabled": 1, "disabled": 2}[args.encryption],
@@ -96,6 +121,14 @@ def make_session(args):
         | lt.alert.category_t.storage_notification
         | lt.alert.category_t.block_progress_notification,
     }
+    if args.peer_log:
+        settings["alert_mask"] |= lt.alert.category_t.peer_log_notification
+        # The peer log posts several alerts per block: room for them between two 100 ms drains.
+        settings["alert_queue_size"] = 1_000_000
+    if args.unchoke_slots is not None:
+        settings["unchoke_slots_limit"] = args.unchoke_slots
+    if args.unchoke_interval is not None:
+        settings["unchoke_interval"] = args.unchoke_interval
     ses = lt.session(settings)
     # Put every address in the global peer class, so the session's rate limits cover local peers.
     everyone = lt.ip_filter()
@@ -137,6 +170,17 @@ def drain_alerts(ses, state):
             ip, port = a.endpoint
             key = f"{ip}:{port}"
             state["blocks"][key] = state["blocks"].get(key, 0) + 1
+        elif isinstance(a, lt.peer_log_alert):
+            # message(): "NAME peer [ IP:PORT client: C ] [IP:PORT] <== EVENT [ DETAIL ]"; "<==" marks a
+            # message received ("==>" sent, "<<<"/">>>" socket events, "***" notes).
+            text = a.message()
+            at = text.find("] <== ")
+            if at >= 0:
+                ip, port = a.endpoint
+                host = f"[{ip}]" if ":" in ip else ip
+                say(f"PEERLOG {host}:{port} {text[at + 2:]}")
+        elif isinstance(a, lt.alerts_dropped_alert):
+            say("ALERTS_DROPPED")
         elif isinstance(a, lt.hash_failed_alert):
             state["hash_failures"] = state.get("hash_failures", 0) + 1
             say(f"HASHFAIL piece={a.piece_index}")
