@@ -17,21 +17,21 @@
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
-//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules | yes |
+//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules | yes |
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
-//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: connecting (`link`), peer tasks (`peer`, with `ut_metadata` and `ut_pex`), web seed tasks (`webseed`), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
+//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: dialling (`dial`: TCP, uTP after 1 s), connecting (`link`), peer tasks (`peer`, with `ut_metadata`, `ut_pex` and BEP 6 `fast`), web seed tasks (`webseed`), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
+//! | [`udp`] | the UDP port of `--port`, shared by the DHT and uTP: one receive loop per socket hands each datagram to its owner by its first byte | IO |
+//! | [`utp`] | uTP (BEP 29): header codec and the KRPC/uTP rule (pure); `librqbit-utp` sockets over the shared port; `AnyStream` (TCP or uTP) | codec pure, rest IO |
 //! | [`dht`] | mainline DHT (BEP 5): ids and XOR metric, KRPC codec, routing table, lookups, tokens, peer store (pure); the UDP node and its saved state (IO) | core pure, node IO |
 //! | [`mse`] | Message Stream Encryption: crypto (768-bit DH, req1/req2/req3, RC4 with 1024 bytes discarded), the handshake state machines, the RC4 peer stream (driven on sockets by `session::mse`) | crypto and handshake pure, stream IO |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
 //! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
-//! Still to come, with room left for them in the engine: uTP (BEP 29) as another `net::PeerStream`
-//! sharing the DHT's UDP port, and the Fast extension (BEP 6).
 //!
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.
@@ -41,9 +41,10 @@
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
-//! - `dht`: bencode, net (its node's socket), text; nothing from `session`, which uses it.
+//! - `utp`: net (`PeerStream`, `Bind`), the `udp` port (librqbit-utp). `udp`: net, `utp::packet`.
+//! - `dht`: bencode, net, `udp` (its node's sockets), text; nothing from `session`, which uses it.
 //! - `mse`: net (`PeerStream`) only (sha1, rc4, num-bigint).
-//! - `session`: everything above. `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
+//! - `session`: everything above (`utp` through `session::dial` and the engine only). `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
 //! - Inside `session`: `engine` knows torrents only as `Ctx`s; `lifecycle`, `pool`, `choker`,
 //!   `counters` import nothing from `session`; `state` imports `pool`, `choker`, `counters` and the
 //!   session clock; tasks
@@ -71,6 +72,8 @@ pub mod text;
 pub mod tracker;
 pub mod tracker_server;
 pub mod types;
+pub mod udp;
 pub mod ui;
+pub mod utp;
 pub mod webseed;
 pub mod wire;

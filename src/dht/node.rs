@@ -26,7 +26,7 @@ use super::table::{Policy, Table, K};
 use super::token::Tokens;
 use crate::net::Bind;
 use serve::{receive, Limiter};
-use sockets::{bind_sockets, Sockets};
+use sockets::Sockets;
 
 mod serve;
 mod sockets;
@@ -124,9 +124,33 @@ fn now() -> Instant {
 }
 
 impl Dht {
-    /// Binds the socket, loads the saved table, and starts the receive and maintenance tasks.
+    /// Binds its own UDP port (no uTP beside it: `--info` of a magnet link, tests), loads the saved
+    /// table, and starts the receive and maintenance tasks.
     pub async fn start(config: DhtConfig) -> std::io::Result<Dht> {
-        let sockets = bind_sockets(&config).await?;
+        let port = crate::udp::UdpPort::bind(&config.net, config.port).await?;
+        let (dht, sinks) = Dht::start_on(config, &port);
+        for (v6, krpc) in [false, true].into_iter().zip(sinks) {
+            port.demux(
+                v6,
+                crate::udp::Sinks {
+                    krpc,
+                    ..Default::default()
+                },
+            );
+        }
+        Ok(dht)
+    }
+
+    /// Runs on the shared `port` (whose receive loops the caller starts, feeding the returned
+    /// senders: IPv4, IPv6), loads the saved table, and starts the receive and maintenance tasks.
+    pub fn start_on(
+        config: DhtConfig,
+        port: &crate::udp::UdpPort,
+    ) -> (
+        Dht,
+        [Option<tokio::sync::mpsc::Sender<crate::udp::Datagram>>; 2],
+    ) {
+        let sockets = Sockets::of_port(port);
         let mut rng = StdRng::from_os_rng();
         let saved = config.state.as_deref().and_then(persist::load);
         let own = saved
@@ -154,13 +178,17 @@ impl Dht {
                 next_tid: AtomicU16::new(rand::random()),
             }),
         };
-        tokio::spawn(receive(dht.inner.clone(), false));
-        if dht.inner.sockets.v6.is_some() {
-            tokio::spawn(receive(dht.inner.clone(), true));
+        let mut sinks = [None, None];
+        for (k, v6) in [false, true].into_iter().enumerate() {
+            if port.socket(v6).is_some() {
+                let (tx, rx) = tokio::sync::mpsc::channel(crate::udp::QUEUE);
+                tokio::spawn(receive(dht.inner.clone(), v6, rx));
+                sinks[k] = Some(tx);
+            }
         }
         let saved_nodes = saved.map(|s| s.nodes).unwrap_or_default();
         tokio::spawn(maintain(dht.clone(), saved_nodes));
-        Ok(dht)
+        (dht, sinks)
     }
 
     /// Our node id.

@@ -160,6 +160,8 @@ impl<S: PeerStream> PeerStream for EncryptedStream<S> {
         ) {
             (true, _, "tcp") => "tcp+rc4",
             (false, true, "tcp") => "tcp+mse-plaintext",
+            (true, _, "utp") => "utp+rc4",
+            (false, true, "utp") => "utp+mse-plaintext",
             (true, _, _) => "rc4",
             (false, true, _) => "mse-plaintext",
             (false, false, inner) => inner,

@@ -1,6 +1,8 @@
-//! The process-level engine: one listening socket for every torrent, which reads each incoming
-//! handshake and hands the connection to the torrent it names; one tracker client; the global
-//! connection limit; and the set of torrents, added and removed while it runs.
+//! The process-level engine: one TCP listener and one UDP port (the DHT and uTP, see
+//! [`crate::udp`]) for every torrent, on the same port number; each incoming connection, TCP or uTP,
+//! has its handshake read and goes to the torrent it names. One tracker client; one dialer (TCP then
+//! uTP, [`super::dial`]); the global connection limit; and the set of torrents, added and removed
+//! while it runs.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
+use super::dial::Dialer;
 use super::mse::Encryption;
 use super::{link, Ctx, SessionError};
 use crate::mse::handshake::looks_plaintext;
@@ -18,6 +21,9 @@ use crate::mse::stream::EncryptedStream;
 use crate::net::{self, Bind};
 use crate::tracker::{TrackerClient, TrackerConfig};
 use crate::types::InfoHash;
+use crate::udp::{Sinks, UdpPort};
+use crate::utp::either::AnyStream;
+use crate::utp::Utp;
 use crate::wire::handshake::HANDSHAKE_LEN;
 use crate::wire::Handshake;
 
@@ -43,6 +49,10 @@ pub struct EngineConfig {
     pub dht: Option<crate::dht::node::DhtConfig>,
     /// MSE/PE both ways (`--encryption`): prefer, as the default.
     pub encryption: super::mse::Encryption,
+    /// TCP, in and out (`--no-tcp` turns it off).
+    pub tcp: bool,
+    /// uTP, in and out, on the UDP port (`--no-utp` turns it off).
+    pub utp: bool,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +63,8 @@ impl Default for EngineConfig {
             max_connections: 500,
             dht: None,
             encryption: super::mse::Encryption::Prefer,
+            tcp: true,
+            utp: true,
         }
     }
 }
@@ -66,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: Arc<TrackerClient>,
     /// The DHT node, if on.
     pub(crate) dht: Option<crate::dht::node::Dht>,
+    /// How we dial peers.
+    pub(crate) dialer: Dialer,
     /// The torrents, by info-hash. A `std` mutex, never held across `.await` nor together with a
     /// torrent's own lock (it is released before one is taken).
     torrents: Mutex<HashMap<InfoHash, Arc<Ctx>>>,
@@ -101,6 +115,7 @@ impl Shared {
             port: config.port,
             tracker: Arc::new(TrackerClient::new(TrackerConfig::default()).expect("client")),
             dht: None,
+            dialer: Dialer::tcp_only(config.net.clone()),
             config,
             torrents: Mutex::new(HashMap::new()),
             handshaking: AtomicUsize::new(0),
@@ -120,31 +135,23 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Binds the listener (and starts accepting) and builds the tracker client.
+    /// Binds the listener and the UDP port (and starts accepting), and builds the tracker client.
     pub async fn start(config: EngineConfig) -> Result<Engine, SessionError> {
         let listener = bind(&config)?;
         let port = listener.local_addr().map_or(0, |a| a.port());
-        tracing::debug!(port, "listening");
+        tracing::debug!(port, tcp = config.tcp, utp = config.utp, "listening");
         let tracker = TrackerClient::new(TrackerConfig {
             bind: config.net.clone(),
             ..TrackerConfig::default()
         })
         .map_err(|e| SessionError::Fatal(e.to_string()))?;
-        let dht = match config.dht.clone() {
-            Some(mut dht) => {
-                dht.port = port;
-                match crate::dht::node::Dht::start(dht).await {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        // The downloads work without it, as in every client.
-                        tracing::warn!("DHT off: cannot use UDP port {port}: {e}");
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
+        let (dht, utp) = udp(&config, port).await;
         let shared = Arc::new(Shared {
+            dialer: Dialer {
+                net: config.net.clone(),
+                tcp: config.tcp,
+                utp: utp.clone(),
+            },
             config,
             port,
             tracker: Arc::new(tracker),
@@ -152,7 +159,14 @@ impl Engine {
             torrents: Mutex::new(HashMap::new()),
             handshaking: AtomicUsize::new(0),
         });
-        tokio::spawn(accept_loop(shared.clone(), listener));
+        if shared.config.tcp {
+            tokio::spawn(accept_loop(shared.clone(), listener));
+        }
+        if let Some(utp) = utp {
+            for v6 in [false, true].into_iter().filter(|&v6| utp.has(v6)) {
+                tokio::spawn(utp_accept_loop(shared.clone(), utp.clone(), v6));
+            }
+        }
         Ok(Engine { shared })
     }
 
@@ -186,53 +200,110 @@ fn bind(config: &EngineConfig) -> Result<TcpListener, SessionError> {
     })
 }
 
+/// The UDP port of the same number as the listener, with the DHT and uTP on it as configured. The
+/// downloads work without either, as in every client: a port that cannot be bound is a warning.
+async fn udp(config: &EngineConfig, port: u16) -> (Option<crate::dht::node::Dht>, Option<Utp>) {
+    if config.dht.is_none() && !config.utp {
+        return (None, None);
+    }
+    let udp = match UdpPort::bind(&config.net, port).await {
+        Ok(udp) => udp,
+        Err(e) => {
+            tracing::warn!("DHT and uTP off: cannot use UDP port {port}: {e}");
+            return (None, None);
+        }
+    };
+    let (dht, mut krpc) = match config.dht.clone() {
+        Some(mut dht) => {
+            dht.port = port;
+            let (dht, sinks) = crate::dht::node::Dht::start_on(dht, &udp);
+            (Some(dht), sinks)
+        }
+        None => (None, [None, None]),
+    };
+    let (utp, mut utp_sinks) = if config.utp {
+        match Utp::start(&udp) {
+            Ok((utp, sinks)) => (Some(utp), sinks),
+            Err(e) => {
+                tracing::warn!("uTP off: {e}");
+                (None, [None, None])
+            }
+        }
+    } else {
+        (None, [None, None])
+    };
+    for (k, v6) in [false, true].into_iter().enumerate() {
+        udp.demux(
+            v6,
+            Sinks {
+                krpc: krpc[k].take(),
+                utp: utp_sinks[k].take(),
+            },
+        );
+    }
+    (dht, utp)
+}
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         let Ok((stream, addr)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        // A connection still handshaking holds a slot under the global limit, so a flood of
-        // half-open connections cannot exceed --max-connections (nor MAX_HANDSHAKING), each one
-        // bounded by the handshake timeout. Its torrent, and so its --max-peers, is known only
-        // once the handshake is read.
-        let room = shared
-            .config
-            .max_connections
-            .saturating_sub(shared.connections())
-            .min(MAX_HANDSHAKING);
-        if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= room {
-            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
-            tracing::debug!(peer = %addr, "refused: too many connections or handshakes");
-            continue;
-        }
         net::tune(&stream);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let routed = route(&shared, stream, addr).await;
-            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
-            if let Some((ctx, stream, theirs)) = routed {
-                // Our handshake still to send: the peer holds one of the torrent's --max-peers slots.
-                let slot = {
-                    let mut t = ctx.lock();
-                    (t.busy() < ctx.config.max_peers).then(|| link::Incoming::claim(&mut t))
-                };
-                match slot {
-                    Some(slot) => link::accept(ctx, stream, addr, slot, theirs).await,
-                    None => tracing::debug!(peer = %addr, "refused: --max-peers reached"),
-                }
-            }
-        });
+        incoming(&shared, AnyStream::Tcp(stream), addr);
     }
+}
+
+async fn utp_accept_loop(shared: Arc<Shared>, utp: Utp, v6: bool) {
+    while let Some(stream) = utp.accept(v6).await {
+        let addr = stream.remote_addr();
+        incoming(&shared, AnyStream::Utp(stream), addr);
+    }
+}
+
+/// An accepted connection, TCP or uTP: its handshake read (on a task of its own) and the peer handed
+/// to the torrent it names.
+fn incoming(shared: &Arc<Shared>, stream: AnyStream, addr: SocketAddr) {
+    // A connection still handshaking holds a slot under the global limit, so a flood of half-open
+    // connections cannot exceed --max-connections (nor MAX_HANDSHAKING), each one bounded by the
+    // handshake timeout. Its torrent, and so its --max-peers, is known only once the handshake is
+    // read.
+    let room = shared
+        .config
+        .max_connections
+        .saturating_sub(shared.connections())
+        .min(MAX_HANDSHAKING);
+    if shared.handshaking.fetch_add(1, Ordering::SeqCst) >= room {
+        shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+        tracing::debug!(peer = %addr, "refused: too many connections or handshakes");
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let routed = route(&shared, stream, addr).await;
+        shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+        if let Some((ctx, stream, theirs)) = routed {
+            // Our handshake still to send: the peer holds one of the torrent's --max-peers slots.
+            let slot = {
+                let mut t = ctx.lock();
+                (t.busy() < ctx.config.max_peers).then(|| link::Incoming::claim(&mut t))
+            };
+            match slot {
+                Some(slot) => link::accept(ctx, stream, addr, slot, theirs).await,
+                None => tracing::debug!(peer = %addr, "refused: --max-peers reached"),
+            }
+        }
+    });
 }
 
 /// An incoming connection up to the peer's 68-byte handshake: plaintext (told apart by its first 20
 /// bytes) or MSE (answered for any of our torrents), as `--encryption` allows.
 async fn open(
     shared: &Shared,
-    mut stream: TcpStream,
+    mut stream: AnyStream,
     addr: SocketAddr,
-) -> Option<(EncryptedStream<TcpStream>, [u8; HANDSHAKE_LEN])> {
+) -> Option<(EncryptedStream<AnyStream>, [u8; HANDSHAKE_LEN])> {
     let mode = shared.config.encryption;
     let mut first = [0u8; 20];
     stream.read_exact(&mut first).await.ok()?;
@@ -265,9 +336,9 @@ async fn open(
 /// dropped) for a torrent we do not have, a malformed handshake, silence, or no room.
 async fn route(
     shared: &Shared,
-    stream: TcpStream,
+    stream: AnyStream,
     addr: SocketAddr,
-) -> Option<(Arc<Ctx>, EncryptedStream<TcpStream>, [u8; HANDSHAKE_LEN])> {
+) -> Option<(Arc<Ctx>, EncryptedStream<AnyStream>, [u8; HANDSHAKE_LEN])> {
     let (stream, theirs) = tokio::time::timeout(HANDSHAKE_TIMEOUT, open(shared, stream, addr))
         .await
         .ok()??;

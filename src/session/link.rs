@@ -1,6 +1,7 @@
-//! Establishing a peer connection: dialling out or accepting (an incoming one holds a `--max-peers`
-//! slot while it handshakes), the 68-byte handshake with its timeout, and registration with the
-//! torrent (bans, duplicates); then [`super::peer`] runs the connection.
+//! Establishing a peer connection: dialling out (TCP, uTP, see [`super::dial`]) or accepting (an
+//! incoming one holds a `--max-peers` slot while it handshakes), the 68-byte handshake with its
+//! timeout, and registration with the torrent (bans, duplicates); then [`super::peer`] runs the
+//! connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,31 +16,48 @@ use super::pool::PeerSource;
 use super::state::{PeerEntry, Refused, Torrent};
 use super::Ctx;
 use crate::net::PeerStream;
+use crate::utp::either::AnyStream;
 use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
 use crate::wire::Handshake;
 
 /// Time for the peer to answer our handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn dial(ctx: &Ctx, addr: SocketAddr) -> Result<tokio::net::TcpStream, PeerError> {
-    tokio::time::timeout(
-        ctx.config.connect_timeout,
-        crate::net::connect(&ctx.config.net, addr),
-    )
-    .await
-    .map_err(|_| timed_out("connect timed out"))?
+async fn dial(ctx: &Ctx, addr: SocketAddr, only: Option<bool>) -> Result<AnyStream, PeerError> {
+    let dialer = &ctx.engine.dialer;
+    let timeout = ctx.config.connect_timeout;
+    match only {
+        None => dialer.dial(addr, timeout).await,
+        Some(utp) => dialer.dial_only(addr, timeout, utp).await,
+    }
     .map_err(PeerError::from)
 }
 
-/// Runs the outgoing connection to `addr` until it ends: encrypted first (MSE, our handshake as its
-/// initial payload) unless `--encryption disable`; with `prefer`, a failed MSE is retried once in
-/// plaintext on a new connection, as libtorrent does.
+/// Runs the outgoing connection to `addr` until it ends. The dialer picks the transport (TCP, uTP
+/// after it); a TCP connection that ends before the peer's handshake (some peers accept TCP and
+/// close it, speaking only uTP) is followed by one over uTP.
 pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
-    let stream = dial(&ctx, addr).await?;
+    let stream = dial(&ctx, addr, None).await?;
+    let tcp = matches!(stream, AnyStream::Tcp(_));
+    match over(ctx.clone(), stream, addr).await {
+        Err(PeerError::Unanswered(e)) if tcp && ctx.engine.dialer.utp.is_some() => {
+            tracing::debug!(peer = %addr, error = %e, "no handshake over TCP; trying uTP");
+            let stream = dial(&ctx, addr, Some(true)).await?;
+            over(ctx, stream, addr).await
+        }
+        other => other,
+    }
+}
+
+/// The connection on `stream`: encrypted first (MSE, our handshake as its initial payload) unless
+/// `--encryption disable`; with `prefer`, a failed MSE is retried once in plaintext on a new
+/// connection of the same transport, as libtorrent does.
+async fn over(ctx: Arc<Ctx>, stream: AnyStream, addr: SocketAddr) -> Result<(), PeerError> {
     let mode = ctx.engine.config.encryption;
     if mode == Encryption::Disable {
         return run(ctx, stream, addr, None, false).await;
     }
+    let utp = matches!(stream, AnyStream::Utp(_));
     let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
     match super::mse::initiate(stream, ctx.info_hash.0, mode, &ours).await {
         Ok(stream) => {
@@ -48,10 +66,10 @@ pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
         }
         Err(e) if mode == Encryption::Prefer => {
             tracing::debug!(peer = %addr, error = %e, "MSE failed; retrying in plaintext");
-            let stream = dial(&ctx, addr).await?;
+            let stream = dial(&ctx, addr, Some(utp)).await?;
             run(ctx, stream, addr, None, false).await
         }
-        Err(e) => Err(PeerError::Io(std::io::Error::other(e.to_string()))),
+        Err(e) => Err(PeerError::Unanswered(std::io::Error::other(e.to_string()))),
     }
 }
 
@@ -99,14 +117,16 @@ async fn handshake(
     ours_sent: bool,
 ) -> Result<Handshake, PeerError> {
     let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
+    // What ends an outgoing connection before the peer's handshake is `Unanswered`.
+    let unanswered = |e: std::io::Error| PeerError::Unanswered(e);
     let exchange = async {
         let hs = match theirs {
             None => {
                 if !ours_sent {
-                    stream.write_all(&ours).await?;
+                    stream.write_all(&ours).await.map_err(unanswered)?;
                 }
                 let mut theirs = [0u8; HANDSHAKE_LEN];
-                stream.read_exact(&mut theirs).await?;
+                stream.read_exact(&mut theirs).await.map_err(unanswered)?;
                 Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?
             }
             Some(theirs) => {
@@ -119,7 +139,13 @@ async fn handshake(
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
         .await
-        .map_err(|_| timed_out("handshake timed out"))?
+        .map_err(|_| match theirs {
+            None => unanswered(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "handshake timed out",
+            )),
+            Some(_) => timed_out("handshake timed out"),
+        })?
 }
 
 /// One connection: outgoing when `incoming` is `None`, else with its slot and the handshake the
@@ -159,6 +185,7 @@ pub(super) async fn run(
             listen: outgoing.then_some(addr),
             seed: false,
             mse: transport.contains("rc4") || transport.contains("mse"),
+            utp: transport.starts_with("utp"),
         };
         match t.admit(entry, &client, outgoing) {
             Ok((key, have, source)) => ((key, have), source),

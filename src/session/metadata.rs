@@ -58,6 +58,8 @@ pub struct Reach {
     pub dht: Option<crate::dht::node::Dht>,
     /// MSE/PE on metadata connections (`--encryption`).
     pub encryption: Encryption,
+    /// TCP and uTP, as the download dials.
+    pub dialer: super::dial::Dialer,
 }
 
 /// What the fetch tasks share. A `std` mutex, held only in short synchronous steps.

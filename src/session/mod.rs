@@ -6,6 +6,7 @@
 pub mod announce;
 pub mod choker;
 pub mod counters;
+pub mod dial;
 pub mod engine;
 pub mod lifecycle;
 pub mod link;

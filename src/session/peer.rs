@@ -61,6 +61,10 @@ pub enum PeerError {
     /// The peer closed the connection.
     #[error("closed by the peer")]
     Closed,
+    /// An outgoing connection that ended (closed, reset, silent) before the peer's handshake: over
+    /// TCP, uTP may still reach it.
+    #[error("no handshake: {0}")]
+    Unanswered(std::io::Error),
     /// We closed it, for the reason given.
     #[error("{0}")]
     Dropped(&'static str),

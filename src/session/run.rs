@@ -140,6 +140,7 @@ async fn metadata(
             port: engine.port,
             dht: engine.dht.clone(),
             encryption: engine.config.encryption,
+            dialer: engine.dialer.clone(),
         },
         move |line| tx.send_modify(|s| s.note = line.to_string()),
     )

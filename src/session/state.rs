@@ -61,6 +61,8 @@ pub struct PeerEntry {
     pub seed: bool,
     /// The connection went through MSE/PE (told to others by PEX as supporting encryption).
     pub mse: bool,
+    /// The connection runs over uTP (told to others by PEX as supporting uTP).
+    pub utp: bool,
 }
 
 /// A peer's figures, refreshed by its task every second.
@@ -420,6 +422,9 @@ impl Torrent {
                 }
                 if p.mse {
                     flags |= PexFlags::ENCRYPTION;
+                }
+                if p.utp {
+                    flags |= PexFlags::UTP;
                 }
                 if p.listen == Some(p.addr) {
                     flags |= PexFlags::REACHABLE;

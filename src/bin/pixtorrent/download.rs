@@ -83,6 +83,8 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         max_connections: cli.max_connections as usize,
         dht: cli.dht()?,
         encryption: cli.encryption.into(),
+        tcp: !cli.no_tcp,
+        utp: !cli.no_utp,
     })
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);

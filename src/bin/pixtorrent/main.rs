@@ -89,6 +89,16 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer)]
     encryption: EncryptionArg,
 
+    /// No uTP (BEP 29): peers only over TCP. By default outgoing connections try TCP first and
+    /// uTP after 1 s (or at once when TCP fails), and both are accepted.
+    #[arg(long, conflicts_with = "no_tcp")]
+    no_utp: bool,
+
+    /// No TCP: peers only over uTP, on the UDP port of --port (for networks where only UDP gets
+    /// through, and for tests).
+    #[arg(long)]
+    no_tcp: bool,
+
     /// Do not join the DHT (BEP 5). Also PIXTORRENT_NO_DHT=1 (the test suite sets it).
     #[arg(long, env = "PIXTORRENT_NO_DHT", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     no_dht: bool,
@@ -353,6 +363,8 @@ async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
                 port: cli.port,
                 dht,
                 encryption: cli.encryption.into(),
+                // No uTP socket here (--info starts no listener): TCP only.
+                dialer: session::dial::Dialer::tcp_only(cli.net()),
             },
             |line| eprintln!("{line}"),
         )

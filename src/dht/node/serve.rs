@@ -120,24 +120,24 @@ fn add_closest(core: &Core, r: &mut Response, target: &NodeId, want: Want, from:
     }
 }
 
-/// Receives datagrams until the socket fails: responses go to their waiting query, queries are
-/// answered (rate-limited per source), anything malformed is dropped.
-pub(super) async fn receive(inner: Arc<Inner>, v6: bool) {
+/// Handles the datagrams the shared port's receive loop queues (until it stops): responses go to
+/// their waiting query, queries are answered (rate-limited per source), anything malformed is
+/// dropped.
+pub(super) async fn receive(
+    inner: Arc<Inner>,
+    v6: bool,
+    mut rx: tokio::sync::mpsc::Receiver<crate::udp::Datagram>,
+) {
     let socket = if v6 {
-        inner.sockets.v6.as_ref()
+        inner.sockets.v6.clone()
     } else {
-        inner.sockets.v4.as_ref()
+        inner.sockets.v4.clone()
     };
     let Some(socket) = socket else {
         return;
     };
-    let mut buf = vec![0u8; 8 * 1024];
-    loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(msg) = Message::parse(&buf[..n]) else {
+    while let Some((buf, from)) = rx.recv().await {
+        let Ok(msg) = Message::parse(&buf) else {
             continue;
         };
         match msg.body {

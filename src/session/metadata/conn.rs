@@ -1,6 +1,6 @@
-//! One metadata source's connection: dialled encrypted first as `--encryption` says (MSE with our
-//! handshake as its initial payload, one plaintext retry under `prefer`), the BitTorrent and BEP 10
-//! handshakes, then `ut_metadata` requests. The connection asks again whenever the assembler may
+//! One metadata source's connection: dialled as the download dials (TCP, then uTP), encrypted
+//! first as `--encryption` says (MSE with our handshake as its initial payload, one plaintext retry
+//! under `prefer`), the BitTorrent and BEP 10 handshakes, then `ut_metadata` requests. The connection asks again whenever the assembler may
 //! have work for it (a piece freed when another source was dropped), not only when the peer speaks,
 //! so a source never waits on a piece that nobody is fetching.
 
@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::super::mse::{self, Encryption};
 use super::super::now;
 use super::Ctx;
-use crate::net::{self, PeerStream};
+use crate::net::PeerStream;
+use crate::utp::either::AnyStream;
 use crate::wire::extension::{ExtHandshake, Extension, Incoming, Registry, HANDSHAKE_ID};
 use crate::wire::handshake::HANDSHAKE_LEN;
 use crate::wire::ut_metadata::{Blame, MetadataAssembler, MetadataMessage, Progress};
@@ -27,22 +28,60 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REASK: Duration = Duration::from_millis(500);
 
 /// One metadata connection. `Ok` when it ended without fault (the fetch finished, or the peer has
-/// nothing to give), `Err` with the reason otherwise.
+/// nothing to give), `Err` with the reason otherwise. A TCP connection that ends before the peer's
+/// handshake is followed by one over uTP, as for the download's connections.
 pub(super) async fn connection(ctx: &Ctx, addr: SocketAddr, key: u64) -> Result<(), String> {
+    let stream = dial(ctx, addr, None).await?;
+    let tcp = matches!(stream, AnyStream::Tcp(_));
+    match over(ctx, stream, addr, key).await {
+        Err(Failure::Early(e)) if tcp && ctx.fetch.reach.dialer.utp.is_some() => {
+            tracing::debug!(peer = %addr, error = %e, "no handshake over TCP; metadata asked over uTP");
+            let stream = dial(ctx, addr, Some(true)).await?;
+            over(ctx, stream, addr, key)
+                .await
+                .map_err(Failure::into_reason)
+        }
+        other => other.map_err(Failure::into_reason),
+    }
+}
+
+/// How a metadata connection failed: before the peer's handshake, or after.
+enum Failure {
+    Early(String),
+    Late(String),
+}
+
+impl Failure {
+    fn into_reason(self) -> String {
+        match self {
+            Failure::Early(e) | Failure::Late(e) => e,
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Late(e)
+    }
+}
+
+/// The connection on `stream`: MSE first unless `--encryption disable`; under `prefer` a failed
+/// MSE is retried once in plaintext over the same transport.
+async fn over(ctx: &Ctx, stream: AnyStream, addr: SocketAddr, key: u64) -> Result<(), Failure> {
     let mode = ctx.fetch.reach.encryption;
-    let stream = dial(ctx, addr).await?;
     if mode == Encryption::Disable {
         return exchange(ctx, stream, addr, key, false).await;
     }
+    let utp = matches!(stream, AnyStream::Utp(_));
     let ours = our_handshake(ctx);
     match mse::initiate(stream, ctx.fetch.info_hash.0, mode, &ours).await {
         Ok(stream) => exchange(ctx, stream, addr, key, true).await,
         Err(e) if mode == Encryption::Prefer => {
             tracing::debug!(peer = %addr, error = %e, "MSE failed; metadata asked in plaintext");
-            let stream = dial(ctx, addr).await?;
+            let stream = dial(ctx, addr, Some(utp)).await?;
             exchange(ctx, stream, addr, key, false).await
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(Failure::Early(e.to_string())),
     }
 }
 
@@ -54,11 +93,13 @@ fn our_handshake(ctx: &Ctx) -> [u8; HANDSHAKE_LEN] {
     hs.encode()
 }
 
-async fn dial(ctx: &Ctx, addr: SocketAddr) -> Result<tokio::net::TcpStream, String> {
-    tokio::time::timeout(CONNECT_TIMEOUT, net::connect(&ctx.fetch.reach.net, addr))
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())
+async fn dial(ctx: &Ctx, addr: SocketAddr, only: Option<bool>) -> Result<AnyStream, String> {
+    let dialer = &ctx.fetch.reach.dialer;
+    match only {
+        None => dialer.dial(addr, CONNECT_TIMEOUT).await,
+        Some(utp) => dialer.dial_only(addr, CONNECT_TIMEOUT, utp).await,
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// The handshakes (ours already sent when `ours_sent`: it went inside MSE) and the exchange.
@@ -68,7 +109,7 @@ async fn exchange(
     addr: SocketAddr,
     key: u64,
     ours_sent: bool,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let ours = our_handshake(ctx);
     let mut theirs = [0u8; HANDSHAKE_LEN];
     tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -78,12 +119,14 @@ async fn exchange(
         stream.read_exact(&mut theirs).await
     })
     .await
-    .map_err(|_| "handshake timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| Failure::Early("handshake timed out".into()))?
+    .map_err(|e| Failure::Early(e.to_string()))?;
     let hs =
         Handshake::check(&theirs, ctx.fetch.info_hash, ctx.peer_id).map_err(|e| e.to_string())?;
     if !hs.supports_extensions() {
-        return Err("does not speak the extension protocol (BEP 10)".into());
+        return Err("does not speak the extension protocol (BEP 10)"
+            .to_string()
+            .into());
     }
     tracing::trace!(peer = %addr, transport = stream.transport(), "metadata source connected");
     let mut out = BytesMut::new();
@@ -93,14 +136,17 @@ async fn exchange(
         payload: ExtHandshake::ours(0, None, &offered, None, Some(addr.ip())).into(),
     }
     .encode(&mut out);
-    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| Failure::Late(e.to_string()))?;
     let mut peer = MetadataPeer {
         ctx,
         key,
         registry: Registry::new(&offered),
         out: BytesMut::new(),
     };
-    serve(ctx, &mut stream, &mut peer).await
+    Ok(serve(ctx, &mut stream, &mut peer).await?)
 }
 
 /// Reads the peer's messages and sends our requests until the metadata is in. Every [`REASK`]

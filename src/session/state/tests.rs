@@ -60,6 +60,7 @@ fn blocks_assemble_into_a_piece_and_good_pieces_are_announced() {
         listen: None,
         seed: false,
         mse: false,
+        utp: false,
     });
     assert_eq!(ours.count(), 0);
     let c = fetch_piece(&mut t, key, addr(1));
@@ -95,6 +96,7 @@ fn a_sole_contributor_of_three_bad_pieces_is_banned_and_disconnected() {
         listen: None,
         seed: false,
         mse: false,
+        utp: false,
     });
     for round in 1..=3 {
         let c = fetch_piece(&mut t, key, addr(9));
@@ -241,6 +243,7 @@ fn unregistering_returns_pending_blocks() {
         listen: None,
         seed: false,
         mse: false,
+        utp: false,
     });
     let has = Bitfield::full(4);
     t.add_peer_pieces(&has);
@@ -262,6 +265,7 @@ fn entry(a: SocketAddr, id: u8) -> (PeerEntry, mpsc::UnboundedReceiver<Command>)
         listen: Some(a),
         seed: false,
         mse: false,
+        utp: false,
     };
     (e, rx)
 }
@@ -362,10 +366,11 @@ fn a_choke_round_tells_only_the_peers_whose_state_changes() {
 }
 
 #[test]
-fn pex_flags_say_seed_reachable_and_encryption_honestly() {
+fn pex_flags_say_seed_reachable_encryption_and_utp_honestly() {
     let (mut t, _) = torrent();
     let (mut e, _rx1) = entry(addr(1), 1);
     e.mse = true;
+    e.utp = true;
     let (key, _, _) = t.admit(e, "lt", true).unwrap();
     t.report(key, PeerStats::default(), true, 0);
     let (mut e, _rx2) = entry(addr(2), 2);
@@ -381,5 +386,15 @@ fn pex_flags_say_seed_reachable_and_encryption_honestly() {
     let (a, f) = flags[0];
     assert_eq!(a, addr(1));
     assert!(f.contains(PexFlags::SEED) && f.contains(PexFlags::REACHABLE));
-    assert!(f.contains(PexFlags::ENCRYPTION));
+    assert!(f.contains(PexFlags::ENCRYPTION) && f.contains(PexFlags::UTP));
+    let (mut e, _rx3) = entry(addr(3), 3);
+    e.listen = Some(addr(3));
+    t.admit(e, "tcp", true).unwrap();
+    let plain = t
+        .pex_peers()
+        .into_iter()
+        .find(|(a, _)| *a == addr(3))
+        .unwrap()
+        .1;
+    assert!(!plain.contains(PexFlags::UTP) && !plain.contains(PexFlags::ENCRYPTION));
 }
