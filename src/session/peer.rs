@@ -114,6 +114,9 @@ pub(super) async fn serve_registered(
     conn.fast = supports.fast;
     let result = conn.serve(stream, rx).await;
     conn.report();
+    if conn.rejected > 0 {
+        tracing::debug!(peer = %addr, rejects = conn.rejected, "its rejects (BEP 6) went back to the picker");
+    }
     let pending: Vec<BlockRef> = conn.pending.live().collect();
     ctx.lock().unregister(key, &conn.has, &pending);
     ctx.wake.notify_one();
@@ -138,6 +141,8 @@ struct Conn {
     peer_allowed: Vec<u32>,
     /// No new requests until then: the peer rejected one while unchoking us.
     reject_pause: Option<Instant>,
+    /// Rejects received for our requests (BEP 6), for the log.
+    rejected: u32,
     /// What the peer has.
     has: Bitfield,
     /// What we have, as far as this task has been told.
@@ -196,6 +201,7 @@ impl Conn {
             fast: false,
             peer_allowed: Vec::new(),
             reject_pause: None,
+            rejected: 0,
             has: Bitfield::new(n),
             ours,
             wanted: 0,

@@ -77,6 +77,7 @@ impl Conn {
         let Some(live) = self.pending.remove(block) else {
             return;
         };
+        self.rejected += 1;
         if live {
             self.give_back(&[block]);
         }
