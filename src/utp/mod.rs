@@ -7,6 +7,9 @@ pub mod either;
 pub mod packet;
 pub mod transport;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
