@@ -278,6 +278,16 @@ pub struct LtOptions {
     pub unchoke_slots: Option<u32>,
     /// libtorrent's `unchoke_interval`, seconds between rechokes (its default: 15).
     pub unchoke_interval: Option<u32>,
+    /// With the peer log, an entry for each message sent to a peer too (`… ==> REJECT_PIECE [ piece:
+    /// 85 | s: 16384 | l: 16384 ]`, decimal), in order with those received; implies `peer_log`.
+    pub peer_log_sent: bool,
+    /// Choke every peer once this many payload bytes are uploaded: `unchoke_slots_limit` is set to
+    /// 0, and libtorrent 2.0.8 reruns its choker on that (the choke goes out within about a second)
+    /// and rejects the requests a BEP 6 peer has queued. Prints `CHOKE t=S up=N`.
+    pub choke_after_bytes: Option<u64>,
+    /// With `choke_after_bytes`: unchoke again this long after the choke (`unchoke_slots_limit`
+    /// restored). Prints `UNCHOKE t=S up=N`.
+    pub unchoke_after: Option<Duration>,
 }
 
 impl Default for LtOptions {
@@ -297,6 +307,9 @@ impl Default for LtOptions {
             peer_log: false,
             unchoke_slots: None,
             unchoke_interval: None,
+            peer_log_sent: false,
+            choke_after_bytes: None,
+            unchoke_after: None,
         }
     }
 }
@@ -353,6 +366,15 @@ impl LtPeer {
         if let Some(secs) = opts.unchoke_interval {
             cmd.args(["--unchoke-interval", &secs.to_string()]);
         }
+        if opts.peer_log_sent {
+            cmd.arg("--peer-log-sent");
+        }
+        if let Some(bytes) = opts.choke_after_bytes {
+            cmd.args(["--choke-after-bytes", &bytes.to_string()]);
+        }
+        if let Some(after) = opts.unchoke_after {
+            cmd.args(["--unchoke-after-secs", &after.as_secs_f64().to_string()]);
+        }
         let mut proc = Proc::spawn("libtorrent", cmd);
         proc.grace = Duration::from_secs(5);
         let port = ready_port(&mut proc, "libtorrent peer");
@@ -375,11 +397,12 @@ impl LtPeer {
         })
     }
 
-    /// The peer log so far ([`LtOptions::peer_log`]): one entry per message received, the `PEERLOG `
-    /// prefix taken off, in libtorrent 2.0.8's words: `127.0.0.1:41234 <== HAVE_ALL [  ]`,
-    /// `… <== ALLOWED_FAST [ 17 ]`, `… <== SUGGEST_PIECE [ piece: 3 ]`, `… <== HAVE [ piece: 17 ]`,
-    /// `… <== REJECT_PIECE [ piece: 21 s: 3c000 l: 4000 ]` (offset and length in hex). The address
-    /// is the peer's as libtorrent sees it.
+    /// The peer log so far ([`LtOptions::peer_log`]): one entry per message received (and, with
+    /// [`LtOptions::peer_log_sent`], sent, in order), the `PEERLOG ` prefix taken off, in libtorrent
+    /// 2.0.8's words: `127.0.0.1:41234 <== HAVE_ALL [  ]`, `… <== ALLOWED_FAST [ 17 ]`, `… <==
+    /// SUGGEST_PIECE [ piece: 3 ]`, `… <== HAVE [ piece: 17 ]`, `… <== REJECT_PIECE [ piece: 21 s:
+    /// 3c000 l: 4000 ]` (offset and length in hex); sent, `… ==> CHOKE [  ]`, `… ==> REJECT_PIECE [
+    /// piece: 85 | s: 16384 | l: 16384 ]` (decimal). The address is the peer's as libtorrent sees it.
     pub fn peer_log(&self) -> Vec<String> {
         let lines = self.proc.stdout();
         let entries = lines.iter().filter_map(|l| l.strip_prefix("PEERLOG "));

@@ -12,6 +12,10 @@ Run with /usr/bin/python3 (Debian's python3-libtorrent). Lines on stdout, one fa
   PEER IP:PORT blocks=N              (leech, after DONE) blocks received from each peer address
   PEERLOG IP:PORT <== NAME [ DETAIL ]  (--peer-log) a message received from a peer, as libtorrent's
                                      peer log words it (HANDSHAKE, HAVE_ALL, ALLOWED_FAST, PIECE, ...)
+  PEERLOG IP:PORT ==> NAME [ DETAIL ]  (--peer-log-sent) a message sent to a peer (CHOKE, UNCHOKE,
+                                     ALLOWED_FAST, PIECE, REJECT_PIECE, ...), in order with the above
+  CHOKE t=S up=N                     (--choke-after-bytes) unchoke slots set to 0: every peer is choked
+  UNCHOKE t=S up=N                   (--unchoke-after-secs) unchoke slots restored
   ALERTS_DROPPED                     libtorrent's alert queue overflowed: some alerts were lost
   ERROR message                      fatal; the exit status is 2
   EXIT up=N down=N                   last line on a clean exit
@@ -85,6 +89,22 @@ def parse_args():
     p.add_argument("--unchoke-slots", type=int, help="unchoke_slots_limit (libtorrent's default: 8)")
     p.add_argument(
         "--unchoke-interval", type=int, help="unchoke_interval in seconds (libtorrent's default: 15)"
+    )
+    p.add_argument(
+        "--peer-log-sent",
+        action="store_true",
+        help="with the peer log, a PEERLOG line for every message sent to a peer too (implies --peer-log)",
+    )
+    p.add_argument(
+        "--choke-after-bytes",
+        type=int,
+        help="once this many payload bytes are uploaded, set unchoke_slots_limit to 0: libtorrent's "
+        "choker chokes every peer within about a second and rejects the queued requests of BEP 6 peers",
+    )
+    p.add_argument(
+        "--unchoke-after-secs",
+        type=float,
+        help="with --choke-after-bytes: restore unchoke_slots_limit this long after the choke",
     )
     return p.parse_args()
 
@@ -175,6 +195,8 @@ def drain_alerts(ses, state):
             # message received ("==>" sent, "<<<"/">>>" socket events, "***" notes).
             text = a.message()
             at = text.find("] <== ")
+            if at < 0 and state["log_sent"]:
+                at = text.find("] ==> ")
             if at >= 0:
                 ip, port = a.endpoint
                 host = f"[{ip}]" if ":" in ip else ip
@@ -186,9 +208,34 @@ def drain_alerts(ses, state):
             say(f"HASHFAIL piece={a.piece_index}")
 
 
+def choke_control(args, ses, h, state, t0, now):
+    """--choke-after-bytes / --unchoke-after-secs: sets unchoke_slots_limit to 0 once enough is
+    uploaded (libtorrent 2.0.8 reruns its choker on that change: every peer is choked within about a
+    second, and the requests queued by BEP 6 peers are answered with rejects), then back."""
+    if args.choke_after_bytes is None:
+        return
+    up = h.status().total_payload_upload
+    if "choked_at" not in state and up >= args.choke_after_bytes:
+        state["choked_at"] = now
+        state["slots"] = ses.get_settings()["unchoke_slots_limit"]
+        ses.apply_settings({"unchoke_slots_limit": 0})
+        say(f"CHOKE t={now - t0:.1f} up={up}")
+    elif (
+        args.unchoke_after_secs is not None
+        and "choked_at" in state
+        and "unchoked" not in state
+        and now - state["choked_at"] >= args.unchoke_after_secs
+    ):
+        state["unchoked"] = True
+        ses.apply_settings({"unchoke_slots_limit": state["slots"]})
+        say(f"UNCHOKE t={now - t0:.1f} up={up}")
+
+
 def main():
     faulthandler.enable()  # a crash in libtorrent prints where, on stderr
     args = parse_args()
+    if args.peer_log_sent:
+        args.peer_log = True
     t0 = time.monotonic()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: STOP.set())
@@ -214,7 +261,7 @@ def main():
         peer_ip, peer_port = peer.rsplit(":", 1)
         h.connect_peer((peer_ip.strip("[]"), int(peer_port)))
 
-    state = {"tracker_ok": False, "blocks": {}}
+    state = {"tracker_ok": False, "blocks": {}, "log_sent": args.peer_log_sent}
     has_trackers = bool(atp.trackers) if args.magnet else any(True for _ in atp.ti.trackers())
     ready, done, metadata = False, False, not args.magnet
     next_stats = time.monotonic()
@@ -237,6 +284,7 @@ def main():
             say(f"ERROR still running after --max-secs {args.max_secs}")
             code = 2
             break
+        choke_control(args, ses, h, state, t0, now)
         if UNLIMIT.is_set():
             UNLIMIT.clear()
             ses.apply_settings({"upload_rate_limit": 0, "download_rate_limit": 0})
