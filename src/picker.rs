@@ -203,10 +203,11 @@ impl Picker {
         if max == 0 {
             return out;
         }
-        // 1. Pieces this peer is already working on.
+        // 1. Pieces this peer is already working on, that `has` allows (a peer choking us is
+        // offered only its allowed-fast pieces, BEP 6, even if it was working on others).
         for k in 0..self.active.len() {
             let i = self.active[k];
-            if self.active_ref(i).peers.contains(&peer) {
+            if has.get(i) && self.active_ref(i).peers.contains(&peer) {
                 let cap = self.cap(i, peer, max, contiguous);
                 self.take_free(i, peer, cap, &mut out);
             }

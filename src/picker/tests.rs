@@ -348,3 +348,18 @@ fn a_web_seed_takes_a_piece_kept_for_it_whole_so_endgame_can_duplicate_it() {
     q.verified(first[0].piece, false);
     assert_eq!(q.pick(2, &all, 1, &mut rng()).len(), 1);
 }
+
+#[test]
+fn a_peer_restricted_to_some_pieces_is_not_given_its_other_pieces_back() {
+    // The peer works on piece 4 (one block asked, one rejected and handed back), then chokes us
+    // and allows only piece 6 (BEP 6): the rejected block of piece 4 is not offered to it again.
+    let mut p = with_have(Strategy::Sequential, &[0, 1, 2, 3]);
+    let got = p.pick(1, &bits(8, &[4]), 2, &mut rng());
+    assert_eq!(pieces_of(&got), vec![4]);
+    p.unrequest(1, got[1]);
+    let allowed = p.pick(1, &bits(8, &[6]), 4, &mut rng());
+    assert_eq!(pieces_of(&allowed), vec![6], "{allowed:?}");
+    // Unchoked again (all it has): the block comes back to it.
+    let again = p.pick(1, &bits(8, &[4, 5, 6, 7]), 4, &mut rng());
+    assert!(again.contains(&got[1]), "{again:?}");
+}
