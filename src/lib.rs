@@ -21,9 +21,10 @@
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
-//! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check | layout pure, rest IO |
+//! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check, the fast-resume file (codec and trust rule pure) | layout pure, rest IO |
+//! | [`paths`] | the state directory (`$XDG_STATE_HOME/pixtorrent`): DHT table, resume files | IO |
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
-//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: dialling (`dial`: TCP, uTP after 1 s), connecting (`link`), peer tasks (`peer`, with `ut_metadata`, `ut_pex` and BEP 6 `fast`), web seed tasks (`webseed`), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
+//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: dialling (`dial`: TCP, uTP after 1 s), connecting (`link`), peer tasks (`peer`, with `ut_metadata`, `ut_pex` and BEP 6 `fast`), web seed tasks (`webseed`), fast `resume` (trusted pieces at start, saved every 30 s), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
 //! | [`udp`] | the UDP port of `--port`, shared by the DHT and uTP: one receive loop per socket hands each datagram to its owner by its first byte | IO |
 //! | [`utp`] | uTP (BEP 29): header codec and the KRPC/uTP rule (pure); `librqbit-utp` sockets over the shared port; `AnyStream` (TCP or uTP) | codec pure, rest IO |
 //! | [`dht`] | mainline DHT (BEP 5): ids and XOR metric, KRPC codec, routing table, lookups, tokens, peer store (pure); the UDP node and its saved state (IO) | core pure, node IO |
@@ -34,7 +35,7 @@
 //!
 //!
 //! ## Who may import whom (strictly downward)
-//! - `bencode`, `types`, `net`, `text`: nothing from the crate. Anything may import `text`.
+//! - `bencode`, `types`, `net`, `text`, `paths`: nothing from the crate. Anything may import `text`.
 //! - `fetch`: net.
 //! - `metainfo`: bencode, types. `magnet`: metainfo (its bounds), types.
 //! - `tracker` (client): bencode, types, fetch, net.
@@ -63,6 +64,7 @@ pub mod metainfo;
 pub mod mse;
 pub mod net;
 pub mod outstanding;
+pub mod paths;
 pub mod picker;
 pub mod pipeline;
 pub mod report;

@@ -16,15 +16,7 @@ pub const MAX_SAVED: usize = 1000;
 /// Where the state file lives: `$XDG_STATE_HOME/pixtorrent/dht.dat`, else
 /// `$HOME/.local/state/pixtorrent/dht.dat`; `None` without either.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })?;
-    Some(base.join("pixtorrent").join("dht.dat"))
+    Some(crate::paths::state_dir()?.join("dht.dat"))
 }
 
 /// What was saved.

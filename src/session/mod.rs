@@ -17,6 +17,7 @@ pub mod mse;
 pub mod peer;
 pub mod pool;
 mod progress;
+mod resume;
 mod run;
 pub mod state;
 pub mod upload;
@@ -68,6 +69,10 @@ pub struct Config {
     pub max_partial_bytes: u64,
     /// Threads for the start-up re-check: every core.
     pub hash_threads: usize,
+    /// Where resume files live (`None`: no fast resume; every start re-checks).
+    pub state_dir: Option<PathBuf>,
+    /// Ignore the resume file and re-check every piece (`--recheck`).
+    pub recheck: bool,
     /// Keep running after the download (or with the data already complete) to upload: off, as a
     /// download command should end when the download does.
     pub seed: bool,
@@ -100,6 +105,8 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             max_partial_bytes: 64 * 1024 * 1024,
             hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            state_dir: None,
+            recheck: false,
             seed: false,
             seed_time: None,
             seed_ratio: None,

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use super::lifecycle::{Event, Lifecycle, Phase};
 use super::metadata::Reach;
 use super::progress::{outcome, send_progress};
+use super::resume::ResumeFile;
 use super::state::Torrent;
 use super::{announce, engine, loops, magnet, now, webseed};
 use super::{Config, Ctx, Outcome, SessionError, Snapshot, Source, Status};
@@ -73,25 +74,42 @@ pub(super) async fn run(
         r = check(&meta, &config, dht) => r,
         _ = &mut stop => Err(SessionError::Interrupted),
     };
-    let (storage, have) = checked.map_err(|e| end(&mut life, e))?;
-    let pieces_on_disk = have.count();
-    let ctx = context(&meta, config, storage, have, engine);
+    let checked = checked.map_err(|e| end(&mut life, e))?;
+    if let Some(note) = &checked.note {
+        tracing::warn!("{note}");
+    }
+    let resume = checked.resume;
+    let pieces_on_disk = checked.have.count();
+    let ctx = context(&meta, config, checked.storage, checked.have, engine);
     let complete = ctx.lock().picker().is_complete();
     advance(&mut life, Event::Checked { complete });
+    if let Some(file) = &resume {
+        super::resume::save(&ctx, file).await;
+    }
     if life.phase() == Phase::Done {
         ctx.status.send_replace(Status::Complete);
         send_progress(&ctx, &progress, life.phase());
         return Ok(outcome(&ctx, pieces_on_disk, started, None, engine.port));
     }
     ctx.engine.attach(ctx.clone());
-    let swarm = match Swarm::start(&ctx, &meta) {
+    let mut swarm = match Swarm::start(&ctx, &meta) {
         Ok(s) => s,
         Err(e) => return Err(end(&mut life, e)),
     };
+    if let Some(file) = &resume {
+        swarm
+            .tasks
+            .spawn(super::resume::keep(ctx.clone(), file.clone()));
+    }
     let (result, seeding_since) = transfer(&ctx, &mut life, &mut stop, &progress, started).await;
-    let flushed = swarm
-        .stop(&ctx, matches!(result, Err(SessionError::Interrupted)))
-        .await;
+    let interrupted = matches!(result, Err(SessionError::Interrupted));
+    let flushed = swarm.stop(&ctx, interrupted).await;
+    if let Some(file) = &resume {
+        // Bounded on interrupt, as the flush is: a slow disk must not hold up Ctrl-C.
+        let wait = if interrupted { 2 } else { 60 };
+        let _ =
+            tokio::time::timeout(Duration::from_secs(wait), super::resume::save(&ctx, file)).await;
+    }
     send_progress(&ctx, &progress, life.phase());
     result?;
     flushed?;
@@ -147,13 +165,18 @@ async fn metadata(
     .await
 }
 
+/// What `Checking` found.
+struct Checked {
+    storage: Arc<dyn Storage>,
+    have: crate::bitfield::Bitfield,
+    /// A resume file that could not be used, in one line.
+    note: Option<String>,
+    resume: Option<Arc<ResumeFile>>,
+}
+
 /// `Checking`: fails fast on a torrent with no way to find data or an unwritable directory, then
-/// opens the files and re-checks what is on disk.
-async fn check(
-    meta: &Arc<Metainfo>,
-    config: &Config,
-    dht: bool,
-) -> Result<(Arc<dyn Storage>, crate::bitfield::Bitfield), SessionError> {
+/// opens the files and re-checks what is on disk, except the pieces the resume file lets us trust.
+async fn check(meta: &Arc<Metainfo>, config: &Config, dht: bool) -> Result<Checked, SessionError> {
     if meta.tiers().is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() && !dht {
         return Err(SessionError::NoTrackers);
     }
@@ -162,23 +185,57 @@ async fn check(
         error,
     })?;
     check_writable(&config.output)?;
+    let resume = config
+        .state_dir
+        .as_ref()
+        .map(|s| Arc::new(ResumeFile::new(s, &config.output, meta.clone())));
+    let trust = resume.clone().filter(|_| !config.recheck);
     let meta = meta.clone();
     let output = config.output.clone();
     let threads = config.hash_threads;
-    let (storage, have) = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+    let checked = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+        // The stamps before the files are opened (opening may allocate them).
+        let before = trust.as_ref().map(|r| r.stamps());
         let opened = MmapStorage::open(&output, &meta.info)?;
-        let have = recheck(
+        let layout = opened.storage.layout();
+        let (trusted, note) = match (&trust, &before) {
+            (Some(r), Some(b)) => r.trusted(b, layout),
+            _ => (
+                crate::bitfield::Bitfield::new(layout.lengths().piece_count()),
+                None,
+            ),
+        };
+        let mut candidates = opened.maybe_present.clone();
+        for p in trusted.ones() {
+            candidates.clear(p);
+        }
+        let mut have = recheck(
             &opened.storage,
             &meta.info.piece_hashes,
-            &opened.maybe_present,
+            &candidates,
             threads,
         );
-        Ok((Arc::new(opened.storage) as Arc<dyn Storage>, have))
+        for p in trusted.ones() {
+            have.set(p);
+        }
+        tracing::debug!(
+            trusted = trusted.count(),
+            hashed = candidates.count(),
+            "start-up check"
+        );
+        let note = note.filter(|_| opened.maybe_present.count() > 0);
+        Ok((Arc::new(opened.storage) as Arc<dyn Storage>, have, note))
     })
     .await
     .map_err(|e| SessionError::Fatal(format!("start-up check failed: {e}")))??;
+    let (storage, have, note) = checked;
     tracing::debug!(pieces_on_disk = have.count(), "re-check done");
-    Ok((storage, have))
+    Ok(Checked {
+        storage,
+        have,
+        note,
+        resume,
+    })
 }
 
 /// Fails fast on an output directory we cannot write, before any network traffic.

@@ -380,11 +380,17 @@ pub fn payload_and_tracker(dir: &Path, size: u64) -> Option<(payload::Payload, O
 
 /// A `pixtorrent` command with the DHT off (`PIXTORRENT_NO_DHT=1`) and the public DHT routers
 /// forbidden (`PIXTORRENT_FORBID_PUBLIC_DHT=1`): no test reaches them, and one that turns the DHT on
-/// without a local `--dht-bootstrap` fails instead. DHT tests remove the first variable.
+/// without a local `--dht-bootstrap` fails instead. DHT tests remove the first variable. Its state
+/// directory is under the target directory.
 pub fn px() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixtorrent"));
     cmd.env("PIXTORRENT_NO_DHT", "1")
-        .env("PIXTORRENT_FORBID_PUBLIC_DHT", "1");
+        .env("PIXTORRENT_FORBID_PUBLIC_DHT", "1")
+        // Resume files and the DHT table go under target/tmp, never into the user's state.
+        .env(
+            "XDG_STATE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("state"),
+        );
     cmd
 }
 

@@ -194,6 +194,8 @@ impl Job {
         };
         config.use_url_list = !cli.no_web_seeds;
         config.web_seeds = cli.web_seed.clone();
+        config.state_dir = pixtorrent::paths::state_dir();
+        config.recheck = cli.recheck;
         config
     }
 }

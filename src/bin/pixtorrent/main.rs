@@ -89,6 +89,13 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer)]
     encryption: EncryptionArg,
 
+    /// Ignore the resume data and hash every piece already on disk. By default a restart trusts the
+    /// pieces the resume file (in $XDG_STATE_HOME/pixtorrent/resume, else
+    /// ~/.local/state/pixtorrent/resume) lists as verified, in files whose size and mtime have not
+    /// changed.
+    #[arg(long)]
+    recheck: bool,
+
     /// No uTP (BEP 29): peers only over TCP. By default outgoing connections try TCP first and
     /// uTP after 1 s (or at once when TCP fails), and both are accepted.
     #[arg(long, conflicts_with = "no_tcp")]
