@@ -89,12 +89,11 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(tracker = %url, error = %e, "announce failed");
-                    ctx.lock().tracker_failed(format!("{url}: {e}"));
+                    ctx.lock().tracker_failed(&url, e.to_string());
                 }
                 Err(_) => {
                     tracing::debug!(tracker = %url, "announce timed out");
-                    ctx.lock()
-                        .tracker_failed(format!("{url}: no answer in time"));
+                    ctx.lock().tracker_failed(&url, "no answer in time".into());
                 }
             }
         }

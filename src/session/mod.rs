@@ -146,6 +146,9 @@ pub enum SessionError {
         "nothing to download from: no tracker answered, no peer found, no web seed left ({0})"
     )]
     NoPeers(String),
+    /// No network at all: no tracker, web seed or peer ever answered; one line per source follows.
+    #[error("nothing to download from: no source answered in 60 s\n{0}")]
+    NoNetwork(String),
     /// The torrent has no way to find peers or data.
     #[error(
         "the torrent lists no trackers and no web seeds, no --peer was given, and the DHT is off \

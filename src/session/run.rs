@@ -402,7 +402,7 @@ async fn transfer(
                     }
                     Event::SeedLimit
                 } else if let Some(why) = hopeless(ctx, started) {
-                    error = Some(SessionError::NoPeers(why));
+                    error = Some(why);
                     Event::Error
                 } else {
                     continue;
@@ -426,32 +426,53 @@ async fn transfer(
     (result, seeding_since)
 }
 
-/// `Some(reason)` when every tracker has failed at least once, none ever answered, and we have no
-/// peer and no address to try: nothing will ever arrive.
-fn hopeless(ctx: &Ctx, started: Instant) -> Option<String> {
+/// With no network at all (no tracker and no web seed ever answered, no peer ever seen), the
+/// download gives up after this long instead of waiting out the mirrors' backoff.
+const NO_NETWORK_AFTER: Duration = Duration::from_secs(60);
+
+/// `Some(reason)` when nothing will ever arrive: every tracker has failed at least once, none ever
+/// answered, we have no peer and no address to try, and either no web seed is left, or none ever
+/// answered in [`NO_NETWORK_AFTER`] (then the reason has one line per source with its last error).
+fn hopeless(ctx: &Ctx, started: Instant) -> Option<SessionError> {
     let t = ctx.lock();
-    if t.web().iter().any(|w| w.live()) {
-        return None;
-    }
-    let web = t.web().iter().rev().find_map(|w| w.health().last_error());
+    let elapsed = now().saturating_duration_since(started);
     let all_tried = t.trackers().all_failed();
     let no_peers = t.peer_count() == 0 && t.pool().idle() == 0 && t.pool().connecting() == 0;
-    let settled = now().saturating_duration_since(started) > Duration::from_secs(5);
-    if !(all_tried && no_peers && settled && t.peers_ever() == 0) {
+    if !(all_tried && no_peers && elapsed > Duration::from_secs(5) && t.peers_ever() == 0) {
         return None;
     }
+    let web_live = t.web().iter().any(|w| w.live());
+    let web_never = t.web().iter().all(|w| !w.health().answered());
+    if web_live && !(web_never && elapsed >= NO_NETWORK_AFTER) {
+        return None;
+    }
+    if web_live {
+        let mut lines = Vec::new();
+        for (url, why) in t.trackers().errors() {
+            lines.push(format!("  tracker {url}: {why}"));
+        }
+        if ctx.dht().is_some() {
+            lines.push("  DHT: no peer found".to_string());
+        }
+        for w in t.web() {
+            let why = w.health().last_error().unwrap_or("no answer");
+            lines.push(format!("  web seed {}: {why}", crate::text::line(w.url())));
+        }
+        return Some(SessionError::NoNetwork(lines.join("\n")));
+    }
+    let web = t.web().iter().rev().find_map(|w| w.health().last_error());
     let trackers = (t.trackers().tiers() > 0).then(|| {
         t.trackers()
             .last_error()
             .unwrap_or("no tracker answered")
             .to_string()
     });
-    Some(match (trackers, web) {
+    Some(SessionError::NoPeers(match (trackers, web) {
         (Some(tr), Some(w)) => format!("{tr}; every web seed failed, last: {w}"),
         (Some(tr), None) => tr,
         (None, Some(w)) => format!("every web seed failed, last: {w}"),
         (None, None) => "no peer given with --peer could be reached".to_string(),
-    })
+    }))
 }
 
 /// Whether seeding has gone on long enough (`--seed-time`) or given back enough (`--seed-ratio`).

@@ -461,9 +461,9 @@ impl Torrent {
         self.discovery.answered(peers, crate::session::now())
     }
 
-    /// A tracker failed (the message names it).
-    pub fn tracker_failed(&mut self, why: String) {
-        self.discovery.failed(why);
+    /// The tracker at `url` failed, for `why`.
+    pub fn tracker_failed(&mut self, url: &str, why: String) {
+        self.discovery.failed(url, why);
     }
 
     /// A tier finished its first round of attempts.

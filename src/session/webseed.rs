@@ -88,6 +88,13 @@ fn transient(why: impl Into<String>) -> Failed {
     }
 }
 
+fn unreachable(why: impl Into<String>) -> Failed {
+    Failed {
+        kind: Some(Failure::Unreachable),
+        why: why.into(),
+    }
+}
+
 fn stopped(why: &str) -> Failed {
     Failed {
         kind: None,
@@ -266,8 +273,9 @@ async fn get_range(
         .header(ACCEPT_ENCODING, "identity")
         .send();
     let mut resp = match tokio::time::timeout(HEADERS_TIMEOUT, request).await {
-        Err(_) => return Err(transient("no answer within 20 s")),
+        Err(_) => return Err(unreachable("no answer within 20 s")),
         Ok(Err(e)) if e.is_redirect() => return Err(bad(describe(&e))),
+        Ok(Err(e)) if e.is_connect() || e.is_timeout() => return Err(unreachable(describe(&e))),
         Ok(Err(e)) => return Err(transient(describe(&e))),
         Ok(Ok(resp)) => resp,
     };

@@ -22,8 +22,12 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(120);
 /// What went wrong with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Might work next time: a timeout, a refused connection, a 5xx, a reset mid-body.
+    /// Might work next time, though the mirror answered: a 5xx, a reset mid-body.
     Transient,
+    /// No answer at all: the name did not resolve, the connection was refused or timed out, no
+    /// headers came. Backed off as [`Failure::Transient`]; a mirror with nothing but these has
+    /// never answered (see [`Health::answered`]).
+    Unreachable,
     /// The mirror answered wrongly: it counts a strike.
     Bad,
 }
@@ -37,12 +41,18 @@ pub struct Health {
     until: Option<Instant>,
     dropped: Option<String>,
     last_error: Option<String>,
+    answered: bool,
 }
 
 impl Health {
     /// Why the mirror was dropped, if it was.
     pub fn dropped(&self) -> Option<&str> {
         self.dropped.as_deref()
+    }
+
+    /// Whether the mirror ever answered (anything: data, an error status, a bad body).
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     /// The last failure, for logs and the "nothing works" message.
@@ -63,6 +73,7 @@ impl Health {
 
     /// A request delivered what it should: the backoff resets (strikes stay).
     pub fn success(&mut self) {
+        self.answered = true;
         self.consecutive = 0;
         self.until = None;
     }
@@ -78,6 +89,7 @@ impl Health {
             return false;
         }
         self.last_error = Some(why.to_string());
+        self.answered |= kind != Failure::Unreachable;
         self.consecutive += 1;
         if kind == Failure::Bad {
             self.strikes += 1;
@@ -197,6 +209,30 @@ mod tests {
         );
         assert!(h.suspect("piece failed"));
         assert!(h.dropped().unwrap().contains("hash check"));
+    }
+
+    #[test]
+    fn only_a_mirror_that_never_responded_counts_as_unreachable() {
+        let t = Instant::now();
+        let mut h = Health::default();
+        assert!(!h.answered());
+        for _ in 0..3 {
+            h.failure(Failure::Unreachable, "name not resolved", t);
+        }
+        assert!(!h.answered(), "backed off, never answered");
+        assert_eq!(
+            h.wait(t),
+            Some(BACKOFF_START * 4),
+            "backed off like any failure"
+        );
+        h.failure(Failure::Transient, "HTTP 503", t);
+        assert!(h.answered(), "a 503 is an answer");
+        let mut h = Health::default();
+        h.failure(Failure::Bad, "HTTP 404", t);
+        assert!(h.answered());
+        let mut h = Health::default();
+        h.success();
+        assert!(h.answered());
     }
 
     #[test]

@@ -270,10 +270,14 @@ fn main() -> std::process::ExitCode {
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                text::sanitize(&format!("{e:#}"), text::Shape::MESSAGE)
-            );
+            // One `error:` line; an error that lists several sources adds one line for each.
+            let msg = format!("{e:#}");
+            let mut lines = msg.lines().take(1000);
+            let first = lines.next().unwrap_or_default();
+            eprintln!("error: {}", text::sanitize(first, text::Shape::MESSAGE));
+            for line in lines {
+                eprintln!("{}", text::sanitize(line, text::Shape::MESSAGE));
+            }
             std::process::ExitCode::FAILURE
         }
     };

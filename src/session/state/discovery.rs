@@ -12,6 +12,8 @@ pub struct TrackerStatus {
     tiers_tried: usize,
     answered: usize,
     last_error: Option<String>,
+    /// Each tracker's last error, by URL, in the order they first failed.
+    errors: Vec<(String, String)>,
 }
 
 impl TrackerStatus {
@@ -28,6 +30,11 @@ impl TrackerStatus {
     /// The last tracker error, for the message.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
+    }
+
+    /// Each tracker that failed, with its last error (one entry per URL).
+    pub fn errors(&self) -> &[(String, String)] {
+        &self.errors
     }
 }
 
@@ -47,8 +54,14 @@ impl Discovery {
         self.pool.add(peers, PeerSource::Tracker, now)
     }
 
-    pub(super) fn failed(&mut self, why: String) {
-        self.trackers.last_error = Some(why);
+    pub(super) fn failed(&mut self, url: &str, why: String) {
+        let url = crate::text::line(url);
+        self.trackers.last_error = Some(format!("{url}: {why}"));
+        let errors = &mut self.trackers.errors;
+        match errors.iter_mut().find(|(u, _)| *u == url) {
+            Some(e) => e.1 = why,
+            None => errors.push((url, why)),
+        }
     }
 
     pub(super) fn tier_tried(&mut self) {

@@ -329,7 +329,7 @@ fn tracker_status_is_hopeless_only_when_every_tier_failed() {
     t.set_tracker_tiers(2);
     t.tracker_tier_tried();
     assert!(!t.trackers().all_failed());
-    t.tracker_failed("udp://a: refused".into());
+    t.tracker_failed("udp://a", "refused".into());
     t.tracker_tier_tried();
     assert!(t.trackers().all_failed());
     assert_eq!(t.trackers().last_error(), Some("udp://a: refused"));
