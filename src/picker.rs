@@ -111,7 +111,14 @@ impl Picker {
         }
     }
 
-    /// Verified pieces.
+    /// Every piece not verified yet, with how many connected peers have it.
+    pub fn missing(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        (0..self.lengths.piece_count())
+            .filter(|&i| !self.have.get(i))
+            .map(|i| (i, self.availability[i as usize]))
+    }
+
+    /// Our verified pieces.
     pub fn have(&self) -> &Bitfield {
         &self.have
     }

@@ -165,7 +165,7 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
             continue;
         }
         eprintln!(
-            "progress: {label}{:.1}% {}/{} {}/s peers {}{}{} ETA {}",
+            "progress: {label}{:.1}% {}/{} {}/s peers {}{}{} ETA {}{}",
             percent(&s),
             human_size(s.have),
             human_size(s.total),
@@ -173,7 +173,8 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
             s.peers,
             web_part(&s),
             dht_part(&s),
-            eta(&s, r)
+            eta(&s, r),
+            stalled_part(&s)
         );
     }
 }
@@ -189,6 +190,14 @@ fn web_part(s: &Snapshot) -> String {
         human_size(s.from_web),
         human_size(s.from_peers)
     )
+}
+
+/// ` (stalled: 5 peers, all choking us)` once nothing has arrived for 10 s, else nothing.
+fn stalled_part(s: &Snapshot) -> String {
+    match &s.stalled {
+        Some(why) => format!(" (stalled: {})", crate::text::line(why)),
+        None => String::new(),
+    }
 }
 
 /// ` dht 312 nodes 14 peers` with the DHT on, else nothing.
@@ -263,12 +272,13 @@ async fn bar(
             continue;
         }
         pb.set_message(format!(
-            "{}/s  {} peers{}{}  ETA {}",
+            "{}/s  {} peers{}{}  ETA {}{}",
             human_size(r as u64),
             s.peers,
             web_part(&s),
             dht_part(&s),
-            eta(&s, r)
+            eta(&s, r),
+            stalled_part(&s)
         ));
     }
 }

@@ -19,6 +19,7 @@ pub mod pool;
 mod progress;
 mod resume;
 mod run;
+pub mod stall;
 pub mod state;
 pub mod upload;
 mod verify;

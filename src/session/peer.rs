@@ -503,6 +503,7 @@ impl Conn {
             up_rate: self.up_rate,
             snubbed: self.snubbed_until.is_some_and(|t| now < t),
             new: now.duration_since(self.connected_at) < NEW_PEER,
+            choking: self.peer_choking,
         };
         let seed = self.has.is_full();
         self.ctx

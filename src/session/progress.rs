@@ -34,7 +34,14 @@ pub struct Snapshot {
     /// What the current phase is doing, when it has more to say than the figures (the metadata
     /// fetch's status line).
     pub note: String,
+    /// Why nothing arrives, once no byte has come for [`STALLED_AFTER`] while downloading.
+    pub stalled: Option<String>,
+    /// Since when no byte has come.
+    pub quiet_since: Option<Instant>,
 }
+
+/// No byte for this long while downloading: the progress line says why.
+pub const STALLED_AFTER: Duration = Duration::from_secs(10);
 
 /// How a finished download went, for the summary.
 #[derive(Debug, Clone)]
@@ -92,6 +99,20 @@ pub(super) fn send_progress(
         .map(|d| (d.nodes(), dht_peers));
     let c = ctx.counters.totals();
     let total = ctx.lengths.total();
+    let now = crate::session::now();
+    let (quiet_since, stalled) = {
+        let old = progress.borrow();
+        let since = match old.quiet_since {
+            Some(t) if old.fetched == c.fetched => t,
+            _ => now,
+        };
+        let quiet = now.saturating_duration_since(since) >= STALLED_AFTER;
+        let downloading = phase == super::lifecycle::Phase::Downloading && left > 0;
+        (
+            since,
+            (quiet && downloading).then(|| super::stall::reason(&facts(ctx))),
+        )
+    };
     // The note (how the metadata came) stays for the display to show once.
     progress.send_modify(|s| {
         *s = Snapshot {
@@ -106,8 +127,49 @@ pub(super) fn send_progress(
             from_peers: c.from_peers,
             phase,
             note: std::mem::take(&mut s.note),
+            stalled,
+            quiet_since: Some(quiet_since),
         }
     });
+}
+
+/// What the torrent state says about its sources, for [`super::stall::reason`].
+fn facts(ctx: &Ctx) -> super::stall::Facts {
+    let t = ctx.lock();
+    let trackers = t.trackers();
+    let mut f = super::stall::Facts {
+        tracker_errors: trackers.errors().iter().map(|(_, e)| e.clone()).collect(),
+        tracker_ok: trackers.answered(),
+        web_seeds: t.web().iter().filter(|w| w.live()).count(),
+        web_errors: t
+            .web()
+            .iter()
+            .filter(|w| !w.live() || w.health().wait(crate::session::now()) != Some(Duration::ZERO))
+            .filter_map(|w| w.health().last_error().map(str::to_string))
+            .collect(),
+        peers: t.peer_count(),
+        choking: t.peers().filter(|p| p.stats.choking).count(),
+        ..Default::default()
+    };
+    let mut first = None;
+    for (piece, avail) in t.picker().missing() {
+        f.missing += 1;
+        if avail == 0 {
+            f.unavailable += 1;
+            first.get_or_insert(piece);
+            let web = t.web();
+            if !web.is_empty() && web.iter().all(|w| !w.has().get(piece)) {
+                f.web_bad_pieces += 1;
+            }
+        }
+    }
+    drop(t);
+    f.unavailable_file = first
+        .and_then(|p| ctx.lengths.piece(p))
+        .and_then(|p| ctx.storage.layout().spans(p).next())
+        .and_then(|span| ctx.files.get(span.file))
+        .map(|file| file.display_path());
+    f
 }
 
 pub(super) fn outcome(

@@ -78,6 +78,8 @@ pub struct PeerStats {
     pub snubbed: bool,
     /// Connected less than a minute ago.
     pub new: bool,
+    /// It chokes us.
+    pub choking: bool,
 }
 
 /// Where a block came from: a BitTorrent peer or a web seed (by its index in [`Torrent::web`]).

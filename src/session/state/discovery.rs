@@ -32,6 +32,11 @@ impl TrackerStatus {
         self.last_error.as_deref()
     }
 
+    /// Whether any tracker (or the DHT) ever answered.
+    pub fn answered(&self) -> bool {
+        self.answered > 0
+    }
+
     /// Each tracker that failed, with its last error (one entry per URL).
     pub fn errors(&self) -> &[(String, String)] {
         &self.errors
