@@ -74,6 +74,9 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Ignore the resume file and re-check every piece (`--recheck`).
     pub recheck: bool,
+    /// When no source can supply any missing piece for this long, the run ends with exit status 3
+    /// (`--stall-timeout`): 10 minutes (`None`: wait for ever).
+    pub stall_timeout: Option<Duration>,
     /// Keep running after the download (or with the data already complete) to upload: off, as a
     /// download command should end when the download does.
     pub seed: bool,
@@ -108,6 +111,7 @@ impl Config {
             hash_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             state_dir: None,
             recheck: false,
+            stall_timeout: Some(Duration::from_secs(600)),
             seed: false,
             seed_time: None,
             seed_ratio: None,
@@ -147,6 +151,10 @@ pub enum SessionError {
         "nothing to download from: no tracker answered, no peer found, no web seed left ({0})"
     )]
     NoPeers(String),
+    /// For `--stall-timeout`, no peer had a missing piece and no web seed could send one: the reason,
+    /// then one line per file, complete or not (exit status 3).
+    #[error("nothing can supply the missing pieces: {0}")]
+    Unsuppliable(String),
     /// No network at all: no tracker, web seed or peer ever answered; one line per source follows.
     #[error("nothing to download from: no source answered in 60 s\n{0}")]
     NoNetwork(String),

@@ -152,13 +152,16 @@ fn facts(ctx: &Ctx) -> super::stall::Facts {
         ..Default::default()
     };
     let mut first = None;
+    let live: Vec<_> = t.web().iter().filter(|w| w.live()).collect();
     for (piece, avail) in t.picker().missing() {
         f.missing += 1;
         if avail == 0 {
             f.unavailable += 1;
             first.get_or_insert(piece);
-            let web = t.web();
-            if !web.is_empty() && web.iter().all(|w| !w.has().get(piece)) {
+        }
+        if live.iter().all(|w| !w.has().get(piece)) {
+            f.web_exhausted += 1;
+            if !live.is_empty() {
                 f.web_bad_pieces += 1;
             }
         }
@@ -232,4 +235,43 @@ pub(super) fn outcome(
         from_peers: c.from_peers,
         port,
     }
+}
+
+/// `Some` error once, for the configured `--stall-timeout`, no connected peer has any missing piece
+/// and no web seed can send one (each dropped, or withholding every missing piece it sent wrong):
+/// the run ends (exit status 3) listing the complete and incomplete files. `since` keeps when that
+/// began.
+pub(super) fn unsuppliable(ctx: &Ctx, since: &mut Option<Instant>) -> Option<super::SessionError> {
+    let timeout = ctx.config.stall_timeout?;
+    let f = facts(ctx);
+    let stuck = f.missing > 0 && f.unavailable == f.missing && f.web_exhausted == f.missing;
+    if !stuck {
+        *since = None;
+        return None;
+    }
+    let now = crate::session::now();
+    let start = *since.get_or_insert(now);
+    if now.saturating_duration_since(start) < timeout {
+        return None;
+    }
+    let t = ctx.lock();
+    let have = t.picker().have();
+    let layout = ctx.storage.layout();
+    let mut lines = vec![super::stall::reason(&f)];
+    for (i, file) in ctx.files.iter().enumerate() {
+        if file.attr.pad {
+            continue;
+        }
+        let pieces = layout.pieces_of_file(i);
+        let missing = pieces.clone().filter(|&p| !have.get(p)).count();
+        let name = crate::text::line(&file.display_path());
+        lines.push(match missing {
+            0 => format!("  complete: {name}"),
+            n => format!(
+                "  incomplete: {name} ({n} of {} pieces missing)",
+                pieces.len()
+            ),
+        });
+    }
+    Some(super::SessionError::Unsuppliable(lines.join("\n")))
 }

@@ -382,6 +382,7 @@ async fn transfer(
     let mut status = ctx.status.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut seeding_since = (life.phase() == Phase::Seeding).then(now);
+    let mut unsuppliable_since = None;
     let mut error = None;
     while !life.phase().is_final() {
         let event = tokio::select! {
@@ -402,6 +403,15 @@ async fn transfer(
                     }
                     Event::SeedLimit
                 } else if let Some(why) = hopeless(ctx, started) {
+                    error = Some(why);
+                    Event::Error
+                } else if progress.borrow().stalled.is_none() {
+                    // Bytes still arrive (or did in the last 10 s): not stuck.
+                    unsuppliable_since = None;
+                    continue;
+                } else if let Some(why) =
+                    super::progress::unsuppliable(ctx, &mut unsuppliable_since)
+                {
                     error = Some(why);
                     Event::Error
                 } else {

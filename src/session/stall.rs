@@ -12,8 +12,10 @@ pub struct Facts {
     pub web_seeds: usize,
     /// Last errors of the failing web seeds.
     pub web_errors: Vec<String>,
-    /// Missing pieces that failed their hash check from every mirror that sent them.
+    /// Missing pieces every live web seed withholds (it sent them wrong), with at least one live.
     pub web_bad_pieces: u32,
+    /// Missing pieces no live web seed can send (every one withholds it, or none is left).
+    pub web_exhausted: u32,
     /// Connected peers.
     pub peers: usize,
     /// Connected peers choking us.

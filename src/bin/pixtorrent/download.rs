@@ -131,15 +131,32 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         eprintln!("interrupted: verified pieces are kept; run the same command to resume");
         return Ok(std::process::ExitCode::from(130));
     }
+    // Exit 3 when every failure is "nothing can supply the missing pieces" (--stall-timeout).
+    let unsuppliable = |e: &anyhow::Error| {
+        matches!(
+            e.downcast_ref::<SessionError>(),
+            Some(SessionError::Unsuppliable(_))
+        )
+    };
+    let code = if !failed.is_empty() && failed.iter().all(|(_, e)| unsuppliable(e)) {
+        std::process::ExitCode::from(3)
+    } else {
+        std::process::ExitCode::FAILURE
+    };
     match failed.len() {
         0 => Ok(std::process::ExitCode::SUCCESS),
-        1 if !several => Err(failed.remove(0).1),
+        1 if !several && code == std::process::ExitCode::FAILURE => Err(failed.remove(0).1),
         _ => {
             for (name, e) in &failed {
-                let line = text::sanitize(&format!("{name}: {e:#}"), text::Shape::MESSAGE);
-                eprintln!("error: {line}");
+                let msg = format!("{e:#}");
+                let mut lines = msg.lines().take(10_000);
+                let first = format!("{name}: {}", lines.next().unwrap_or_default());
+                eprintln!("error: {}", text::sanitize(&first, text::Shape::MESSAGE));
+                for line in lines {
+                    eprintln!("{}", text::sanitize(line, text::Shape::MESSAGE));
+                }
             }
-            Ok(std::process::ExitCode::FAILURE)
+            Ok(code)
         }
     }
 }
@@ -196,6 +213,7 @@ impl Job {
         config.web_seeds = cli.web_seed.clone();
         config.state_dir = pixtorrent::paths::state_dir();
         config.recheck = cli.recheck;
+        config.stall_timeout = (!cli.stall_timeout.is_zero()).then_some(cli.stall_timeout);
         config
     }
 }

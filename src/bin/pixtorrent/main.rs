@@ -89,6 +89,12 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer)]
     encryption: EncryptionArg,
 
+    /// When no connected peer has any missing piece and no web seed can send one (each failed, or
+    /// sent those pieces wrong) for this long, stop with exit status 3, listing the complete and
+    /// incomplete files (complete files stay; a later run resumes). 0 waits for ever.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    stall_timeout: Duration,
+
     /// Ignore the resume data and hash every piece already on disk. By default a restart trusts the
     /// pieces the resume file (in $XDG_STATE_HOME/pixtorrent/resume, else
     /// ~/.local/state/pixtorrent/resume) lists as verified, in files whose size and mtime have not
