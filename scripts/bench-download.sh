@@ -47,8 +47,9 @@
 # same lt_leech.py with those settings) reports each peer's transport and encryption, shown per run.
 # Each seeder set (plain, encrypted, uTP) has its own opentracker and runs only for its phases. In the
 # uTP phases each run also shows the system-wide UDP receive-buffer drops (/proc/net/snmp) during it,
-# and in utp-delay what the relays counted: datagrams the seeders sent again (uTP retransmissions) and
-# datagrams the relays dropped.
+# and in utp-delay what the relays counted: datagrams the seeders sent again (uTP retransmissions),
+# datagrams the relays dropped, and the seeders' mean data in flight per connection beside the mean
+# window the leecher advertised (about equal: the leecher's receive window is what limits the rate).
 # In the web-seed phase the torrent has the same info dict, a `url-list` of http://127.0.0.1:PORT/ and
 # no announce at all; Debian's nginx (its own instance: 1 worker, sendfile, access log off, stopped with
 # the script) serves $BENCH_DIR's payload, and must have sent at least the payload's size to each
@@ -343,9 +344,10 @@ run_one() {
       esac
       cmd+=(--torrent "$torrent" --dir "$dest" --max-secs "$RUN_TIMEOUT") ;;
   esac
-  local udp0=() resent0 dropped0
+  local udp0=() ur0=() f
+  local ur_fields=(resent_from dropped data_from data_bytes_from inflight_n inflight_sum wnd_sum)
   read -r -a udp0 <<<"$(udp_errors)"
-  resent0=$(urelay_stat resent_from) dropped0=$(urelay_stat dropped)
+  for f in "${ur_fields[@]}"; do ur0+=("$(urelay_stat "$f")"); done
   local seed0 relay0 bytes0 server_pids=("${SEED_PIDS[@]}") ng0=() ng1=() log0=0
   if [ "$phase" = webseed ]; then
     server_pids=("${NG_PIDS[@]}")
@@ -436,10 +438,15 @@ run_one() {
   esac
   if [[ $phase == utp || $phase == utp-delay ]]; then
     local line="UDP errors on the machine during the run: InErrors $((udp1[0] - udp0[0])), RcvbufErrors $((udp1[1] - udp0[1])), SndbufErrors $((udp1[2] - udp0[2]))"
-    if [ "$phase" = utp-delay ]; then
-      line+="; relays: datagrams resent by the seeders $(($(urelay_stat resent_from) - resent0)), dropped $(($(urelay_stat dropped) - dropped0))"
-    fi
     echo "             $line"
+    if [ "$phase" = utp-delay ]; then
+      local d=() i
+      for i in "${!ur_fields[@]}"; do d+=($(($(urelay_stat "${ur_fields[i]}") - ur0[i]))); done
+      echo "             relays: datagrams resent by the seeders ${d[0]}, dropped ${d[1]}; $(awk -v dp="${d[2]}" -v db="${d[3]}" \
+        -v n="${d[4]}" -v s="${d[5]}" -v w="${d[6]}" 'BEGIN { if (n == 0 || dp == 0) { print "no uTP data seen"; exit }
+          printf "seeders\047 data in flight per connection %.0f KiB on average, window the leecher advertised %.0f KiB",
+            s / n * db / dp / 1024, w / n / 1024 }')"
+    fi
   fi
   if [ "$phase" = webseed ] && ((WEBSEED_LOG)); then
     "$PY" "$HELPERS/webseed.py" log "$LOGS/$phase-$client-$run.access.log" | sed 's/^/             /'

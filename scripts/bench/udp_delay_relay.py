@@ -18,7 +18,11 @@ gone, on SIGTERM/SIGINT, or after --max-secs.
 STATS fields (all cumulative): clients (seen so far), to_target/from_target (payload bytes forwarded),
 pkts_to/pkts_from, data_from (uTP ST_DATA packets from the target), resent_from (those whose seq_nr was
 not new: retransmissions by the target), dropped (queue full or send refused), late_ms_max (the worst
-time a datagram was sent past its due time: how far the relay itself fell behind).
+time a datagram was sent past its due time: how far the relay itself fell behind), data_bytes_from (bytes
+of those ST_DATA datagrams), and, sampled at each new ST_DATA datagram from the target: inflight_n (the
+samples), inflight_sum (packets the target had sent past the last ack_nr the relay had passed on to it)
+and wnd_sum (the wnd_size of that last packet from the client): their means are the target's data in
+flight and the client's advertised receive window.
 """
 import argparse
 import asyncio
@@ -33,6 +37,8 @@ import time
 
 BUF = 4 << 20  # socket buffers (the kernel caps them at net.core.[rw]mem_max)
 MAXDGRAM = 65536
+# uTP header from offset 2: connection_id, (timestamp, timestamp_diff skipped), wnd_size, (seq_nr), ack_nr
+HDR = struct.Struct(">H8xI2xH")
 
 
 def addr(s):
@@ -57,15 +63,20 @@ class Stats:
         self.data_from = self.resent_from = 0
         self.dropped = 0
         self.late_max = 0.0
+        self.data_bytes_from = 0
+        self.inflight_sum = self.inflight_n = self.wnd_sum = 0
 
     def line(self):
         return (f"STATS clients={self.clients} to_target={self.to_target} from_target={self.from_target} "
                 f"pkts_to={self.pkts_to} pkts_from={self.pkts_from} data_from={self.data_from} "
-                f"resent_from={self.resent_from} dropped={self.dropped} late_ms_max={self.late_max * 1000:.1f}")
+                f"resent_from={self.resent_from} dropped={self.dropped} late_ms_max={self.late_max * 1000:.1f} "
+                f"data_bytes_from={self.data_bytes_from} inflight_n={self.inflight_n} "
+                f"inflight_sum={self.inflight_sum} wnd_sum={self.wnd_sum}")
 
 
 class Queue:
-    """One direction: (due, socket, destination or None, datagram) in arrival order, bounded in bytes."""
+    """One direction: (due, socket, destination or None, datagram, client or None) in arrival order, bounded
+    in bytes. A client in an entry (towards the target) notes the uTP ack and window it carried when sent."""
 
     def __init__(self, loop, delay, limit, stats):
         self.loop, self.delay, self.limit, self.stats = loop, delay, limit, stats
@@ -73,11 +84,11 @@ class Queue:
         self.bytes = 0
         self.timer = None
 
-    def put(self, now, sock, dest, data):
+    def put(self, now, sock, dest, data, client=None):
         if self.bytes + len(data) > self.limit:
             self.stats.dropped += 1
             return
-        self.q.append((now + self.delay, sock, dest, data))
+        self.q.append((now + self.delay, sock, dest, data, client))
         self.bytes += len(data)
         if self.timer is None:
             if self.delay <= 0:
@@ -90,7 +101,7 @@ class Queue:
         now = self.loop.time()
         q = self.q
         while q and q[0][0] <= now:
-            due, sock, dest, data = q.popleft()
+            due, sock, dest, data, client = q.popleft()
             self.bytes -= len(data)
             late = now - due
             if late > self.stats.late_max:
@@ -102,6 +113,11 @@ class Queue:
                     sock.sendto(data, dest)
             except (BlockingIOError, OSError):
                 self.stats.dropped += 1
+                continue
+            if client is not None and len(data) >= 20 and data[0] & 0x0F == 1:
+                # What the target knows from now on: acked up to ack_nr, window wnd_size.
+                conn, wnd, ack = HDR.unpack_from(data, 2)
+                client.acked[conn] = (ack, wnd)
         if q:
             self.timer = self.loop.call_at(q[0][0], self.flush)
 
@@ -111,6 +127,7 @@ class Client:
         self.up = up
         self.last = 0.0
         self.seq = {}  # uTP connection id -> newest ST_DATA seq_nr seen from the target
+        self.acked = {}  # the client's uTP connection id -> (ack_nr, wnd_size) of its last packet sent on
 
 
 def seq_newer(a, b):
@@ -160,7 +177,7 @@ class Relay:
                 continue
             st.pkts_to += 1
             st.to_target += len(data)
-            self.to_q.put(now, c.up, None, data)
+            self.to_q.put(now, c.up, None, data, c)
 
     def on_target(self, src, c):
         now = self.loop.time()
@@ -178,10 +195,18 @@ class Relay:
             # uTP header: type<<4|version, extension, connection_id, ts, ts_diff, wnd, seq_nr, ack_nr.
             if len(data) >= 20 and data[0] == 0x01:  # ST_DATA, version 1
                 st.data_from += 1
+                st.data_bytes_from += len(data)
                 conn, seq = struct.unpack_from(">H", data, 2)[0], struct.unpack_from(">H", data, 16)[0]
                 last = c.seq.get(conn)
                 if last is None or seq_newer(seq, last):
                     c.seq[conn] = seq
+                    # The target's data in flight as it sends this: packets after the client's last ack
+                    # it has received (the client's id is this one plus or minus 1: who dialled).
+                    seen = c.acked.get((conn + 1) & 0xFFFF) or c.acked.get((conn - 1) & 0xFFFF)
+                    if seen is not None:
+                        st.inflight_n += 1
+                        st.inflight_sum += (seq - seen[0]) & 0xFFFF
+                        st.wnd_sum += seen[1]
                 else:
                     st.resent_from += 1
             self.from_q.put(now, self.ls, src, data)
@@ -288,7 +313,7 @@ def selftest(args):
         out, _ = p.communicate(timeout=10)
         stats = [ln for ln in out.splitlines() if ln.startswith("STATS")]
         dropped = stats[-1].split("dropped=")[1].split()[0] if stats else "?"
-        late = stats[-1].split("late_ms_max=")[1] if stats else "?"
+        late = stats[-1].split("late_ms_max=")[1].split()[0] if stats else "?"
         print(f"UDP relay ceiling (delay {args.delay_ms:g} ms, {args.size}-byte datagrams, {args.window_kb} KiB "
               f"in flight, {args.mb} MiB): {got * args.size / dt / 1e6:.0f} MB/s "
               f"({got / dt / 1000:.0f}k datagrams/s), first after {(first - t0) * 1000:.1f} ms, "
