@@ -20,6 +20,7 @@
 //! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules | yes |
 //! | [`picker`] | availability, piece order, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
+//! | [`ratelimit`] | `--max-download-rate` / `--max-upload-rate`: the token bucket (debt allowed, quarter-second burst) and the rate parser | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
 //! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check, the fast-resume file (codec and trust rule pure) | layout pure, rest IO |
 //! | [`paths`] | the state directory (`$XDG_STATE_HOME/pixtorrent`): DHT table, resume files | IO |
@@ -40,6 +41,7 @@
 //! - `metainfo`: bencode, types. `magnet`: metainfo (its bounds), types.
 //! - `tracker` (client): bencode, types, fetch, net.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
+//! - `ratelimit`: nothing.
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
 //! - `utp`: net (`PeerStream`, `Bind`), the `udp` port (librqbit-utp). `udp`: net, `utp::packet`.
@@ -67,6 +69,7 @@ pub mod outstanding;
 pub mod paths;
 pub mod picker;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod report;
 pub mod session;
 pub mod storage;

@@ -19,6 +19,7 @@ use super::{link, Ctx, SessionError};
 use crate::mse::handshake::looks_plaintext;
 use crate::mse::stream::EncryptedStream;
 use crate::net::{self, Bind};
+use crate::ratelimit::TokenBucket;
 use crate::tracker::{TrackerClient, TrackerConfig};
 use crate::types::InfoHash;
 use crate::udp::{Sinks, UdpPort};
@@ -53,6 +54,10 @@ pub struct EngineConfig {
     pub tcp: bool,
     /// uTP, in and out, on the UDP port (`--no-utp` turns it off).
     pub utp: bool,
+    /// Payload bytes per second received, all torrents together (`None`: unlimited, the default).
+    pub max_download_rate: Option<u64>,
+    /// Payload bytes per second sent, all torrents together (`None`: unlimited, the default).
+    pub max_upload_rate: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -65,7 +70,47 @@ impl Default for EngineConfig {
             encryption: super::mse::Encryption::Prefer,
             tcp: true,
             utp: true,
+            max_download_rate: None,
+            max_upload_rate: None,
         }
+    }
+}
+
+/// The process's rate limits, one bucket per direction (`None`: unlimited).
+#[derive(Debug, Default)]
+pub(crate) struct Limits {
+    down: Option<Mutex<TokenBucket>>,
+    up: Option<Mutex<TokenBucket>>,
+}
+
+impl Limits {
+    fn new(config: &EngineConfig) -> Limits {
+        let now = super::now();
+        let bucket = |r: Option<u64>| r.map(|r| Mutex::new(TokenBucket::new(r, now)));
+        Limits {
+            down: bucket(config.max_download_rate),
+            up: bucket(config.max_upload_rate),
+        }
+    }
+
+    fn reserve(bucket: &Option<Mutex<TokenBucket>>, bytes: u64) -> Duration {
+        match bucket {
+            None => Duration::ZERO,
+            Some(b) => b
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reserve(bytes, super::now()),
+        }
+    }
+
+    /// Reserves `bytes` of download; how long to wait before asking for them.
+    pub(crate) fn down(&self, bytes: u64) -> Duration {
+        Self::reserve(&self.down, bytes)
+    }
+
+    /// Reserves `bytes` of upload; how long to wait before sending more.
+    pub(crate) fn up(&self, bytes: u64) -> Duration {
+        Self::reserve(&self.up, bytes)
     }
 }
 
@@ -80,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) dht: Option<crate::dht::node::Dht>,
     /// How we dial peers.
     pub(crate) dialer: Dialer,
+    /// `--max-download-rate`, `--max-upload-rate`.
+    pub(crate) limits: Limits,
     /// The torrents, by info-hash. A `std` mutex, never held across `.await` nor together with a
     /// torrent's own lock (it is released before one is taken).
     torrents: Mutex<HashMap<InfoHash, Arc<Ctx>>>,
@@ -116,6 +163,7 @@ impl Shared {
             tracker: Arc::new(TrackerClient::new(TrackerConfig::default()).expect("client")),
             dht: None,
             dialer: Dialer::tcp_only(config.net.clone()),
+            limits: Limits::default(),
             config,
             torrents: Mutex::new(HashMap::new()),
             handshaking: AtomicUsize::new(0),
@@ -152,6 +200,7 @@ impl Engine {
                 tcp: config.tcp,
                 utp: utp.clone(),
             },
+            limits: Limits::new(&config),
             config,
             port,
             tracker: Arc::new(tracker),

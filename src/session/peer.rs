@@ -143,6 +143,10 @@ struct Conn {
     reject_pause: Option<Instant>,
     /// Rejects received for our requests (BEP 6), for the log.
     rejected: u32,
+    /// `--max-download-rate`: no new requests until then.
+    down_wait: Option<Instant>,
+    /// `--max-upload-rate`: no more blocks sent until then.
+    up_wait: Option<Instant>,
     /// What the peer has.
     has: Bitfield,
     /// What we have, as far as this task has been told.
@@ -202,6 +206,8 @@ impl Conn {
             peer_allowed: Vec::new(),
             reject_pause: None,
             rejected: 0,
+            down_wait: None,
+            up_wait: None,
             has: Bitfield::new(n),
             ours,
             wanted: 0,
@@ -242,8 +248,19 @@ impl Conn {
         let mut shutdown = self.ctx.shutdown.subscribe();
         let ctx = self.ctx.clone();
         loop {
+            let now = crate::session::now();
+            self.down_wait = self.down_wait.filter(|&t| now < t);
+            self.up_wait = self.up_wait.filter(|&t| now < t);
             self.serve_some()?;
             let room = self.has_room();
+            // The rate limits' next deadline, if one holds back work.
+            let wake = [
+                self.down_wait,
+                self.up_wait.filter(|_| self.uploads.pending()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             // Writing and reading go on at once: requests keep arriving while blocks go out (so the
             // queue never runs dry mid-batch), and a peer that stops reading cannot stop us from
             // reading it. What the handlers below encode is appended after what is being written.
@@ -264,6 +281,7 @@ impl Conn {
                 },
                 _ = tick.tick() => self.on_tick(),
                 _ = ctx.blocks_freed.notified(), if room => Ok(()),
+                _ = sleep_until(wake) => Ok(()),
                 _ = shutdown.changed() => Err(PeerError::Dropped("shutting down")),
             };
             let progressed = sending.len() < sent_before;
@@ -511,10 +529,15 @@ impl Conn {
             .report(self.key, stats, seed, std::mem::take(&mut self.up_tick));
     }
 
-    /// Reads queued requests from storage into the outgoing buffer, up to [`MAX_OUT`].
+    /// Reads queued requests from storage into the outgoing buffer, up to [`MAX_OUT`] and as
+    /// `--max-upload-rate` allows.
     fn serve_some(&mut self) -> Result<(), PeerError> {
-        while self.out.len() < MAX_OUT {
+        while self.out.len() < MAX_OUT && self.up_wait.is_none() {
             let Some(w) = self.uploads.pop() else { break };
+            let wait = self.ctx.engine.limits.up(u64::from(w.length));
+            if !wait.is_zero() {
+                self.up_wait = Some(crate::session::now() + wait);
+            }
             let mut data = vec![0u8; w.length as usize];
             if let Err(e) = self.ctx.storage.read(w.piece, w.begin, &mut data) {
                 self.ctx.fail(e.to_string());
@@ -543,6 +566,14 @@ impl Conn {
             msg.encode(&mut self.out);
             self.last_useful = crate::session::now();
         }
+    }
+}
+
+/// Sleeps until `t`; for ever when `None`.
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -143,6 +143,18 @@ pub async fn connection(ctx: Arc<Ctx>, client: reqwest::Client, mirror: Arc<Mirr
             }
             continue;
         }
+        // --max-download-rate: the run's bytes are reserved; in debt, wait before asking.
+        let bytes: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
+        let wait = ctx.engine.limits.down(bytes);
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {
+                    ctx.lock().unrequest(key, &blocks);
+                    return;
+                }
+            }
+        }
         let mut pending = Vec::new();
         let result = fetch(&ctx, &client, &mirror, key, &blocks, &mut pending).await;
         let mut t = ctx.lock();

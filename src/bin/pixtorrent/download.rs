@@ -85,6 +85,8 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         encryption: cli.encryption.into(),
         tcp: !cli.no_tcp,
         utp: !cli.no_utp,
+        max_download_rate: (cli.max_download_rate > 0).then_some(cli.max_download_rate),
+        max_upload_rate: (cli.max_upload_rate > 0).then_some(cli.max_upload_rate),
     })
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -102,6 +102,15 @@ struct Cli {
     #[arg(long)]
     recheck: bool,
 
+    /// Cap on download speed, all torrents, peers and web seeds together: bytes per second with K, M
+    /// or G for KiB, MiB, GiB (e.g. 500K, 8M); 0 = unlimited (the default).
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_rate)]
+    max_download_rate: u64,
+
+    /// Cap on upload speed, all torrents and peers together (same units; 0 = unlimited).
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = parse_rate)]
+    max_upload_rate: u64,
+
     /// No uTP (BEP 29): peers only over TCP. By default outgoing connections try TCP first and
     /// uTP after 1 s (or at once when TCP fails), and both are accepted.
     #[arg(long, conflicts_with = "no_tcp")]
@@ -438,6 +447,11 @@ fn create(
 }
 
 /// `90`, `90s`, `30m`, `2h`, `1d`.
+/// A rate in bytes per second (`0`: unlimited), see [`pixtorrent::ratelimit::parse_rate`].
+fn parse_rate(text: &str) -> Result<u64, String> {
+    pixtorrent::ratelimit::parse_rate(text).map(|r| r.unwrap_or(0))
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));

@@ -59,6 +59,7 @@ impl Conn {
     /// Whether we would ask this peer for more blocks now (it serves us and its window has room).
     pub(super) fn has_room(&self) -> bool {
         self.may_request(crate::session::now())
+            && self.down_wait.is_none_or(|t| crate::session::now() >= t)
             && self.am_interested
             && self
                 .snubbed_until
@@ -69,7 +70,8 @@ impl Conn {
     /// Tops the request window up from the picker.
     pub(super) fn refill(&mut self) {
         let now = crate::session::now();
-        if !self.am_interested || !self.may_request(now) {
+        if !self.am_interested || !self.may_request(now) || self.down_wait.is_some_and(|t| now < t)
+        {
             return;
         }
         if self.snubbed_until.is_some_and(|t| now < t) {
@@ -90,6 +92,12 @@ impl Conn {
         }
         if self.pending.is_empty() {
             self.last_block = now;
+        }
+        // --max-download-rate: these bytes are reserved now; in debt, the next batch waits.
+        let bytes: u64 = blocks.iter().map(|b| u64::from(b.len)).sum();
+        let wait = self.ctx.engine.limits.down(bytes);
+        if !wait.is_zero() {
+            self.down_wait = Some(now + wait);
         }
         for b in blocks {
             Message::request(b).encode(&mut self.out);
