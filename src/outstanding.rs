@@ -85,6 +85,12 @@ impl Outstanding {
         Some(!self.list.remove(k).released)
     }
 
+    /// Forgets the released requests (a BEP 6 peer unchoked us again: it served or rejected what it
+    /// meant to, the rest is void); they no longer hold the peer's window.
+    pub fn drop_released(&mut self) {
+        self.list.retain(|s| !s.released);
+    }
+
     /// The peer stalled: every live request is marked released; returns them, for the picker to
     /// offer to other peers.
     pub fn release(&mut self) -> Vec<BlockRef> {

@@ -20,6 +20,9 @@ use crate::utp::packet::{classify, Datagram as Class};
 pub type Datagram = (Bytes, SocketAddr);
 /// Datagrams queued for one owner before more are dropped.
 pub const QUEUE: usize = 4096;
+/// Longest datagram passed on: uTP packets fit the MTU and KRPC messages a few KB, so a queue holds
+/// at most 32 MiB whatever a flood sends.
+pub const MAX_DATAGRAM: usize = 8 * 1024;
 /// Socket buffers asked of the kernel: uTP at full speed needs far more than the default ~200 KB.
 const SOCKET_BUFFER: usize = 4 << 20;
 
@@ -109,6 +112,9 @@ async fn receive(socket: Arc<UdpSocket>, sinks: Sinks) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        if n > MAX_DATAGRAM {
+            continue;
+        }
         let sink = match classify(&buf[..n]) {
             Class::Krpc => &sinks.krpc,
             Class::Utp => &sinks.utp,

@@ -194,6 +194,11 @@ impl Engine {
         })
         .map_err(|e| SessionError::Fatal(e.to_string()))?;
         let (dht, utp) = udp(&config, port).await;
+        if !config.tcp && utp.is_none() {
+            return Err(SessionError::Fatal(format!(
+                "--no-tcp, and uTP cannot run on UDP port {port}: no way to reach peers"
+            )));
+        }
         let shared = Arc::new(Shared {
             dialer: Dialer {
                 net: config.net.clone(),

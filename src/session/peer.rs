@@ -356,6 +356,10 @@ impl Conn {
             }
             Message::Unchoke => {
                 self.peer_choking = false;
+                if self.fast {
+                    // Requests released during the choke were neither served nor rejected: void.
+                    self.pending.drop_released();
+                }
                 self.pipeline.reset_rate();
                 self.last_block = crate::session::now();
             }
@@ -413,8 +417,11 @@ impl Conn {
             }
         }
         drop(t);
-        self.uploads
-            .set_starting(crate::wire::fast::starting(self.has.count()));
+        // Only while it may still be starting: it can only stop being one.
+        if self.uploads.starting() {
+            self.uploads
+                .set_starting(crate::wire::fast::starting(self.has.count()));
+        }
         self.update_interest();
     }
 

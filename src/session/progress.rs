@@ -244,7 +244,13 @@ pub(super) fn outcome(
 pub(super) fn unsuppliable(ctx: &Ctx, since: &mut Option<Instant>) -> Option<super::SessionError> {
     let timeout = ctx.config.stall_timeout?;
     let f = facts(ctx);
-    let stuck = f.missing > 0 && f.unavailable == f.missing && f.web_exhausted == f.missing;
+    let untried = {
+        let t = ctx.lock();
+        t.pool().idle() + t.pool().connecting()
+    };
+    // Addresses still to try may have the pieces: not stuck yet.
+    let stuck =
+        untried == 0 && f.missing > 0 && f.unavailable == f.missing && f.web_exhausted == f.missing;
     if !stuck {
         *since = None;
         return None;

@@ -21,8 +21,10 @@ use crate::storage::Layout;
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 /// One torrent's resume file.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ResumeFile {
+    /// One save at a time (the periodic one may still run when the final one starts).
+    saving: std::sync::Mutex<()>,
     path: PathBuf,
     /// The output directory, canonical: the key beside the info-hash.
     dir: PathBuf,
@@ -34,7 +36,12 @@ impl ResumeFile {
     pub fn new(state: &std::path::Path, dir: &std::path::Path, meta: Arc<Metainfo>) -> ResumeFile {
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         let path = resume::path_for(state, meta.info_hash, &dir.to_string_lossy());
-        ResumeFile { path, dir, meta }
+        ResumeFile {
+            saving: std::sync::Mutex::new(()),
+            path,
+            dir,
+            meta,
+        }
     }
 
     /// The stamps of the torrent's files now (pad files: `None`).
@@ -79,6 +86,7 @@ impl ResumeFile {
 
     /// Writes the file for `ctx` now (blocking: flushes the storage).
     pub fn save(&self, ctx: &Ctx) -> std::io::Result<()> {
+        let _one = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let verified = ctx.lock().picker().have().clone();
         ctx.storage
             .flush()

@@ -101,7 +101,7 @@ pub(super) async fn run(
             .tasks
             .spawn(super::resume::keep(ctx.clone(), file.clone()));
     }
-    let (result, seeding_since) = transfer(&ctx, &mut life, &mut stop, &progress, started).await;
+    let (result, seeding_since) = transfer(&ctx, &mut life, &mut stop, &progress).await;
     let interrupted = matches!(result, Err(SessionError::Interrupted));
     let flushed = swarm.stop(&ctx, interrupted).await;
     if let Some(file) = &resume {
@@ -377,11 +377,12 @@ async fn transfer(
     life: &mut Lifecycle,
     stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     progress: &watch::Sender<Snapshot>,
-    started: Instant,
 ) -> (Result<(), SessionError>, Option<Instant>) {
     let mut status = ctx.status.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut seeding_since = (life.phase() == Phase::Seeding).then(now);
+    // "Nothing to download from" counts from here: not the metadata fetch nor the re-check.
+    let began = now();
     let mut unsuppliable_since = None;
     let mut error = None;
     while !life.phase().is_final() {
@@ -402,7 +403,7 @@ async fn transfer(
                         continue;
                     }
                     Event::SeedLimit
-                } else if let Some(why) = hopeless(ctx, started) {
+                } else if let Some(why) = hopeless(ctx, began) {
                     error = Some(why);
                     Event::Error
                 } else if progress.borrow().stalled.is_none() {
@@ -452,8 +453,14 @@ fn hopeless(ctx: &Ctx, started: Instant) -> Option<SessionError> {
         return None;
     }
     let web_live = t.web().iter().any(|w| w.live());
-    let web_never = t.web().iter().all(|w| !w.health().answered());
-    if web_live && !(web_never && elapsed >= NO_NETWORK_AFTER) {
+    // Every web seed failed (it has an error) without ever answering, and no byte ever came: a
+    // slow mirror, or one waiting on --max-download-rate, has not failed.
+    let web_never = t
+        .web()
+        .iter()
+        .all(|w| !w.health().answered() && w.health().last_error().is_some());
+    let nothing = ctx.counters.totals().fetched == 0;
+    if web_live && !(web_never && nothing && elapsed >= NO_NETWORK_AFTER) {
         return None;
     }
     if web_live {

@@ -75,6 +75,10 @@ pub struct Uploads {
     starting: bool,
     /// Rejects owed to the peer, sent by the peer task.
     rejects: Vec<Wanted>,
+    /// Requests refused since the last unchoke (choked, or a piece we lack): past
+    /// [`MAX_QUEUE_HARD`] the peer is flooding us and is dropped (BEP 6 allows it), so rejects never
+    /// pile up without bound.
+    refused: u32,
 }
 
 impl Default for Uploads {
@@ -87,6 +91,7 @@ impl Default for Uploads {
             granted: Vec::new(),
             starting: true,
             rejects: Vec::new(),
+            refused: 0,
         }
     }
 }
@@ -101,6 +106,11 @@ impl Uploads {
     /// Whether the peer still counts as starting (see [`crate::wire::fast::starting`]).
     pub fn set_starting(&mut self, starting: bool) {
         self.starting = starting;
+    }
+
+    /// Whether the peer still counts as starting.
+    pub fn starting(&self) -> bool {
+        self.starting
     }
 
     /// Whether a request for `index` may be served while we choke the peer.
@@ -141,13 +151,13 @@ impl Uploads {
             if !self.fast {
                 return Err(Refusal::NotHave);
             }
-            self.rejects.push(wanted);
-            return Ok(());
+            return self.reject(wanted);
         }
         if self.choking && !self.allowed_fast(index) {
-            // Requests sent before our choke reached the peer: normal, never counted against it.
+            // Requests sent before our choke reached the peer: normal, dropped (BEP 3) or rejected
+            // (BEP 6); only a flood of them costs the connection.
             if self.fast {
-                self.rejects.push(wanted);
+                return self.reject(wanted);
             }
             return Ok(());
         }
@@ -162,6 +172,16 @@ impl Uploads {
             return Ok(());
         }
         self.queue.push_back(wanted);
+        Ok(())
+    }
+
+    /// Rejects `wanted`, within the budget of refusals since the last unchoke.
+    fn reject(&mut self, wanted: Wanted) -> Result<(), Refusal> {
+        self.refused += 1;
+        if self.refused > MAX_QUEUE_HARD as u32 {
+            return Err(Refusal::Flood);
+        }
+        self.rejects.push(wanted);
         Ok(())
     }
 
@@ -200,6 +220,7 @@ impl Uploads {
     /// We unchoke the peer.
     pub fn unchoke(&mut self) {
         self.choking = false;
+        self.refused = 0;
     }
 
     /// The next block to send.
@@ -369,6 +390,16 @@ mod tests {
         assert!(rejected(&mut u).is_empty());
         u.request(&l, &ours, 3, 0, 100).unwrap();
         assert_eq!(rejected(&mut u), [(3, 0)]);
+        // Requests while choked, past a flood's worth since the last unchoke, drop the peer.
+        u.choke();
+        let _ = rejected(&mut u);
+        for _ in 0..MAX_QUEUE_HARD {
+            assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()));
+        }
+        assert_eq!(u.request(&l, &ours, 0, 0, 16384), Err(Refusal::Flood));
+        u.unchoke();
+        u.choke();
+        assert_eq!(u.request(&l, &ours, 0, 0, 16384), Ok(()), "a fresh budget");
         // Malformed requests still drop the peer.
         assert_eq!(u.request(&l, &ours, 4, 0, 16384), Err(Refusal::OutOfRange));
         assert_eq!(u.request(&l, &ours, 0, 0, 0), Err(Refusal::BadLength));

@@ -159,6 +159,8 @@ async fn serve(
     let mut codec = Codec::without_metadata();
     let mut buf = BytesMut::with_capacity(32 * 1024);
     let mut heard = now();
+    // An interval, not a fresh sleep per turn: a chatty peer's reads must not keep postponing it.
+    let mut reask = tokio::time::interval(REASK);
     loop {
         if ctx.lock().info.is_some() {
             return Ok(());
@@ -170,11 +172,10 @@ async fn serve(
                 Ok(0) => return Err("closed by the peer".into()),
                 Ok(_) => heard = now(),
             },
-            _ = tokio::time::sleep(REASK) => {
+            _ = reask.tick() => {
                 if now().duration_since(heard) >= IDLE {
                     return Err("brought nothing for 30 s".into());
                 }
-                peer.ask();
             }
         }
         while let Some(msg) = codec.decode(&mut buf).map_err(|e| e.to_string())? {
@@ -182,6 +183,8 @@ async fn serve(
                 peer.on_extended(id, &payload)?;
             }
         }
+        // A piece freed by another source may be ours to ask for now.
+        peer.ask();
         if !peer.out.is_empty() {
             stream
                 .write_all(&peer.out)

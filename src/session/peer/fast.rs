@@ -50,7 +50,10 @@ impl Conn {
             ));
         }
         match msg {
-            Message::HaveAll => self.add_pieces(0..self.ctx.lengths.piece_count()),
+            // Once is enough: a repeated `have all` costs nothing.
+            Message::HaveAll if !self.has.is_full() => {
+                self.add_pieces(0..self.ctx.lengths.piece_count())
+            }
             Message::AllowedFast(i)
                 if self.peer_allowed.len() < MAX_ALLOWED_FROM_PEER
                     && !self.peer_allowed.contains(&i) =>
