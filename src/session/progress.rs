@@ -80,11 +80,13 @@ pub struct Outcome {
     pub port: u16,
 }
 
+/// Publishes a progress sample; returns the sources' state when the download is stalled (no byte
+/// for [`STALLED_AFTER`]), computed once for both the display and [`unsuppliable`].
 pub(super) fn send_progress(
     ctx: &Ctx,
     progress: &watch::Sender<Snapshot>,
     phase: super::lifecycle::Phase,
-) {
+) -> Option<super::stall::Facts> {
     let (left, peers, web_seeds, dht_peers) = {
         let t = ctx.lock();
         let live = t.web().iter().filter(|w| w.live()).count();
@@ -100,7 +102,7 @@ pub(super) fn send_progress(
     let c = ctx.counters.totals();
     let total = ctx.lengths.total();
     let now = crate::session::now();
-    let (quiet_since, stalled) = {
+    let (quiet_since, facts) = {
         let old = progress.borrow();
         let since = match old.quiet_since {
             Some(t) if old.fetched == c.fetched => t,
@@ -108,11 +110,9 @@ pub(super) fn send_progress(
         };
         let quiet = now.saturating_duration_since(since) >= STALLED_AFTER;
         let downloading = phase == super::lifecycle::Phase::Downloading && left > 0;
-        (
-            since,
-            (quiet && downloading).then(|| super::stall::reason(&facts(ctx))),
-        )
+        (since, (quiet && downloading).then(|| facts(ctx)))
     };
+    let stalled = facts.as_ref().map(super::stall::reason);
     // The note (how the metadata came) stays for the display to show once.
     progress.send_modify(|s| {
         *s = Snapshot {
@@ -131,6 +131,7 @@ pub(super) fn send_progress(
             quiet_since: Some(quiet_since),
         }
     });
+    facts
 }
 
 /// What the torrent state says about its sources, for [`super::stall::reason`].
@@ -149,6 +150,7 @@ fn facts(ctx: &Ctx) -> super::stall::Facts {
             .collect(),
         peers: t.peer_count(),
         choking: t.peers().filter(|p| p.stats.choking).count(),
+        untried: t.pool().idle() + t.pool().connecting(),
         ..Default::default()
     };
     let mut first = None;
@@ -241,16 +243,17 @@ pub(super) fn outcome(
 /// and no web seed can send one (each dropped, or withholding every missing piece it sent wrong):
 /// the run ends (exit status 3) listing the complete and incomplete files. `since` keeps when that
 /// began.
-pub(super) fn unsuppliable(ctx: &Ctx, since: &mut Option<Instant>) -> Option<super::SessionError> {
+pub(super) fn unsuppliable(
+    ctx: &Ctx,
+    f: &super::stall::Facts,
+    since: &mut Option<Instant>,
+) -> Option<super::SessionError> {
     let timeout = ctx.config.stall_timeout?;
-    let f = facts(ctx);
-    let untried = {
-        let t = ctx.lock();
-        t.pool().idle() + t.pool().connecting()
-    };
     // Addresses still to try may have the pieces: not stuck yet.
-    let stuck =
-        untried == 0 && f.missing > 0 && f.unavailable == f.missing && f.web_exhausted == f.missing;
+    let stuck = f.untried == 0
+        && f.missing > 0
+        && f.unavailable == f.missing
+        && f.web_exhausted == f.missing;
     if !stuck {
         *since = None;
         return None;
@@ -263,7 +266,7 @@ pub(super) fn unsuppliable(ctx: &Ctx, since: &mut Option<Instant>) -> Option<sup
     let t = ctx.lock();
     let have = t.picker().have();
     let layout = ctx.storage.layout();
-    let mut lines = vec![super::stall::reason(&f)];
+    let mut lines = vec![super::stall::reason(f)];
     for (i, file) in ctx.files.iter().enumerate() {
         if file.attr.pad {
             continue;

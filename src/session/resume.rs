@@ -122,6 +122,13 @@ pub async fn keep(ctx: Arc<Ctx>, file: Arc<ResumeFile>) {
     }
 }
 
+/// The last save, when the torrent stops: bounded on interrupt, as the flush is (a slow disk must not
+/// hold up Ctrl-C).
+pub async fn save_at_stop(ctx: &Arc<Ctx>, file: &Arc<ResumeFile>, interrupted: bool) {
+    let wait = Duration::from_secs(if interrupted { 2 } else { 60 });
+    let _ = tokio::time::timeout(wait, save(ctx, file)).await;
+}
+
 /// Writes the resume file on a blocking thread; a failure is logged (the download goes on: the
 /// next start re-checks).
 pub async fn save(ctx: &Arc<Ctx>, file: &Arc<ResumeFile>) {

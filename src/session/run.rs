@@ -55,16 +55,7 @@ pub(super) async fn run(
             Arc::new(resolved.meta)
         }
     };
-    if config.use_url_list {
-        let mut all = meta.url_list.clone();
-        all.extend(
-            config
-                .web_seeds
-                .drain(..)
-                .filter(|u| !meta.url_list.contains(u)),
-        );
-        config.web_seeds = all;
-    }
+    merge_web_seeds(&mut config, &meta);
     progress.send_modify(|s| {
         s.phase = life.phase();
         s.total = meta.info.lengths.total();
@@ -105,10 +96,7 @@ pub(super) async fn run(
     let interrupted = matches!(result, Err(SessionError::Interrupted));
     let flushed = swarm.stop(&ctx, interrupted).await;
     if let Some(file) = &resume {
-        // Bounded on interrupt, as the flush is: a slow disk must not hold up Ctrl-C.
-        let wait = if interrupted { 2 } else { 60 };
-        let _ =
-            tokio::time::timeout(Duration::from_secs(wait), super::resume::save(&ctx, file)).await;
+        super::resume::save_at_stop(&ctx, file, interrupted).await;
     }
     send_progress(&ctx, &progress, life.phase());
     result?;
@@ -120,6 +108,21 @@ pub(super) async fn run(
         seeding_since,
         engine.port,
     ))
+}
+
+/// The torrent's own web seeds (`url-list`) first, then `--web-seed`s not among them, unless
+/// `--no-web-seeds`.
+fn merge_web_seeds(config: &mut Config, meta: &Metainfo) {
+    if config.use_url_list {
+        let mut all = meta.url_list.clone();
+        all.extend(
+            config
+                .web_seeds
+                .drain(..)
+                .filter(|u| !meta.url_list.contains(u)),
+        );
+        config.web_seeds = all;
+    }
 }
 
 /// Applies an event the driver knows to be valid here; a refusal is a driver bug, logged.
@@ -397,7 +400,7 @@ async fn transfer(
                 }
             },
             _ = tick.tick() => {
-                send_progress(ctx, progress, life.phase());
+                let stalled = send_progress(ctx, progress, life.phase());
                 if let Some(since) = seeding_since {
                     if !seed_done(ctx, since) {
                         continue;
@@ -406,13 +409,14 @@ async fn transfer(
                 } else if let Some(why) = hopeless(ctx, began) {
                     error = Some(why);
                     Event::Error
-                } else if progress.borrow().stalled.is_none() {
+                } else if let Some(why) = match &stalled {
+                    Some(facts) => super::progress::unsuppliable(ctx, facts, &mut unsuppliable_since),
                     // Bytes still arrive (or did in the last 10 s): not stuck.
-                    unsuppliable_since = None;
-                    continue;
-                } else if let Some(why) =
-                    super::progress::unsuppliable(ctx, &mut unsuppliable_since)
-                {
+                    None => {
+                        unsuppliable_since = None;
+                        None
+                    }
+                } {
                     error = Some(why);
                     Event::Error
                 } else {

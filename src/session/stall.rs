@@ -20,6 +20,8 @@ pub struct Facts {
     pub peers: usize,
     /// Connected peers choking us.
     pub choking: usize,
+    /// Addresses still to dial or being dialled.
+    pub untried: usize,
     /// Missing pieces.
     pub missing: u32,
     /// Missing pieces no connected peer has.

@@ -289,26 +289,7 @@ impl Codec {
                 want(2)?;
                 Message::Port(frame.get_u16())
             }
-            ids::HAVE_ALL => want(0).map(|_| Message::HaveAll)?,
-            ids::HAVE_NONE => want(0).map(|_| Message::HaveNone)?,
-            ids::REJECT => {
-                want(12)?;
-                Message::Reject {
-                    index: frame.get_u32(),
-                    begin: frame.get_u32(),
-                    length: frame.get_u32(),
-                }
-            }
-            ids::SUGGEST | ids::ALLOWED_FAST => {
-                want(4)?;
-                let index = frame.get_u32();
-                match self.pieces {
-                    Some(n) if index < n && id == ids::SUGGEST => Message::Suggest(index),
-                    Some(n) if index < n => Message::AllowedFast(index),
-                    // Before the metadata, or out of range: a hint we cannot use, skipped.
-                    _ => Message::Unknown(id),
-                }
-            }
+            ids::SUGGEST..=ids::ALLOWED_FAST => self.decode_fast(id, len, frame)?,
             20 => {
                 if payload < 1 {
                     return Err(WireError::BadLength { id, len });
@@ -322,6 +303,41 @@ impl Codec {
             other => Message::Unknown(other),
         };
         Ok(Some(msg))
+    }
+}
+
+impl Codec {
+    /// A BEP 6 message (`id` 0x0D to 0x11) of frame length `len`, its id byte taken off `frame`.
+    /// `suggest` and `allowed fast` out of range (or before the metadata) are skipped.
+    fn decode_fast(&self, id: u8, len: u32, mut frame: BytesMut) -> Result<Message, WireError> {
+        let want = |n: u32| {
+            if len - 1 == n {
+                Ok(())
+            } else {
+                Err(WireError::BadLength { id, len })
+            }
+        };
+        Ok(match id {
+            ids::HAVE_ALL => want(0).map(|_| Message::HaveAll)?,
+            ids::HAVE_NONE => want(0).map(|_| Message::HaveNone)?,
+            ids::REJECT => {
+                want(12)?;
+                Message::Reject {
+                    index: frame.get_u32(),
+                    begin: frame.get_u32(),
+                    length: frame.get_u32(),
+                }
+            }
+            _ => {
+                want(4)?;
+                let index = frame.get_u32();
+                match self.pieces {
+                    Some(n) if index < n && id == ids::SUGGEST => Message::Suggest(index),
+                    Some(n) if index < n => Message::AllowedFast(index),
+                    _ => Message::Unknown(id),
+                }
+            }
+        })
     }
 }
 

@@ -133,32 +133,35 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         eprintln!("interrupted: verified pieces are kept; run the same command to resume");
         return Ok(std::process::ExitCode::from(130));
     }
-    // Exit 3 when every failure is "nothing can supply the missing pieces" (--stall-timeout).
+    report_failures(failed, several)
+}
+
+/// The exit status when some torrents failed: 3 when every failure is "nothing can supply the
+/// missing pieces" (--stall-timeout), else 1. One failure of a single torrent is returned, for the
+/// caller to print; several are printed here, each named.
+fn report_failures(
+    mut failed: Vec<(String, anyhow::Error)>,
+    several: bool,
+) -> Result<std::process::ExitCode> {
     let unsuppliable = |e: &anyhow::Error| {
         matches!(
             e.downcast_ref::<SessionError>(),
             Some(SessionError::Unsuppliable(_))
         )
     };
-    let code = if !failed.is_empty() && failed.iter().all(|(_, e)| unsuppliable(e)) {
-        std::process::ExitCode::from(3)
-    } else {
-        std::process::ExitCode::FAILURE
-    };
+    let all_unsuppliable = !failed.is_empty() && failed.iter().all(|(_, e)| unsuppliable(e));
     match failed.len() {
         0 => Ok(std::process::ExitCode::SUCCESS),
-        1 if !several && code == std::process::ExitCode::FAILURE => Err(failed.remove(0).1),
+        1 if !several && !all_unsuppliable => Err(failed.remove(0).1),
         _ => {
             for (name, e) in &failed {
-                let msg = format!("{e:#}");
-                let mut lines = msg.lines().take(10_000);
-                let first = format!("{name}: {}", lines.next().unwrap_or_default());
-                eprintln!("error: {}", text::sanitize(&first, text::Shape::MESSAGE));
-                for line in lines {
-                    eprintln!("{}", text::sanitize(line, text::Shape::MESSAGE));
-                }
+                super::print_error(&format!("{name}: "), e);
             }
-            Ok(code)
+            Ok(if all_unsuppliable {
+                std::process::ExitCode::from(3)
+            } else {
+                std::process::ExitCode::FAILURE
+            })
         }
     }
 }

@@ -285,14 +285,7 @@ fn main() -> std::process::ExitCode {
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            // One `error:` line; an error that lists several sources adds one line for each.
-            let msg = format!("{e:#}");
-            let mut lines = msg.lines().take(1000);
-            let first = lines.next().unwrap_or_default();
-            eprintln!("error: {}", text::sanitize(first, text::Shape::MESSAGE));
-            for line in lines {
-                eprintln!("{}", text::sanitize(line, text::Shape::MESSAGE));
-            }
+            print_error("", &e);
             std::process::ExitCode::FAILURE
         }
     };
@@ -300,6 +293,18 @@ fn main() -> std::process::ExitCode {
     // page cache and the kernel writes it back whether or not we wait.
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
+}
+
+/// Prints `error: PREFIX…` for `e`, each line sanitized: one line, and one more for each source
+/// an error lists (no network, files left incomplete).
+pub(crate) fn print_error(prefix: &str, e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    let mut lines = msg.lines().take(10_000);
+    let first = format!("{prefix}{}", lines.next().unwrap_or_default());
+    eprintln!("error: {}", text::sanitize(&first, text::Shape::MESSAGE));
+    for line in lines {
+        eprintln!("{}", text::sanitize(line, text::Shape::MESSAGE));
+    }
 }
 
 fn init_logging(verbose: u8) {
