@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::mse::Encryption;
+use super::mse::{OpenError, Opened};
 use super::peer::{serve_registered, timed_out, PeerError, Supports};
 use super::pool::PeerSource;
 use super::state::{PeerEntry, Refused, Torrent};
@@ -49,27 +49,17 @@ pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
     }
 }
 
-/// The connection on `stream`: encrypted first (MSE, our handshake as its initial payload) unless
-/// `--encryption disable`; with `prefer`, a failed MSE is retried once in plaintext on a new
-/// connection of the same transport, as libtorrent does.
+/// The connection on `stream`, through MSE as `--encryption` says ([`super::mse::open`]).
 async fn over(ctx: Arc<Ctx>, stream: AnyStream, addr: SocketAddr) -> Result<(), PeerError> {
-    let mode = ctx.engine.config.encryption;
-    if mode == Encryption::Disable {
-        return run(ctx, stream, addr, None, false).await;
-    }
     let utp = matches!(stream, AnyStream::Utp(_));
     let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
-    match super::mse::initiate(stream, ctx.info_hash.0, mode, &ours).await {
-        Ok(stream) => {
-            tracing::trace!(peer = %addr, rc4 = stream.encrypted(), "MSE done");
-            run(ctx, stream, addr, None, true).await
-        }
-        Err(e) if mode == Encryption::Prefer => {
-            tracing::debug!(peer = %addr, error = %e, "MSE failed; retrying in plaintext");
-            let stream = dial(&ctx, addr, Some(utp)).await?;
-            run(ctx, stream, addr, None, false).await
-        }
-        Err(e) => Err(PeerError::Unanswered(std::io::Error::other(e.to_string()))),
+    let mode = ctx.engine.config.encryption;
+    let redial = || dial(&ctx, addr, Some(utp));
+    match super::mse::open(stream, addr, ctx.info_hash.0, mode, &ours, redial).await {
+        Ok(Opened::Mse(stream)) => run(ctx, stream, addr, None, true).await,
+        Ok(Opened::Plain(stream)) => run(ctx, stream, addr, None, false).await,
+        Err(OpenError::Mse(e)) => Err(PeerError::Unanswered(std::io::Error::other(e.to_string()))),
+        Err(OpenError::Redial(e)) => Err(e),
     }
 }
 

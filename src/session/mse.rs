@@ -93,6 +93,55 @@ pub async fn initiate<S: PeerStream>(
     })
 }
 
+/// An outgoing connection ready for the BitTorrent handshake. (Moved once, straight into the peer
+/// task: boxing the larger variant would only add an allocation.)
+#[allow(clippy::large_enum_variant)]
+pub enum Opened<S> {
+    /// Through MSE (RC4 or negotiated plaintext); our handshake went as its initial payload.
+    Mse(EncryptedStream<S>),
+    /// Plaintext: our handshake is still to send.
+    Plain(S),
+}
+
+/// Why [`open`] failed.
+pub enum OpenError<E> {
+    /// MSE failed, and `prefer` did not allow the plaintext retry.
+    Mse(MseFailure),
+    /// The new connection for the plaintext retry failed.
+    Redial(E),
+}
+
+/// Opens the outgoing `stream` to `addr` as `mode` says: plaintext under `disable`; else MSE with
+/// `ours` (our BitTorrent handshake) as the initial payload, and under `prefer` a failed MSE is
+/// retried once in plaintext on a new connection from `redial`, as libtorrent does.
+pub async fn open<S, F, E>(
+    stream: S,
+    addr: std::net::SocketAddr,
+    info_hash: [u8; 20],
+    mode: Encryption,
+    ours: &[u8],
+    redial: impl FnOnce() -> F,
+) -> Result<Opened<S>, OpenError<E>>
+where
+    S: PeerStream,
+    F: std::future::Future<Output = Result<S, E>>,
+{
+    if mode == Encryption::Disable {
+        return Ok(Opened::Plain(stream));
+    }
+    match initiate(stream, info_hash, mode, ours).await {
+        Ok(stream) => {
+            tracing::trace!(peer = %addr, rc4 = stream.encrypted(), "MSE done");
+            Ok(Opened::Mse(stream))
+        }
+        Err(e) if mode == Encryption::Prefer => {
+            tracing::debug!(peer = %addr, error = %e, "MSE failed; retrying in plaintext");
+            redial().await.map(Opened::Plain).map_err(OpenError::Redial)
+        }
+        Err(e) => Err(OpenError::Mse(e)),
+    }
+}
+
 /// Answers MSE on an incoming `stream` whose first bytes were `first`, for one of `torrents`;
 /// the info-hash it named and the stream, whose next bytes are the peer's BitTorrent handshake.
 pub async fn respond<S: PeerStream>(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::super::mse::{self, Encryption};
+use super::super::mse::{self, OpenError, Opened};
 use super::super::now;
 use super::Ctx;
 use crate::net::PeerStream;
@@ -65,23 +65,17 @@ impl From<String> for Failure {
     }
 }
 
-/// The connection on `stream`: MSE first unless `--encryption disable`; under `prefer` a failed
-/// MSE is retried once in plaintext over the same transport.
+/// The connection on `stream`, through MSE as `--encryption` says ([`mse::open`]).
 async fn over(ctx: &Ctx, stream: AnyStream, addr: SocketAddr, key: u64) -> Result<(), Failure> {
-    let mode = ctx.fetch.reach.encryption;
-    if mode == Encryption::Disable {
-        return exchange(ctx, stream, addr, key, false).await;
-    }
     let utp = matches!(stream, AnyStream::Utp(_));
     let ours = our_handshake(ctx);
-    match mse::initiate(stream, ctx.fetch.info_hash.0, mode, &ours).await {
-        Ok(stream) => exchange(ctx, stream, addr, key, true).await,
-        Err(e) if mode == Encryption::Prefer => {
-            tracing::debug!(peer = %addr, error = %e, "MSE failed; metadata asked in plaintext");
-            let stream = dial(ctx, addr, Some(utp)).await?;
-            exchange(ctx, stream, addr, key, false).await
-        }
-        Err(e) => Err(Failure::Early(e.to_string())),
+    let mode = ctx.fetch.reach.encryption;
+    let redial = || dial(ctx, addr, Some(utp));
+    match mse::open(stream, addr, ctx.fetch.info_hash.0, mode, &ours, redial).await {
+        Ok(Opened::Mse(stream)) => exchange(ctx, stream, addr, key, true).await,
+        Ok(Opened::Plain(stream)) => exchange(ctx, stream, addr, key, false).await,
+        Err(OpenError::Mse(e)) => Err(Failure::Early(e.to_string())),
+        Err(OpenError::Redial(e)) => Err(Failure::Late(e)),
     }
 }
 
