@@ -18,7 +18,8 @@
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
 //! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules | yes |
-//! | [`picker`] | availability, piece order, block reservations, endgame | yes |
+//! | [`select`] | file selection: `--only`/`--exclude` patterns, `--select-file` indexes; the wanted pieces and each file's role (selected, boundary: sparse, skipped: never created) | yes |
+//! | [`picker`] | availability, piece order, the wanted-pieces mask, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
 //! | [`ratelimit`] | `--max-download-rate` / `--max-upload-rate`: the token bucket (debt allowed, quarter-second burst) and the rate parser | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
@@ -43,7 +44,8 @@
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `ratelimit`: nothing.
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
-//! - `storage`: bitfield, metainfo, types. `webseed`: metainfo, types.
+//! - `select`: bitfield, metainfo, types, text.
+//! - `storage`: bitfield, metainfo, select (file roles), types. `webseed`: metainfo, types.
 //! - `utp`: net (`PeerStream`, `Bind`), the `udp` port (librqbit-utp). `udp`: net, `utp::packet`.
 //! - `dht`: bencode, net, `udp` (its node's sockets), text; nothing from `session`, which uses it.
 //! - `mse`: net (`PeerStream`) only (sha1, rc4, num-bigint).
@@ -71,6 +73,7 @@ pub mod picker;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod report;
+pub mod select;
 pub mod session;
 pub mod storage;
 pub mod text;
