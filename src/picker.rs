@@ -1,6 +1,8 @@
 //! Which blocks to ask which peer for: availability from bitfields and `have`s, piece order
 //! (rarest-first with random ties and a random start, sequential, random), block reservations per peer,
-//! partial pieces finished first, endgame duplicates. Pure and synchronous: no IO, no clock.
+//! partial pieces finished first, endgame duplicates, and the wanted-pieces mask of a file selection
+//! (pieces outside it are never picked, and completion means every wanted piece). Pure and
+//! synchronous: no IO, no clock.
 
 use rand::Rng;
 
@@ -52,6 +54,8 @@ enum Piece {
     Active(Box<Active>),
     Verifying,
     Have,
+    /// Not verified and outside the selection: never picked.
+    Unwanted,
 }
 
 /// What a received block meant.
@@ -81,6 +85,10 @@ pub struct Picker {
     active: Vec<u32>,
     /// Count of `Piece::Missing`.
     missing: u32,
+    /// Wanted pieces not verified yet: zero means the download (of the selection) is complete.
+    wanted_left: u32,
+    /// Bytes in wanted pieces.
+    wanted_bytes: u64,
     /// Most pieces in progress at once: bounds the memory held in partial piece buffers.
     max_active: usize,
 }
@@ -103,6 +111,8 @@ impl Picker {
             strategy,
             pieces,
             missing: n - have.count(),
+            wanted_left: n - have.count(),
+            wanted_bytes: lengths.total(),
             have,
             failed: Bitfield::new(n),
             availability: vec![0; n as usize],
@@ -111,11 +121,32 @@ impl Picker {
         }
     }
 
-    /// Every piece not verified yet, with how many connected peers have it.
+    /// Restricts the plan to the `wanted` pieces (a file selection): the others are never picked and
+    /// completion no longer waits for them. Pieces already verified stay verified.
+    pub fn select(mut self, wanted: &Bitfield) -> Picker {
+        self.wanted_bytes = 0;
+        for p in self.lengths.pieces() {
+            let i = p.get();
+            if wanted.get(i) {
+                self.wanted_bytes += u64::from(self.lengths.piece_len(p));
+            } else if matches!(self.pieces[i as usize], Piece::Missing) {
+                self.pieces[i as usize] = Piece::Unwanted;
+                self.missing -= 1;
+                self.wanted_left -= 1;
+            }
+        }
+        self
+    }
+
+    /// Every wanted piece not verified yet, with how many connected peers have it.
     pub fn missing(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         (0..self.lengths.piece_count())
-            .filter(|&i| !self.have.get(i))
+            .filter(|&i| self.is_wanted_missing(i))
             .map(|i| (i, self.availability[i as usize]))
+    }
+
+    fn is_wanted_missing(&self, i: u32) -> bool {
+        !matches!(self.pieces[i as usize], Piece::Have | Piece::Unwanted)
     }
 
     /// Our verified pieces.
@@ -123,18 +154,37 @@ impl Picker {
         &self.have
     }
 
-    /// Whether every piece is verified.
+    /// Whether every wanted piece is verified (with no selection: every piece).
     pub fn is_complete(&self) -> bool {
+        self.wanted_left == 0
+    }
+
+    /// Whether every piece of the torrent is verified: we are a seed.
+    pub fn has_all(&self) -> bool {
         self.have.is_full()
     }
 
-    /// Bytes not yet verified.
+    /// Bytes of wanted pieces not yet verified.
     pub fn left(&self) -> u64 {
+        self.lengths
+            .pieces()
+            .filter(|p| self.is_wanted_missing(p.get()))
+            .map(|p| u64::from(self.lengths.piece_len(p)))
+            .sum()
+    }
+
+    /// Bytes of the whole torrent not yet verified (the tracker's `left`).
+    pub fn left_all(&self) -> u64 {
         self.lengths
             .pieces()
             .filter(|p| !self.have.get(p.get()))
             .map(|p| u64::from(self.lengths.piece_len(p)))
             .sum()
+    }
+
+    /// Bytes in the wanted pieces (the whole torrent with no selection).
+    pub fn wanted_bytes(&self) -> u64 {
+        self.wanted_bytes
     }
 
     /// Whether every block still missing is already requested from someone.
@@ -167,9 +217,9 @@ impl Picker {
         self.availability[piece.get() as usize] += 1;
     }
 
-    /// Whether a peer with `has` has any piece we still need.
+    /// Whether a peer with `has` has any wanted piece we still need.
     pub fn wants_any(&self, has: &Bitfield) -> bool {
-        has.ones().any(|i| !self.have.get(i))
+        has.ones().any(|i| self.is_wanted_missing(i))
     }
 
     /// Reserves up to `max` blocks for `peer`, which has `has`. Order: pieces this peer is already
@@ -363,6 +413,7 @@ impl Picker {
         if ok {
             self.pieces[i as usize] = Piece::Have;
             self.have.set(i);
+            self.wanted_left -= 1;
         } else {
             self.pieces[i as usize] = Piece::Missing;
             self.missing += 1;

@@ -132,7 +132,12 @@ pub fn info_text(m: &Metainfo) -> String {
             let _ = writeln!(s, "  {}", sanitize(url));
         }
     }
-    let _ = writeln!(s, "Files ({}):", i.files.len());
+    let _ = writeln!(
+        s,
+        "Files ({}), with the indexes --select-file takes:",
+        i.files.len()
+    );
+    let width = i.files.len().to_string().len();
     for (idx, f) in i.files.iter().enumerate() {
         let path = i
             .file_path(idx)
@@ -148,7 +153,12 @@ pub fn info_text(m: &Metainfo) -> String {
                 flags.push_str(tag);
             }
         }
-        let _ = writeln!(s, "  {:>12}  {path}{flags}", human_size(f.length));
+        let _ = writeln!(
+            s,
+            "  {:>width$}  {:>12}  {path}{flags}",
+            idx + 1,
+            human_size(f.length)
+        );
     }
     let _ = writeln!(s, "{:<13}{}", "Magnet:", magnet(m));
     s
@@ -164,6 +174,7 @@ pub fn info_json(m: &Metainfo) -> serde_json::Value {
         .enumerate()
         .map(|(idx, f)| {
             json!({
+                "index": idx + 1,
                 "path": i.file_path(idx).map(|p| p.display().to_string()),
                 "length": f.length,
                 "offset": f.offset,

@@ -216,6 +216,17 @@ impl Selection {
         }
     }
 
+    /// A selection of the `wanted` pieces of a torrent with no file list (in-process tests).
+    #[cfg(test)]
+    pub(crate) fn of_pieces(wanted: Bitfield) -> Selection {
+        Selection {
+            roles: Vec::new(),
+            storable: Bitfield::full(wanted.len()),
+            selected_bytes: 0,
+            wanted,
+        }
+    }
+
     /// What is done with each file, in torrent order.
     pub fn roles(&self) -> &[Role] {
         &self.roles
@@ -232,6 +243,15 @@ impl Selection {
         &self.storable
     }
 
+    /// Bytes in the wanted pieces: what the download fetches and verifies.
+    pub fn wanted_bytes(&self, lengths: Lengths) -> u64 {
+        self.wanted
+            .ones()
+            .filter_map(|i| lengths.piece(i))
+            .map(|p| u64::from(lengths.piece_len(p)))
+            .sum()
+    }
+
     /// Bytes in the selected files.
     pub fn selected_bytes(&self) -> u64 {
         self.selected_bytes
@@ -240,6 +260,11 @@ impl Selection {
     /// Selected files (zero-length ones included), pad files not counted.
     pub fn selected_count(&self) -> usize {
         self.roles.iter().filter(|r| **r == Role::Selected).count()
+    }
+
+    /// Files other than pad files.
+    pub fn file_count(&self) -> usize {
+        self.roles.iter().filter(|r| **r != Role::Pad).count()
     }
 
     /// Whether every non-pad file is selected.

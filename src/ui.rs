@@ -293,6 +293,12 @@ pub fn summary(name: &str, o: &Outcome) -> String {
         human_size(o.total),
         format_duration(o.elapsed)
     ));
+    if let Some((selected, files)) = o.selected {
+        out.push_str(&format!(
+            "  selected files: {selected} of {files} ({} bytes)\n",
+            o.total
+        ));
+    }
     out.push_str(&format!(
         "  pieces already on disk: {}/{}\n",
         o.pieces_on_disk, o.pieces

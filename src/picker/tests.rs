@@ -363,3 +363,78 @@ fn a_peer_restricted_to_some_pieces_is_not_given_its_other_pieces_back() {
     let again = p.pick(1, &bits(8, &[4, 5, 6, 7]), 4, &mut rng());
     assert!(again.contains(&got[1]), "{again:?}");
 }
+
+/// Takes and verifies every block `peer` is offered, `max` at a time, until nothing more comes.
+fn fetch_all(p: &mut Picker, peer: PeerKey, has: &Bitfield) -> Vec<u32> {
+    let mut done = Vec::new();
+    for _ in 0..100 {
+        let got = p.pick(peer, has, 4, &mut rng());
+        if got.is_empty() {
+            break;
+        }
+        for b in got {
+            if p.received(peer, b)
+                == (Receipt::Useful {
+                    complete: true,
+                    cancel: vec![],
+                })
+            {
+                p.verified(b.piece, true);
+                done.push(b.piece.get());
+            }
+        }
+    }
+    done.sort();
+    done
+}
+
+#[test]
+fn a_selection_is_all_that_is_picked_and_all_that_completion_waits_for() {
+    for strategy in [Strategy::Rarest, Strategy::Sequential, Strategy::Random] {
+        let mut p = with_have(strategy, &[1]).select(&bits(8, &[1, 2, 5, 7]));
+        assert_eq!(p.wanted_bytes(), 3 * 2 * u64::from(BLOCK_LEN) + 100);
+        assert_eq!(p.left(), 2 * 2 * u64::from(BLOCK_LEN) + 100);
+        assert_eq!(p.left_all(), 6 * 2 * u64::from(BLOCK_LEN) + 100);
+        assert_eq!(
+            p.missing().map(|(i, _)| i).collect::<Vec<_>>(),
+            vec![2, 5, 7]
+        );
+        assert!(!p.wants_any(&bits(8, &[0, 1, 3, 4, 6])), "{strategy:?}");
+        assert!(p.wants_any(&bits(8, &[0, 5])));
+        assert!(!p.is_complete());
+        assert_eq!(fetch_all(&mut p, 1, &Bitfield::full(8)), vec![2, 5, 7]);
+        assert!(p.is_complete(), "{strategy:?}");
+        assert!(!p.has_all(), "a partial download is not a seed");
+        assert_eq!(p.left(), 0);
+        assert!(p.pick(2, &Bitfield::full(8), 10, &mut rng()).is_empty());
+        assert!(!p.in_endgame() || p.pick(3, &Bitfield::full(8), 10, &mut rng()).is_empty());
+    }
+}
+
+#[test]
+fn a_web_seed_run_skips_unwanted_pieces() {
+    for strategy in [Strategy::Rarest, Strategy::Sequential, Strategy::Random] {
+        let mut p = with_have(strategy, &[]).select(&bits(8, &[0, 1, 2, 5, 6]));
+        let mut got = pieces_of(&p.pick_run(9, &Bitfield::full(8), 100, &mut rng()));
+        got.sort();
+        assert_eq!(got, vec![0, 1, 2, 5, 6], "{strategy:?}");
+    }
+}
+
+#[test]
+fn a_block_of_an_unwanted_piece_is_useless() {
+    let mut p = with_have(Strategy::Rarest, &[]).select(&bits(8, &[0]));
+    let block = lengths().block(lengths().piece(3).unwrap(), 0).unwrap();
+    assert_eq!(p.received(1, block), Receipt::Useless);
+    assert!(!p.wants_block(block));
+    p.unrequest(1, block);
+    assert_eq!(p.missing().count(), 1);
+}
+
+#[test]
+fn an_empty_selection_is_complete_at_once() {
+    let p = with_have(Strategy::Rarest, &[]).select(&Bitfield::new(8));
+    assert!(p.is_complete());
+    assert_eq!(p.wanted_bytes(), 0);
+    assert!(!p.wants_any(&Bitfield::full(8)));
+}

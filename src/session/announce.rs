@@ -123,19 +123,25 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
         if *shutdown.borrow() {
             break;
         }
-        if !completed_sent && *status.borrow() == super::Status::Complete {
+        if !completed_sent && seeder(&ctx, &status) {
             event = Event::Completed;
         }
     }
     // On the way out: `completed` if not yet said, then `stopped`, to the tracker that last answered.
     let Some(url) = working else { return };
-    if !completed_sent && *status.borrow() == super::Status::Complete {
+    if !completed_sent && seeder(&ctx, &status) {
         let req = request(&ctx, port, Event::Completed, tracker_id.clone());
         let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
     }
     let req = request(&ctx, port, Event::Stopped, tracker_id);
     let r = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
     tracing::debug!(tracker = %url, answered = matches!(r, Ok(Ok(_))), "stopped announced");
+}
+
+/// Whether the download is complete and left us with every piece: a partial download (a file
+/// selection) is never announced as `completed`, as libtorrent does.
+fn seeder(ctx: &Ctx, status: &tokio::sync::watch::Receiver<super::Status>) -> bool {
+    *status.borrow() == super::Status::Complete && ctx.lock().picker().has_all()
 }
 
 /// Sleeps until the next announce is due: `wait` elapsed, or (not before `min` after `last`) the
@@ -170,7 +176,7 @@ async fn wait_next(
 }
 
 fn request(ctx: &Ctx, port: u16, event: Event, tracker_id: Option<Vec<u8>>) -> AnnounceRequest {
-    let left = ctx.lock().picker().left();
+    let left = ctx.lock().picker().left_all();
     let totals = ctx.counters.totals();
     AnnounceRequest {
         info_hash: ctx.info_hash,

@@ -94,6 +94,8 @@ pub struct Config {
     /// Connections per web seed: 2, so one request's round trip overlaps the other's transfer
     /// (libtorrent uses 1, aria2 up to 5 split over mirrors); bounded so a mirror never sees a flood.
     pub web_seed_connections: usize,
+    /// Which files to download (`--only`, `--exclude`, `--select-file`): all of them by default.
+    pub select: crate::select::Spec,
 }
 
 impl Config {
@@ -119,6 +121,7 @@ impl Config {
             use_url_list: true,
             peers: Vec::new(),
             web_seed_connections: 2,
+            select: crate::select::Spec::default(),
         }
     }
 }
@@ -164,6 +167,9 @@ pub enum SessionError {
          (--no-dht, or a private torrent)"
     )]
     NoTrackers,
+    /// The file selection does not fit the torrent.
+    #[error(transparent)]
+    Select(#[from] crate::select::SelectError),
     /// A magnet link's metadata could not be had.
     #[error("cannot get the torrent's metadata: {0}")]
     NoMetadata(String),
@@ -192,6 +198,8 @@ pub struct Ctx {
     pub(crate) private: bool,
     /// The files, in torrent order (web seeds request per file).
     pub(crate) files: Vec<FileEntry>,
+    /// Which files are downloaded, and so which pieces are wanted.
+    pub(crate) selection: crate::select::Selection,
     pub(crate) config: Config,
     pub(crate) storage: Arc<dyn Storage>,
     /// Byte counters, outside the lock (also held by the torrent state, which adds to them).

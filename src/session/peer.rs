@@ -408,7 +408,7 @@ impl Conn {
         let mut t = self.ctx.lock();
         for i in pieces {
             if self.has.set(i) {
-                if !self.ours.get(i) {
+                if !self.ours.get(i) && self.ctx.selection.wanted().get(i) {
                     self.wanted += 1;
                 }
                 if let Some(p) = self.ctx.lengths.piece(i) {
@@ -464,7 +464,7 @@ impl Conn {
         match cmd {
             Command::Have(i) => {
                 if self.ours.set(i) {
-                    if self.has.get(i) {
+                    if self.has.get(i) && self.ctx.selection.wanted().get(i) {
                         self.wanted = self.wanted.saturating_sub(1);
                         self.update_interest();
                     } else {

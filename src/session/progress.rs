@@ -11,9 +11,9 @@ use super::Ctx;
 /// A progress sample for the UI.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Bytes verified on disk.
+    /// Bytes verified on disk, in wanted pieces.
     pub have: u64,
-    /// Torrent size.
+    /// Bytes to download: the torrent's size, or the wanted pieces' under a file selection.
     pub total: u64,
     /// Block bytes received this run.
     pub fetched: u64,
@@ -48,8 +48,10 @@ pub const STALLED_AFTER: Duration = Duration::from_secs(10);
 pub struct Outcome {
     /// The torrent's name.
     pub name: String,
-    /// Torrent size.
+    /// Torrent size, or the selected files' size under a file selection.
     pub total: u64,
+    /// Under a file selection: files selected, files in the torrent (pad files not counted).
+    pub selected: Option<(usize, usize)>,
     /// Pieces.
     pub pieces: u32,
     /// Pieces already verified on disk at the start.
@@ -91,8 +93,10 @@ pub(super) fn send_progress(
         let t = ctx.lock();
         let live = t.web().iter().filter(|w| w.live()).count();
         let dht = t.pool().from_source(super::pool::PeerSource::Dht);
-        (t.picker().left(), t.peer_count(), live, dht)
+        let p = t.picker();
+        ((p.left(), p.wanted_bytes()), t.peer_count(), live, dht)
     };
+    let (left, total) = left;
     let dht = ctx
         .engine
         .dht
@@ -100,7 +104,6 @@ pub(super) fn send_progress(
         .filter(|_| !ctx.private)
         .map(|d| (d.nodes(), dht_peers));
     let c = ctx.counters.totals();
-    let total = ctx.lengths.total();
     let now = crate::session::now();
     let (quiet_since, facts) = {
         let old = progress.borrow();
@@ -205,7 +208,13 @@ pub(super) fn outcome(
     banned.sort();
     Outcome {
         name: ctx.name.clone(),
-        total: ctx.lengths.total(),
+        total: if ctx.selection.is_all() {
+            ctx.lengths.total()
+        } else {
+            ctx.selection.selected_bytes()
+        },
+        selected: (!ctx.selection.is_all())
+            .then(|| (ctx.selection.selected_count(), ctx.selection.file_count())),
         pieces: ctx.lengths.piece_count(),
         pieces_on_disk,
         fetched: c.fetched,
@@ -268,7 +277,7 @@ pub(super) fn unsuppliable(
     let layout = ctx.storage.layout();
     let mut lines = vec![super::stall::reason(f)];
     for (i, file) in ctx.files.iter().enumerate() {
-        if file.attr.pad {
+        if ctx.selection.roles().get(i) != Some(&crate::select::Role::Selected) {
             continue;
         }
         let pieces = layout.pieces_of_file(i);

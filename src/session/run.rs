@@ -56,22 +56,25 @@ pub(super) async fn run(
         }
     };
     merge_web_seeds(&mut config, &meta);
+    let selection =
+        crate::select::Selection::resolve(&config.select, &meta.info.files, meta.info.lengths)
+            .map_err(|e| end(&mut life, e.into()))?;
     progress.send_modify(|s| {
         s.phase = life.phase();
-        s.total = meta.info.lengths.total();
+        s.total = selection.wanted_bytes(meta.info.lengths);
     });
     let dht = engine.dht.is_some() && !meta.info.private;
     let checked = tokio::select! {
-        r = check(&meta, &config, dht) => r,
+        r = check(&meta, &config, &selection, dht) => r,
         _ = &mut stop => Err(SessionError::Interrupted),
     };
     let checked = checked.map_err(|e| end(&mut life, e))?;
     if let Some(note) = &checked.note {
         tracing::warn!("{note}");
     }
-    let resume = checked.resume;
+    let resume = checked.resume.clone();
     let pieces_on_disk = checked.have.count();
-    let ctx = context(&meta, config, checked.storage, checked.have, engine);
+    let ctx = context(&meta, config, selection, checked, engine);
     let complete = ctx.lock().picker().is_complete();
     advance(&mut life, Event::Checked { complete });
     if let Some(file) = &resume {
@@ -178,8 +181,14 @@ struct Checked {
 }
 
 /// `Checking`: fails fast on a torrent with no way to find data or an unwritable directory, then
-/// opens the files and re-checks what is on disk, except the pieces the resume file lets us trust.
-async fn check(meta: &Arc<Metainfo>, config: &Config, dht: bool) -> Result<Checked, SessionError> {
+/// opens the files (as the selection says) and re-checks what is on disk, except the pieces the
+/// resume file lets us trust. Pieces reaching a skipped file are neither checked nor trusted.
+async fn check(
+    meta: &Arc<Metainfo>,
+    config: &Config,
+    selection: &crate::select::Selection,
+    dht: bool,
+) -> Result<Checked, SessionError> {
     if meta.tiers().is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() && !dht {
         return Err(SessionError::NoTrackers);
     }
@@ -196,12 +205,14 @@ async fn check(meta: &Arc<Metainfo>, config: &Config, dht: bool) -> Result<Check
     let meta = meta.clone();
     let output = config.output.clone();
     let threads = config.hash_threads;
+    let roles = selection.roles().to_vec();
+    let storable = selection.storable().clone();
     let checked = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
         // The stamps before the files are opened (opening may allocate them).
         let before = trust.as_ref().map(|r| r.stamps());
-        let opened = MmapStorage::open(&output, &meta.info)?;
+        let opened = MmapStorage::open_selected(&output, &meta.info, &roles)?;
         let layout = opened.storage.layout();
-        let (trusted, note) = match (&trust, &before) {
+        let (mut trusted, note) = match (&trust, &before) {
             (Some(r), Some(b)) => r.trusted(b, layout),
             _ => (
                 crate::bitfield::Bitfield::new(layout.lengths().piece_count()),
@@ -209,6 +220,12 @@ async fn check(meta: &Arc<Metainfo>, config: &Config, dht: bool) -> Result<Check
             ),
         };
         let mut candidates = opened.maybe_present.clone();
+        for p in 0..layout.lengths().piece_count() {
+            if !storable.get(p) {
+                trusted.clear(p);
+                candidates.clear(p);
+            }
+        }
         for p in trusted.ones() {
             candidates.clear(p);
         }
@@ -256,13 +273,17 @@ fn check_writable(dir: &std::path::Path) -> Result<(), SessionError> {
 fn context(
     meta: &Metainfo,
     config: Config,
-    storage: Arc<dyn Storage>,
-    have: crate::bitfield::Bitfield,
+    selection: crate::select::Selection,
+    checked: Checked,
     engine: &Arc<engine::Shared>,
 ) -> Arc<Ctx> {
     let lengths = meta.info.lengths;
     let max_active = (config.max_partial_bytes / u64::from(lengths.piece_length())).max(2) as usize;
-    let picker = Picker::new(lengths, config.strategy, have, max_active);
+    let mut picker = Picker::new(lengths, config.strategy, checked.have, max_active);
+    if !selection.is_all() {
+        picker = picker.select(selection.wanted());
+    }
+    let storage = checked.storage;
     let (status, _) = watch::channel(Status::Running);
     let (shutdown, _) = watch::channel(false);
     let counters = Arc::new(super::counters::Counters::default());
@@ -277,6 +298,7 @@ fn context(
         info_bytes: meta.info_bytes.clone().into(),
         private: meta.info.private,
         files: meta.info.files.clone(),
+        selection,
         config,
         storage,
         torrent: Mutex::new(Torrent::new(

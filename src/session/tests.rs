@@ -36,6 +36,11 @@ fn torrent(have: &[u32]) -> (Arc<Ctx>, Vec<u8>) {
 
 /// [`torrent`], private (BEP 27) or not.
 fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
+    build_selected(have, private, None)
+}
+
+/// [`build`], downloading only the `wanted` pieces (a file selection) when given.
+fn build_selected(have: &[u32], private: bool, wanted: Option<&[u32]>) -> (Arc<Ctx>, Vec<u8>) {
     let data: Vec<u8> = (0..PIECES * PIECE_LEN)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -62,7 +67,16 @@ fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
             .unwrap();
         bits.set(i);
     }
-    let picker = Picker::new(lengths, Strategy::Sequential, bits, 64);
+    let mut picker = Picker::new(lengths, Strategy::Sequential, bits, 64);
+    let mut selection = crate::select::Selection::all(&[], lengths);
+    if let Some(w) = wanted {
+        let mut mask = Bitfield::new(PIECES);
+        for &i in w {
+            mask.set(i);
+        }
+        picker = picker.select(&mask);
+        selection = crate::select::Selection::of_pieces(mask);
+    }
     let pieces: Vec<u8> = hashes.iter().flatten().copied().collect();
     let info = crate::bencode::Value::dict([
         ("length", crate::bencode::Value::Int(data.len() as i64)),
@@ -88,6 +102,7 @@ fn build(have: &[u32], private: bool) -> (Arc<Ctx>, Vec<u8>) {
         info_bytes: info.into(),
         private,
         files: Vec::new(),
+        selection,
         config: Config::new(std::env::temp_dir()),
         storage: Arc::new(storage),
         torrent: Mutex::new(Torrent::new(
@@ -239,6 +254,53 @@ async fn eventually(ctx: &Ctx, cond: impl Fn(&Torrent) -> bool) {
     })
     .await
     .expect("condition reached in time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_selection_asks_for_its_pieces_only_and_then_loses_interest() {
+    let (ctx, data) = build_selected(&[], false, Some(&[1, 4]));
+    // A peer with only unwanted pieces is not interesting.
+    let (mut other, _other_task) = Scripted::connect(&ctx, addr(1002));
+    other
+        .handshake_for(ctx.info_hash, ctx.info_hash, [2; 20])
+        .await;
+    let mut unwanted = Bitfield::new(PIECES);
+    for i in [0, 2, 3, 5] {
+        unwanted.set(i);
+    }
+    other.send(Message::Bitfield(unwanted)).await;
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1001));
+    peer.handshake_for(ctx.info_hash, ctx.info_hash, [1; 20])
+        .await;
+    peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
+    peer.until(|m| matches!(m, Message::Interested).then_some(()))
+        .await;
+    peer.send(Message::Unchoke).await;
+    let mut asked = Vec::new();
+    for _ in 0..4 {
+        let (piece, begin) = peer.requests(1).await[0];
+        asked.push(piece);
+        assert!(peer.block(&data, piece, begin, false).await);
+    }
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked, vec![1, 4], "only the wanted pieces are requested");
+    eventually(&ctx, |t| t.picker().is_complete()).await;
+    assert!(!ctx.lock().picker().has_all());
+    peer.until(|m| matches!(m, Message::NotInterested).then_some(()))
+        .await;
+    other.send(Message::Unchoke).await;
+    let interest = tokio::time::timeout(
+        Duration::from_secs(5),
+        other.until(|m| matches!(m, Message::Interested | Message::Request { .. }).then_some(())),
+    )
+    .await;
+    assert!(
+        interest.is_err(),
+        "no interest in a peer with unwanted pieces only"
+    );
+    ctx.shutdown.send_replace(true);
+    let _ = task.await;
 }
 
 #[tokio::test(start_paused = true)]

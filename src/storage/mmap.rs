@@ -1,5 +1,6 @@
 //! [`MmapStorage`]: the torrent's files created (zero-length ones too), pre-allocated, and mapped
-//! with memmap2. A verified piece is copied into the mapping and its pages are then released from our
+//! with memmap2. Under a file selection ([`Role`]), a file that shares a piece with a selected one is
+//! created sparse (only that piece's bytes are ever written) and a skipped file is not created. A verified piece is copied into the mapping and its pages are then released from our
 //! address space (they stay in the page cache, dirty, and reach the disk even if we are killed), so
 //! the resident set does not grow with the download.
 //!
@@ -20,6 +21,7 @@ use memmap2::{MmapRaw, UncheckedAdvice};
 use super::{Layout, Storage, StorageError};
 use crate::bitfield::Bitfield;
 use crate::metainfo::Info;
+use crate::select::Role;
 use crate::types::PieceIndex;
 
 /// One stored file: open, sized, mapped (`map` is `None` for an empty file).
@@ -32,11 +34,20 @@ struct Mapped {
     poisoned: AtomicBool,
 }
 
+/// One file of the layout as stored.
+enum Slot {
+    /// A BEP 47 pad file: zeros, never stored.
+    Pad,
+    /// Left out of the selection: not created; a piece reaching it is an error.
+    Skipped(PathBuf),
+    Stored(Mapped),
+}
+
 /// Memory-mapped files of one torrent.
 pub struct MmapStorage {
     layout: Layout,
-    /// Per file of the layout; `None` for pad files, which are never stored.
-    files: Vec<Option<Mapped>>,
+    /// Per file of the layout.
+    files: Vec<Slot>,
 }
 
 /// What [`MmapStorage::open`] found.
@@ -50,6 +61,23 @@ pub struct Opened {
 impl MmapStorage {
     /// Creates or opens every file of `info` under `root`, at its full size, pre-allocated.
     pub fn open(root: &Path, info: &Info) -> Result<Opened, StorageError> {
+        let roles: Vec<Role> = info
+            .files
+            .iter()
+            .map(|f| {
+                if f.attr.pad {
+                    Role::Pad
+                } else {
+                    Role::Selected
+                }
+            })
+            .collect();
+        MmapStorage::open_selected(root, info, &roles)
+    }
+
+    /// Like [`MmapStorage::open`] under a file selection: `roles` (one per file) says which files are
+    /// pre-allocated (selected), created sparse (boundary) or not created (skipped, pad).
+    pub fn open_selected(root: &Path, info: &Info, roles: &[Role]) -> Result<Opened, StorageError> {
         sigbus::install().map_err(|error| StorageError::Io {
             path: "(installing the SIGBUS handler)".into(),
             error,
@@ -58,19 +86,26 @@ impl MmapStorage {
         let mut maybe_present = Bitfield::new(layout.lengths().piece_count());
         let mut files = Vec::with_capacity(info.files.len());
         for (i, slot) in layout.files().iter().enumerate() {
-            if slot.pad {
-                files.push(None);
-                continue;
-            }
-            let rel = info.file_path(i).unwrap_or_default();
-            let path = root.join(rel);
-            let (mapped, had_data) = open_file(&path, slot.length)?;
+            let path = root.join(info.file_path(i).unwrap_or_default());
+            let allocate = match roles.get(i).copied().unwrap_or(Role::Selected) {
+                _ if slot.pad => {
+                    files.push(Slot::Pad);
+                    continue;
+                }
+                Role::Pad | Role::Skipped => {
+                    files.push(Slot::Skipped(path));
+                    continue;
+                }
+                Role::Selected => true,
+                Role::Boundary => false,
+            };
+            let (mapped, had_data) = open_file(&path, slot.length, allocate)?;
             if had_data {
                 for p in layout.pieces_of_file(i) {
                     maybe_present.set(p);
                 }
             }
-            files.push(Some(mapped));
+            files.push(Slot::Stored(mapped));
         }
         Ok(Opened {
             storage: MmapStorage { layout, files },
@@ -78,12 +113,25 @@ impl MmapStorage {
         })
     }
 
+    /// File `file`'s mapping; `None` for a pad file.
     fn mapped(&self, file: usize) -> Result<Option<&Mapped>, StorageError> {
-        Ok(self.files.get(file).and_then(|f| f.as_ref()))
+        match self.files.get(file) {
+            Some(Slot::Stored(m)) => Ok(Some(m)),
+            Some(Slot::Skipped(path)) => Err(StorageError::NotStored(path.display().to_string())),
+            Some(Slot::Pad) | None => Ok(None),
+        }
+    }
+
+    fn stored(&self) -> impl Iterator<Item = &Mapped> {
+        self.files.iter().filter_map(|f| match f {
+            Slot::Stored(m) => Some(m),
+            _ => None,
+        })
     }
 }
 
-fn open_file(path: &Path, length: u64) -> Result<(Mapped, bool), StorageError> {
+/// Opens or creates the file at `length`; `allocate` reserves its blocks, else it stays sparse.
+fn open_file(path: &Path, length: u64, allocate: bool) -> Result<(Mapped, bool), StorageError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotADirectory
@@ -116,7 +164,9 @@ fn open_file(path: &Path, length: u64) -> Result<(Mapped, bool), StorageError> {
             .map_err(|e| StorageError::io(path, e, length))?;
     }
     let map = if length > 0 {
-        allocate(&file, length).map_err(|e| StorageError::io(path, e, length))?;
+        if allocate {
+            reserve(&file, length).map_err(|e| StorageError::io(path, e, length))?;
+        }
         let map = MmapRaw::map_raw(&file).map_err(|e| StorageError::io(path, e, length))?;
         // Pieces land in random order: no readahead around a write fault. Readahead over the
         // just-allocated (unwritten) extents zero-fills pages far beyond the piece, at large folio
@@ -139,7 +189,7 @@ fn open_file(path: &Path, length: u64) -> Result<(Mapped, bool), StorageError> {
 
 /// Reserves the file's blocks now, so a full disk is reported at the start and mapped writes do not
 /// fault into holes. Filesystems without fallocate fall back to the sparse file.
-fn allocate(file: &File, length: u64) -> std::io::Result<()> {
+fn reserve(file: &File, length: u64) -> std::io::Result<()> {
     let Ok(len) = libc::off_t::try_from(length) else {
         return Err(std::io::Error::from_raw_os_error(libc::EFBIG));
     };
@@ -326,7 +376,7 @@ impl Storage for MmapStorage {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        for m in self.files.iter().flatten() {
+        for m in self.stored() {
             m.file
                 .sync_data()
                 .map_err(|e| StorageError::io(&m.path, e, 0))?;

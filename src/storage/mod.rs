@@ -41,6 +41,9 @@ pub enum StorageError {
          verified pieces are kept, run the same command again to resume"
     )]
     WriteFault { path: String },
+    /// A piece reached a file left out of the selection (a bug: such pieces are never picked).
+    #[error("{0}: this file is not selected, so it is not stored")]
+    NotStored(String),
     /// A path in the way: a file where a directory is needed, or the reverse.
     #[error("{0}: a file or directory of another kind is in the way")]
     InTheWay(String),

@@ -14,7 +14,7 @@ use pixtorrent::metainfo::Metainfo;
 use pixtorrent::session::engine::{Engine, EngineConfig};
 use pixtorrent::session::pool::PeerSource;
 use pixtorrent::session::{self, Config, Outcome, SessionError};
-use pixtorrent::{picker, text, ui};
+use pixtorrent::{picker, select, text, ui};
 
 use super::{interrupted, load_torrent, Cli, Strategy};
 
@@ -33,7 +33,33 @@ struct Loaded {
     source: std::result::Result<session::Source, anyhow::Error>,
 }
 
-/// Reads `source` (a file, an http(s) URL or a magnet link).
+/// One `--select-file` list.
+#[derive(Debug, Clone)]
+pub(crate) struct FileIndexes(Vec<std::ops::RangeInclusive<u32>>);
+
+/// Parses a `--select-file` list.
+pub(crate) fn parse_file_indexes(text: &str) -> std::result::Result<FileIndexes, String> {
+    select::parse_indexes(text)
+        .map(FileIndexes)
+        .map_err(|e| e.to_string())
+}
+
+/// Compiles an `--only` / `--exclude` pattern.
+pub(crate) fn parse_glob(text: &str) -> std::result::Result<select::Glob, String> {
+    select::Glob::new(text).map_err(|e| e.to_string())
+}
+
+/// The file selection the options ask for.
+fn select_spec(cli: &Cli) -> select::Spec {
+    select::Spec {
+        only: cli.only.clone(),
+        exclude: cli.exclude.clone(),
+        indexes: cli.select_file.iter().flat_map(|l| l.0.clone()).collect(),
+    }
+}
+
+/// Reads `source` (a file, an http(s) URL or a magnet link). A torrent's file selection is checked
+/// here, before any network traffic (a magnet's once its metadata is in).
 async fn read(cli: &Cli, source: &str) -> Loaded {
     if Magnet::is_magnet(source) {
         return match Magnet::parse(source) {
@@ -49,7 +75,10 @@ async fn read(cli: &Cli, source: &str) -> Loaded {
     }
     let meta = async {
         let bytes = load_torrent(source, &cli.net()).await?;
-        Metainfo::from_bytes(&bytes).with_context(|| text::line(source))
+        let meta = Metainfo::from_bytes(&bytes).with_context(|| text::line(source))?;
+        select::Selection::resolve(&select_spec(cli), &meta.info.files, meta.info.lengths)
+            .with_context(|| text::line(&meta.info.name))?;
+        Ok::<_, anyhow::Error>(meta)
     };
     match meta.await {
         Ok(m) => Loaded {
@@ -219,6 +248,7 @@ impl Job {
         config.state_dir = pixtorrent::paths::state_dir();
         config.recheck = cli.recheck;
         config.stall_timeout = (!cli.stall_timeout.is_zero()).then_some(cli.stall_timeout);
+        config.select = select_spec(cli);
         config
     }
 }

@@ -169,6 +169,24 @@ struct Cli {
     #[arg(long = "web-seed", value_name = "URL")]
     web_seed: Vec<String>,
 
+    /// Download only the files whose path inside the torrent matches PATTERN; repeatable. Without a
+    /// '/', the pattern matches a file's name at any depth ('*.mp4'); with one, the whole path below
+    /// the torrent's top directory ('Content/*.mp4', 'extras/**'). '*' and '?' stay within a
+    /// directory, '**' crosses them, '[a-z]' is a set. Adds to --select-file.
+    #[arg(long, value_name = "PATTERN", value_parser = download::parse_glob)]
+    only: Vec<pixtorrent::select::Glob>,
+
+    /// Leave out the files whose path matches PATTERN (as for --only); repeatable; wins over --only
+    /// and --select-file.
+    #[arg(long, value_name = "PATTERN", value_parser = download::parse_glob)]
+    exclude: Vec<pixtorrent::select::Glob>,
+
+    /// Download only these files, by the 1-based indexes --info lists (e.g. 1,3-5); repeatable.
+    /// Unselected files are not created, except that a file sharing a piece with a selected one is
+    /// created sparse and holds only that piece's bytes.
+    #[arg(long, value_name = "LIST", value_parser = download::parse_file_indexes)]
+    select_file: Vec<download::FileIndexes>,
+
     /// Also connect to this peer (IP:PORT, or [IPv6]:PORT); repeatable.
     #[arg(long = "peer", value_name = "IP:PORT")]
     peers: Vec<std::net::SocketAddr>,

@@ -258,7 +258,7 @@ fn flush_reports_a_file_truncated_after_its_last_write() {
 fn a_fault_in_a_file_still_at_full_size_is_an_io_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.bin");
-    let (m, _) = open_file(&path, 100_000).unwrap();
+    let (m, _) = open_file(&path, 100_000, true).unwrap();
     let err = m.fault();
     assert!(matches!(err, StorageError::WriteFault { .. }), "{err:?}");
     let msg = err.to_string();
@@ -266,4 +266,66 @@ fn a_fault_in_a_file_still_at_full_size_is_an_io_error_naming_it() {
         msg.starts_with(&format!("{}: input/output error", path.display())),
         "{msg}"
     );
+}
+
+#[test]
+fn a_selection_allocates_selected_files_leaves_boundary_files_sparse_and_skips_the_rest() {
+    use crate::select::{Glob, Selection, Spec};
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Pieces of 32 KiB: a = pieces 0-3, b = pieces 3-4, c = pieces 4-7.
+    let (meta, stream) = multi_file(
+        "item",
+        &[
+            ("a.bin", bytes(100_000, 1)),
+            ("b.bin", bytes(50_000, 2)),
+            ("c/c.bin", bytes(100_000, 3)),
+            ("empty", Vec::new()),
+        ],
+        32_768,
+    );
+    let spec = Spec {
+        only: vec![Glob::new("a.bin").unwrap()],
+        ..Spec::default()
+    };
+    let sel = Selection::resolve(&spec, &meta.info.files, meta.info.lengths).unwrap();
+    let s = MmapStorage::open_selected(dir.path(), &meta.info, sel.roles())
+        .unwrap()
+        .storage;
+    assert!(
+        !dir.path().join("item/c").exists(),
+        "a skipped file's directory is not made"
+    );
+    assert!(!dir.path().join("item/empty").exists());
+    let a = std::fs::metadata(dir.path().join("item/a.bin")).unwrap();
+    assert_eq!(a.len(), 100_000);
+    // The boundary piece 3 holds the end of a.bin and the start of b.bin.
+    let lengths = meta.info.lengths;
+    for p in sel.wanted().ones() {
+        let p = lengths.piece(p).unwrap();
+        let off = lengths.piece_offset(p) as usize;
+        s.write_piece(p, &stream[off..off + lengths.piece_len(p) as usize])
+            .unwrap();
+    }
+    s.flush().unwrap();
+    let b = std::fs::metadata(dir.path().join("item/b.bin")).unwrap();
+    assert_eq!(b.len(), 50_000, "sized, so offsets hold");
+    // Only b's part of piece 3 (131072 - 100000 = 31072 bytes) was written: about 8 pages of 4 KiB.
+    assert!(
+        b.blocks() * 512 <= 40_960,
+        "b.bin is sparse: {} bytes allocated",
+        b.blocks() * 512
+    );
+    let got = std::fs::read(dir.path().join("item/b.bin")).unwrap();
+    assert_eq!(&got[..31_072], &stream[100_000..131_072]);
+    // A piece reaching the skipped file is refused, naming it.
+    let mut buf = vec![0u8; 16];
+    let err = s.read(lengths.piece(5).unwrap(), 0, &mut buf).unwrap_err();
+    assert!(err.to_string().contains("c.bin"), "{err}");
+    assert!(s
+        .write_piece(lengths.piece(6).unwrap(), &vec![0; 32_768])
+        .is_err());
+    // The re-check reads the storable pieces only as far as they are on disk.
+    let have = recheck(&s, &meta.info.piece_hashes, sel.storable(), 2);
+    assert_eq!(have.ones().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
 }
