@@ -83,6 +83,16 @@ echo "payload: $SIZE_MB MiB, info-hash $hash; a fresh local DHT of 16 libtorrent
 echo "pixtorrent: $PIXTORRENT_BIN; python3-libtorrent $("$PY" -c 'import libtorrent; print(libtorrent.__version__)'); $(nproc) cores"
 
 epoch() { date +%s.%N; }
+# keep WHAT LOG: a failed run's log outlives the work directory (in $BENCH_DIR/bench-dht-failed/),
+# and its last lines go to stderr.
+keep() {
+  local dir=${BENCH_DIR:-/tmp/pixtorrent-bench}/bench-dht-failed
+  mkdir -p "$dir"
+  cp "$2" "$dir/" 2>/dev/null || true
+  cp "$work/dht.log" "$dir/dht-$(basename "$2").log" 2>/dev/null || true
+  echo "$1 failed; last lines of its log (kept in $dir):" >&2
+  tail -n 8 "$2" >&2 || true
+}
 results="$work/results"
 : >"$results"
 for run in $(seq 1 "$RUNS"); do
@@ -100,7 +110,9 @@ for run in $(seq 1 "$RUNS"); do
     cmp -s "$out/bench-dht/data.bin" "$work/seed/bench-dht/data.bin" || status=FAILED
     printf 'pixtorrent %s %.3f %.3f %.3f\n' "$status" "$peer" "$meta" "$("$PY" -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$t1" "$t0")" | tee -a "$results"
   else
+    rc=$?
     echo "pixtorrent FAILED - - -" | tee -a "$results"
+    keep "pixtorrent run $run (exit status $rc)" "$work/px-$run.err"
   fi
   stop_dht
   # libtorrent, a fresh session.
@@ -113,7 +125,9 @@ for run in $(seq 1 "$RUNS"); do
     cmp -s "$out/bench-dht/data.bin" "$work/seed/bench-dht/data.bin" || status=FAILED
     printf 'libtorrent %s %.3f %.3f %.3f\n' "$status" "$(get PEER)" "$(get METADATA)" "$(get DONE)" | tee -a "$results"
   else
+    rc=$?
     echo "libtorrent FAILED - - -" | tee -a "$results"
+    keep "libtorrent run $run (exit status $rc)" "$work/lt-$run.out"
   fi
   stop_dht
 done

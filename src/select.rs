@@ -83,6 +83,22 @@ pub enum Role {
     Pad,
 }
 
+impl Role {
+    /// Every file selected: [`Role::Selected`], or [`Role::Pad`] for a pad file.
+    pub fn every_file(files: &[FileEntry]) -> Vec<Role> {
+        files
+            .iter()
+            .map(|f| {
+                if f.attr.pad {
+                    Role::Pad
+                } else {
+                    Role::Selected
+                }
+            })
+            .collect()
+    }
+}
+
 /// Why a selection was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SelectError {
@@ -199,16 +215,7 @@ impl Selection {
             Ok(s) => s,
             // Only pad files (or none): nothing to select, nothing to skip.
             Err(_) => Selection {
-                roles: files
-                    .iter()
-                    .map(|f| {
-                        if f.attr.pad {
-                            Role::Pad
-                        } else {
-                            Role::Selected
-                        }
-                    })
-                    .collect(),
+                roles: Role::every_file(files),
                 wanted: Bitfield::full(lengths.piece_count()),
                 storable: Bitfield::full(lengths.piece_count()),
                 selected_bytes: files.iter().filter(|f| !f.attr.pad).map(|f| f.length).sum(),

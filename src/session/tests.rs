@@ -145,6 +145,22 @@ impl Scripted {
         (peer, task)
     }
 
+    /// A seeder with `id` at `addr`: handshaken, it sends its full bitfield, waits for our
+    /// `interested` and unchokes us.
+    async fn seeder(
+        ctx: &Arc<Ctx>,
+        addr: SocketAddr,
+        id: [u8; 20],
+    ) -> (Scripted, tokio::task::JoinHandle<Result<(), PeerError>>) {
+        let (mut peer, task) = Scripted::connect(ctx, addr);
+        peer.handshake_for(ctx.info_hash, ctx.info_hash, id).await;
+        peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
+        peer.until(|m| matches!(m, Message::Interested).then_some(()))
+            .await;
+        peer.send(Message::Unchoke).await;
+        (peer, task)
+    }
+
     /// Reads our handshake (for `ours`) and answers it with `info_hash`, as a peer without the
     /// Fast extension.
     async fn handshake_for(&mut self, ours: InfoHash, info_hash: InfoHash, id: [u8; 20]) {
@@ -269,13 +285,7 @@ async fn a_selection_asks_for_its_pieces_only_and_then_loses_interest() {
         unwanted.set(i);
     }
     other.send(Message::Bitfield(unwanted)).await;
-    let (mut peer, task) = Scripted::connect(&ctx, addr(1001));
-    peer.handshake_for(ctx.info_hash, ctx.info_hash, [1; 20])
-        .await;
-    peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
-    peer.until(|m| matches!(m, Message::Interested).then_some(()))
-        .await;
-    peer.send(Message::Unchoke).await;
+    let (mut peer, task) = Scripted::seeder(&ctx, addr(1001), [1; 20]).await;
     let mut asked = Vec::new();
     for _ in 0..4 {
         let (piece, begin) = peer.requests(1).await[0];
@@ -306,13 +316,7 @@ async fn a_selection_asks_for_its_pieces_only_and_then_loses_interest() {
 #[tokio::test(start_paused = true)]
 async fn downloads_every_piece_from_a_scripted_seeder() {
     let (ctx, data) = torrent(&[]);
-    let (mut peer, task) = Scripted::connect(&ctx, addr(1001));
-    peer.handshake_for(ctx.info_hash, ctx.info_hash, [1; 20])
-        .await;
-    peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
-    peer.until(|m| matches!(m, Message::Interested).then_some(()))
-        .await;
-    peer.send(Message::Unchoke).await;
+    let (mut peer, task) = Scripted::seeder(&ctx, addr(1001), [1; 20]).await;
     let mut served = 0;
     while served < PIECES * 2 {
         let (piece, begin) = peer.requests(1).await[0];

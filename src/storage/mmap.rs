@@ -61,18 +61,7 @@ pub struct Opened {
 impl MmapStorage {
     /// Creates or opens every file of `info` under `root`, at its full size, pre-allocated.
     pub fn open(root: &Path, info: &Info) -> Result<Opened, StorageError> {
-        let roles: Vec<Role> = info
-            .files
-            .iter()
-            .map(|f| {
-                if f.attr.pad {
-                    Role::Pad
-                } else {
-                    Role::Selected
-                }
-            })
-            .collect();
-        MmapStorage::open_selected(root, info, &roles)
+        MmapStorage::open_selected(root, info, &Role::every_file(&info.files))
     }
 
     /// Like [`MmapStorage::open`] under a file selection: `roles` (one per file) says which files are
