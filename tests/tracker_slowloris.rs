@@ -305,9 +305,12 @@ fn slowloris_of_4200_connections_does_not_stop_service() {
         "the tracker closed only {} drip connections",
         report.closed_by_server
     );
+    // Which of the two closes the drips depends on the attacker's pace: eviction at the cap can take
+    // every one before its 5 s are up (CI once saw 21,199 evicted, 0 past the deadline). The
+    // deadline alone is a_head_must_arrive_whole_within_the_deadline.
     assert!(
-        peak_conns >= 4000 && evicted > 0 && timeouts > 0,
-        "the attack did not reach the cap, or eviction or the deadline did not act"
+        peak_conns >= 4000 && evicted + timeouts > 0,
+        "the attack did not reach the cap, or neither eviction nor the deadline acted"
     );
     // 4096 connections held at the head: a small buffer and a task each (about 3 KiB), not hyper's
     // 16 KiB; 32 MiB is twice what they need and half what they took before.
