@@ -329,3 +329,23 @@ fn a_selection_allocates_selected_files_leaves_boundary_files_sparse_and_skips_t
     let have = recheck(&s, &meta.info.piece_hashes, sel.storable(), 2);
     assert_eq!(have.ones().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
 }
+
+#[test]
+fn pages_a_write_touches() {
+    let page = sigbus::page_size() as u64;
+    assert_eq!(outer_pages(0, 1, 10 * page), Some((0, page as usize)));
+    assert_eq!(
+        outer_pages(page - 1, 2, 10 * page),
+        Some((0, 2 * page as usize))
+    );
+    assert_eq!(
+        outer_pages(3 * page, page, 10 * page),
+        Some((3 * page as usize, page as usize))
+    );
+    // Clamped to the mapping.
+    assert_eq!(
+        outer_pages(9 * page + 5, 2 * page, 9 * page + 100),
+        Some((9 * page as usize, 100))
+    );
+    assert_eq!(outer_pages(0, 0, 10 * page), None);
+}
