@@ -156,6 +156,11 @@ impl Torrent {
         self.peers.new_key()
     }
 
+    /// Takes back a checked piece's buffer for reuse (see [`Complete::data`]).
+    pub fn recycle(&mut self, data: Vec<u8>) {
+        self.pieces.recycle(data);
+    }
+
     /// Stores a received block; returns a complete piece when this was its last block.
     pub fn block(
         &mut self,

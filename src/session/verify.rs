@@ -20,14 +20,15 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
         let len = data.len() as u32;
         let outcome = tokio::task::spawn_blocking(move || {
             if !hash_matches(&data, &expected) {
-                return Ok(false);
+                return (Ok(false), data);
             }
-            storage.write_piece(piece, &data).map(|()| true)
+            let stored = storage.write_piece(piece, &data).map(|()| true);
+            (stored, data)
         })
         .await;
-        let ok = match outcome {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(e)) => {
+        let (ok, data) = match outcome {
+            Ok((Ok(ok), data)) => (ok, data),
+            Ok((Err(e), _)) => {
                 ctx.fail(e.to_string());
                 return;
             }
@@ -39,6 +40,7 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
         let (banned, complete, no_mirror_left) = {
             let mut t = ctx.lock();
             let banned = t.verified(piece, ok, len, &contributors);
+            t.recycle(data);
             let web_failed = !ok && matches!(contributors[..], [(Source::Web(_), _)]);
             let no_mirror_left = web_failed
                 && t.web()

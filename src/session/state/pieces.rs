@@ -1,5 +1,6 @@
 //! Pieces: the picker (piece states, availability, block reservations), the buffers of pieces being
-//! assembled, and the randomness the picker and the choker draw on.
+//! assembled (and a few spare ones, back from the hash check, for the next pieces: a fresh buffer
+//! costs zeroing and a page fault per 4 KiB), and the randomness the picker and the choker draw on.
 //!
 //! Piece states, as the picker keeps them: *missing* → *active* (blocks reserved and arriving, its
 //! buffer here) → *complete* (every block in, handed to the hash check, buffer gone) → *verified*
@@ -42,9 +43,14 @@ pub(super) enum Received {
     },
 }
 
+/// Bytes of spare piece buffers kept for reuse (at least one buffer is kept).
+const SPARE_BYTES: usize = 8 * 1024 * 1024;
+
 pub(super) struct Pieces {
     picker: Picker,
     buffers: HashMap<u32, PieceBuf>,
+    /// Buffers of checked pieces, for the next ones; at most [`SPARE_BYTES`] (or one buffer).
+    spare: Vec<Vec<u8>>,
     rng: StdRng,
 }
 
@@ -53,6 +59,7 @@ impl Pieces {
         Pieces {
             picker,
             buffers: HashMap::new(),
+            spare: Vec::new(),
             rng,
         }
     }
@@ -105,8 +112,16 @@ impl Pieces {
             Receipt::Useful { complete, cancel } => (complete, cancel),
         };
         let i = block.piece.get();
+        let spare = &mut self.spare;
         let buf = self.buffers.entry(i).or_insert_with(|| PieceBuf {
-            data: vec![0; piece_len as usize],
+            data: match spare.pop() {
+                // Every byte is overwritten by the piece's blocks before it is hashed.
+                Some(mut v) => {
+                    v.resize(piece_len as usize, 0);
+                    v
+                }
+                None => vec![0; piece_len as usize],
+            },
             contributors: Vec::new(),
         });
         let at = block.offset as usize;
@@ -133,6 +148,24 @@ impl Pieces {
 
     pub(super) fn verified(&mut self, piece: PieceIndex, ok: bool) {
         self.picker.verified(piece, ok);
+    }
+
+    /// Takes back the buffer of a piece that was checked, for a later piece; none are kept once
+    /// the download is complete.
+    pub(super) fn recycle(&mut self, data: Vec<u8>) {
+        let held: usize = self.spare.iter().map(Vec::capacity).sum();
+        let room = self.spare.is_empty() || held + data.capacity() <= SPARE_BYTES;
+        if room && !self.picker.is_complete() {
+            self.spare.push(data);
+        } else if self.picker.is_complete() {
+            self.spare = Vec::new();
+        }
+    }
+
+    /// Spare buffers held (tests).
+    #[cfg(test)]
+    pub(super) fn spare_count(&self) -> usize {
+        self.spare.len()
     }
 
     /// The bytes held in partial piece buffers.

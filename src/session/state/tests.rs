@@ -398,3 +398,29 @@ fn pex_flags_say_seed_reachable_encryption_and_utp_honestly() {
         .1;
     assert!(!plain.contains(PexFlags::UTP) && !plain.contains(PexFlags::ENCRYPTION));
 }
+
+#[test]
+fn a_checked_piece_s_buffer_is_reused_by_the_next_piece_until_the_download_is_complete() {
+    let (mut t, _) = torrent();
+    let mut previous = None;
+    for i in 0..4 {
+        let c = fetch_piece(&mut t, 1, addr(9));
+        assert_eq!(c.data, [vec![1u8; 16_384], vec![2u8; 16_384]].concat());
+        if let Some(p) = previous {
+            assert_eq!(
+                c.data.as_ptr(),
+                p,
+                "piece {i} is assembled in the last checked buffer"
+            );
+        }
+        previous = Some(c.data.as_ptr());
+        t.verified(c.piece, true, 2 * BLOCK_LEN, &c.contributors);
+        t.recycle(c.data);
+    }
+    assert!(t.picker().is_complete());
+    assert_eq!(
+        t.pieces.spare_count(),
+        0,
+        "no spare buffer kept once complete"
+    );
+}
