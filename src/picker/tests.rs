@@ -513,3 +513,5 @@ fn rarest_ties_are_uniform_whether_probed_scanned_or_walked() {
     a.check();
     assert_eq!(a.get(0), 0);
 }
+
+mod scale;
