@@ -47,6 +47,7 @@ impl Avail {
         self.count.get(i as usize).copied().unwrap_or(0)
     }
 
+    /// Whether no piece is pickable.
     pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
