@@ -3,11 +3,15 @@
 //! partial pieces finished first, endgame duplicates, and the wanted-pieces mask of a file selection
 //! (pieces outside it are never picked, and completion means every wanted piece). Pure and
 //! synchronous: no IO, no clock.
+//!
+//! Scale: the pickable pieces are kept grouped by availability ([`avail`]), so a rarest-first pick
+//! looks at the rarest groups, not at every piece; `left` is a running count.
 
 use rand::Rng;
 
 use crate::bitfield::Bitfield;
 use crate::types::{BlockRef, Lengths, PieceIndex};
+use avail::{ones, Avail};
 
 /// A peer as the picker knows it: an opaque number the session hands out.
 pub type PeerKey = u64;
@@ -80,13 +84,16 @@ pub struct Picker {
     have: Bitfield,
     /// Pieces that failed a hash check once.
     failed: Bitfield,
-    availability: Vec<u32>,
+    /// Availability, and the `Piece::Missing` pieces (the pickable ones) grouped by it.
+    avail: Avail,
     /// Indices of `Piece::Active`, for scans that must not walk the whole torrent.
     active: Vec<u32>,
-    /// Count of `Piece::Missing`.
-    missing: u32,
     /// Wanted pieces not verified yet: zero means the download (of the selection) is complete.
     wanted_left: u32,
+    /// Bytes of wanted pieces not verified yet.
+    left_bytes: u64,
+    /// Bytes of verified pieces.
+    have_bytes: u64,
     /// Bytes in wanted pieces.
     wanted_bytes: u64,
     /// Most pieces in progress at once: bounds the memory held in partial piece buffers.
@@ -97,11 +104,15 @@ impl Picker {
     /// A plan for `lengths`, with `have` already verified, at most `max_active` partial pieces.
     pub fn new(lengths: Lengths, strategy: Strategy, have: Bitfield, max_active: usize) -> Picker {
         let n = lengths.piece_count();
+        let mut avail = Avail::new(n);
+        let mut have_bytes = 0;
         let pieces = (0..n)
             .map(|i| {
                 if have.get(i) {
+                    have_bytes += piece_bytes(lengths, i);
                     Piece::Have
                 } else {
+                    avail.insert(i);
                     Piece::Missing
                 }
             })
@@ -110,12 +121,13 @@ impl Picker {
             lengths,
             strategy,
             pieces,
-            missing: n - have.count(),
             wanted_left: n - have.count(),
+            left_bytes: lengths.total() - have_bytes,
+            have_bytes,
             wanted_bytes: lengths.total(),
             have,
             failed: Bitfield::new(n),
-            availability: vec![0; n as usize],
+            avail,
             active: Vec::new(),
             max_active: max_active.max(1),
         }
@@ -125,13 +137,17 @@ impl Picker {
     /// completion no longer waits for them. Pieces already verified stay verified.
     pub fn select(mut self, wanted: &Bitfield) -> Picker {
         self.wanted_bytes = 0;
+        self.left_bytes = 0;
         for p in self.lengths.pieces() {
             let i = p.get();
             if wanted.get(i) {
                 self.wanted_bytes += u64::from(self.lengths.piece_len(p));
+                if !self.have.get(i) {
+                    self.left_bytes += u64::from(self.lengths.piece_len(p));
+                }
             } else if matches!(self.pieces[i as usize], Piece::Missing) {
                 self.pieces[i as usize] = Piece::Unwanted;
-                self.missing -= 1;
+                self.avail.remove(i);
                 self.wanted_left -= 1;
             }
         }
@@ -142,11 +158,13 @@ impl Picker {
     pub fn missing(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         (0..self.lengths.piece_count())
             .filter(|&i| self.is_wanted_missing(i))
-            .map(|i| (i, self.availability[i as usize]))
+            .map(|i| (i, self.avail.get(i)))
     }
 
     fn is_wanted_missing(&self, i: u32) -> bool {
-        !matches!(self.pieces[i as usize], Piece::Have | Piece::Unwanted)
+        self.pieces
+            .get(i as usize)
+            .is_some_and(|p| !matches!(p, Piece::Have | Piece::Unwanted))
     }
 
     /// Our verified pieces.
@@ -166,20 +184,12 @@ impl Picker {
 
     /// Bytes of wanted pieces not yet verified.
     pub fn left(&self) -> u64 {
-        self.lengths
-            .pieces()
-            .filter(|p| self.is_wanted_missing(p.get()))
-            .map(|p| u64::from(self.lengths.piece_len(p)))
-            .sum()
+        self.left_bytes
     }
 
     /// Bytes of the whole torrent not yet verified (the tracker's `left`).
     pub fn left_all(&self) -> u64 {
-        self.lengths
-            .pieces()
-            .filter(|p| !self.have.get(p.get()))
-            .map(|p| u64::from(self.lengths.piece_len(p)))
-            .sum()
+        self.lengths.total() - self.have_bytes
     }
 
     /// Bytes in the wanted pieces (the whole torrent with no selection).
@@ -189,37 +199,36 @@ impl Picker {
 
     /// Whether every block still missing is already requested from someone.
     pub fn in_endgame(&self) -> bool {
-        self.missing == 0 && self.active.iter().all(|&i| self.active_ref(i).free == 0)
+        self.avail.is_empty() && self.active.iter().all(|&i| self.active_ref(i).free == 0)
     }
 
     /// How many peers announced `piece`.
     pub fn availability(&self, piece: PieceIndex) -> u32 {
-        self.availability[piece.get() as usize]
+        self.avail.get(piece.get())
     }
 
     /// A peer's bitfield arrived.
     pub fn add_peer(&mut self, has: &Bitfield) {
-        for i in has.ones() {
-            self.availability[i as usize] += 1;
+        for i in ones(has) {
+            self.avail.increment(i);
         }
     }
 
     /// A peer left: forget what it had (its requests are returned with [`Picker::unrequest`]).
     pub fn remove_peer(&mut self, has: &Bitfield) {
-        for i in has.ones() {
-            let a = &mut self.availability[i as usize];
-            *a = a.saturating_sub(1);
+        for i in ones(has) {
+            self.avail.decrement(i);
         }
     }
 
     /// A peer announced one more piece.
     pub fn add_have(&mut self, piece: PieceIndex) {
-        self.availability[piece.get() as usize] += 1;
+        self.avail.increment(piece.get());
     }
 
     /// Whether a peer with `has` has any wanted piece we still need.
     pub fn wants_any(&self, has: &Bitfield) -> bool {
-        has.ones().any(|i| self.is_wanted_missing(i))
+        ones(has).any(|i| self.is_wanted_missing(i))
     }
 
     /// Reserves up to `max` blocks for `peer`, which has `has`. Order: pieces this peer is already
@@ -271,7 +280,7 @@ impl Picker {
         }
         // 2. New pieces.
         let mut last: Option<u32> = None;
-        while out.len() < max && self.active.len() < self.max_active && self.missing > 0 {
+        while out.len() < max && self.active.len() < self.max_active && !self.avail.is_empty() {
             let next = last
                 .map(|l| l + 1)
                 .filter(|&n| contiguous && n < self.lengths.piece_count() && has.get(n))
@@ -399,7 +408,7 @@ impl Picker {
         if a.received == 0 && a.free as usize == a.blocks.len() {
             // Nobody is on it and nothing arrived: back to missing, freeing its active slot.
             self.pieces[i as usize] = Piece::Missing;
-            self.missing += 1;
+            self.avail.insert(i);
             self.active.retain(|&x| x != i);
         }
     }
@@ -414,55 +423,26 @@ impl Picker {
             self.pieces[i as usize] = Piece::Have;
             self.have.set(i);
             self.wanted_left -= 1;
+            let bytes = piece_bytes(self.lengths, i);
+            self.have_bytes += bytes;
+            self.left_bytes = self.left_bytes.saturating_sub(bytes);
         } else {
             self.pieces[i as usize] = Piece::Missing;
-            self.missing += 1;
+            self.avail.insert(i);
             self.failed.set(i);
         }
     }
 
-    fn choose_new<R: Rng>(&self, has: &Bitfield, rng: &mut R) -> Option<u32> {
-        let candidates = || {
-            has.ones()
-                .filter(|&i| matches!(self.pieces[i as usize], Piece::Missing))
-        };
+    /// A new piece for a peer with `has`, by strategy (random for the first pieces of rarest-first).
+    fn choose_new<R: Rng>(&mut self, has: &Bitfield, rng: &mut R) -> Option<u32> {
         let strategy = match self.strategy {
             Strategy::Rarest if self.have.count() < RANDOM_FIRST_PIECES => Strategy::Random,
             s => s,
         };
         match strategy {
-            Strategy::Sequential => candidates().next(),
-            Strategy::Random => {
-                // Reservoir sampling: one pass, uniform.
-                let mut chosen = None;
-                for (seen, i) in candidates().enumerate() {
-                    if rng.random_range(0..=seen) == 0 {
-                        chosen = Some(i);
-                    }
-                }
-                chosen
-            }
-            Strategy::Rarest => {
-                let mut best: Option<(u32, u32)> = None;
-                let mut ties = 0usize;
-                for i in candidates() {
-                    let a = self.availability[i as usize];
-                    match best {
-                        Some((_, b)) if a > b => {}
-                        Some((_, b)) if a == b => {
-                            ties += 1;
-                            if rng.random_range(0..=ties) == 0 {
-                                best = Some((i, a));
-                            }
-                        }
-                        _ => {
-                            best = Some((i, a));
-                            ties = 0;
-                        }
-                    }
-                }
-                best.map(|(i, _)| i)
-            }
+            Strategy::Sequential => self.avail.lowest(has),
+            Strategy::Random => self.avail.random(has, rng),
+            Strategy::Rarest => self.avail.rarest(has, rng),
         }
     }
 
@@ -470,11 +450,11 @@ impl Picker {
     /// same availability (so rarest-first still holds). A web seed starting there gets the longest run
     /// (BEP 19's "gaps"), and two mirrors do not cut each other's runs short.
     fn gap_start(&self, mut i: u32, has: &Bitfield) -> u32 {
-        let a = self.availability[i as usize];
+        let a = self.avail.get(i);
         while i > 0
             && has.get(i - 1)
             && matches!(self.pieces[i as usize - 1], Piece::Missing)
-            && self.availability[i as usize - 1] == a
+            && self.avail.get(i - 1) == a
         {
             i -= 1;
         }
@@ -494,7 +474,7 @@ impl Picker {
             owner: None,
         }));
         self.active.push(i);
-        self.missing -= 1;
+        self.avail.remove(i);
     }
 
     /// How far `take_free` may fill the reservation for piece `i`. A web seed (`contiguous`) takes a
@@ -548,5 +528,12 @@ fn block_ref(lengths: Lengths, piece: u32, b: usize) -> Option<BlockRef> {
     lengths.block(lengths.piece(piece)?, b as u32)
 }
 
+fn piece_bytes(lengths: Lengths, i: u32) -> u64 {
+    lengths
+        .piece(i)
+        .map_or(0, |p| u64::from(lengths.piece_len(p)))
+}
+
+mod avail;
 #[cfg(test)]
 mod tests;

@@ -438,3 +438,80 @@ fn an_empty_selection_is_complete_at_once() {
     assert_eq!(p.wanted_bytes(), 0);
     assert!(!p.wants_any(&Bitfield::full(8)));
 }
+
+#[test]
+fn the_word_walk_over_a_bitfield_finds_the_same_pieces() {
+    let mut r = rng();
+    for len in [1u32, 7, 8, 9, 63, 64, 65, 100, 1000] {
+        for _ in 0..20 {
+            let mut b = Bitfield::new(len);
+            for i in 0..len {
+                if r.random_bool(0.3) {
+                    b.set(i);
+                }
+            }
+            assert_eq!(
+                avail::ones(&b).collect::<Vec<_>>(),
+                b.ones().collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(avail::ones(&Bitfield::full(len)).count(), len as usize);
+    }
+}
+
+/// How often `rarest` returns each piece over 4,000 draws.
+fn rarest_counts(a: &avail::Avail, has: &Bitfield) -> std::collections::HashMap<u32, u32> {
+    let mut r = rng();
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..4000 {
+        *seen.entry(a.rarest(has, &mut r).unwrap()).or_default() += 1;
+    }
+    seen
+}
+
+#[test]
+fn rarest_ties_are_uniform_whether_probed_scanned_or_walked() {
+    // 1,000 pieces: 20 held by nobody (0..20), the others by one peer.
+    let mut a = avail::Avail::new(1000);
+    for i in 0..1000 {
+        a.insert(i);
+        if i >= 20 {
+            a.increment(i);
+        }
+    }
+    a.check();
+    // Probed: a peer with most pieces, among them every rarest one.
+    let dense = bits(
+        1000,
+        &(0..1000)
+            .filter(|i| i % 4 != 1 || *i < 20)
+            .collect::<Vec<_>>(),
+    );
+    // Scanned: 5 of the rarest and 100 others (the group is small next to its pieces).
+    let some = bits(
+        1000,
+        &[0, 3, 7, 11, 19]
+            .into_iter()
+            .chain(500..600)
+            .collect::<Vec<_>>(),
+    );
+    // Walked: 8 common pieces only, so the rarest group is not worth scanning.
+    let sparse = bits(1000, &[100, 200, 300, 400, 500, 600, 700, 800]);
+    for (has, n) in [(&dense, 20), (&some, 5), (&sparse, 8)] {
+        let seen = rarest_counts(&a, has);
+        assert_eq!(seen.len(), n, "{seen:?}");
+        let each = 4000 / n as u32;
+        assert!(
+            seen.values().all(|&c| c > each * 3 / 4 && c < each * 5 / 4),
+            "{seen:?}"
+        );
+    }
+    // Counts saturate; out-of-range pieces are ignored.
+    a.decrement(0);
+    a.increment(5000);
+    a.insert(5000);
+    a.check();
+    assert_eq!(a.get(0), 0);
+}
+
+mod scale;
