@@ -96,8 +96,11 @@ pub struct Picker {
     have_bytes: u64,
     /// Bytes in wanted pieces.
     wanted_bytes: u64,
-    /// Most pieces in progress at once: bounds the memory held in partial piece buffers.
+    /// Most pieces in progress at once, partial or complete and waiting for their hash check: bounds
+    /// the memory held in piece buffers even when hashing or the disk falls behind.
     max_active: usize,
+    /// Count of `Piece::Verifying`.
+    verifying: usize,
 }
 
 impl Picker {
@@ -130,6 +133,7 @@ impl Picker {
             avail,
             active: Vec::new(),
             max_active: max_active.max(1),
+            verifying: 0,
         }
     }
 
@@ -280,7 +284,10 @@ impl Picker {
         }
         // 2. New pieces.
         let mut last: Option<u32> = None;
-        while out.len() < max && self.active.len() < self.max_active && !self.avail.is_empty() {
+        while out.len() < max
+            && self.active.len() + self.verifying < self.max_active
+            && !self.avail.is_empty()
+        {
             let next = last
                 .map(|l| l + 1)
                 .filter(|&n| contiguous && n < self.lengths.piece_count() && has.get(n))
@@ -366,6 +373,7 @@ impl Picker {
         let complete = a.received as usize == a.blocks.len();
         if complete {
             self.pieces[i as usize] = Piece::Verifying;
+            self.verifying += 1;
             self.active.retain(|&x| x != i);
         }
         Receipt::Useful { complete, cancel }
@@ -419,6 +427,7 @@ impl Picker {
         if !matches!(self.pieces[i as usize], Piece::Verifying) {
             return;
         }
+        self.verifying -= 1;
         if ok {
             self.pieces[i as usize] = Piece::Have;
             self.have.set(i);

@@ -515,3 +515,29 @@ fn rarest_ties_are_uniform_whether_probed_scanned_or_walked() {
 }
 
 mod scale;
+
+#[test]
+fn pieces_waiting_for_their_hash_check_count_against_the_active_limit() {
+    // At most 2 pieces in memory: two complete ones waiting for the check hold both slots.
+    let mut p = Picker::new(lengths(), Strategy::Sequential, bits(8, &[]), 2);
+    let got = p.pick(1, &Bitfield::full(8), 4, &mut rng());
+    assert_eq!(pieces_of(&got), vec![0, 1]);
+    for b in &got {
+        let _ = p.received(1, *b);
+    }
+    assert!(
+        p.pick(1, &Bitfield::full(8), 4, &mut rng()).is_empty(),
+        "no new piece while two wait for their hash check"
+    );
+    p.verified(lengths().piece(0).unwrap(), true);
+    assert_eq!(
+        pieces_of(&p.pick(1, &Bitfield::full(8), 2, &mut rng())),
+        vec![2]
+    );
+    p.verified(lengths().piece(1).unwrap(), false);
+    let again = p.pick(1, &Bitfield::full(8), 4, &mut rng());
+    assert!(
+        pieces_of(&again).contains(&1),
+        "a failed piece is picked again"
+    );
+}
