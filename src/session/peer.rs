@@ -162,9 +162,11 @@ struct Conn {
     pending: Outstanding,
     out: BytesMut,
     uploads: Uploads,
-    /// Bytes uploaded since the last tick, and the smoothed upload rate.
+    /// Bytes uploaded since the last tick; payload bytes uploaded and received since we connected
+    /// (the choker's counts).
     up_tick: u64,
-    up_rate: f64,
+    up_total: u64,
+    down_total: u64,
     connected_at: Instant,
     peer_choking: bool,
     am_interested: bool,
@@ -220,7 +222,8 @@ impl Conn {
             out: BytesMut::with_capacity(4096),
             uploads: Uploads::default(),
             up_tick: 0,
-            up_rate: 0.0,
+            up_total: 0,
+            down_total: 0,
             connected_at: now,
             peer_choking: true,
             am_interested: false,
@@ -434,6 +437,7 @@ impl Conn {
         match self.pending.arrived(block, now) {
             Arrival::Asked { latency, .. } => {
                 self.pipeline.on_block(now, latency, block.len);
+                self.down_total += u64::from(block.len);
                 self.last_block = now;
                 // It answers after all: no longer snubbed.
                 self.snubbed_until = None;
@@ -516,7 +520,6 @@ impl Conn {
         if now.duration_since(self.last_write) > KEEPALIVE_AFTER && self.out.is_empty() {
             Message::KeepAlive.encode(&mut self.out);
         }
-        self.up_rate = 0.7 * self.up_rate + 0.3 * self.up_tick as f64;
         self.report();
         self.send_pex(now);
         Ok(())
@@ -527,8 +530,8 @@ impl Conn {
         let now = crate::session::now();
         let stats = PeerStats {
             interested: self.peer_interested,
-            down_rate: self.pipeline.rate(),
-            up_rate: self.up_rate,
+            downloaded: self.down_total,
+            uploaded: self.up_total,
             snubbed: self.snubbed_until.is_some_and(|t| now < t),
             new: now.duration_since(self.connected_at) < NEW_PEER,
             choking: self.peer_choking,
@@ -560,6 +563,7 @@ impl Conn {
             }
             .encode(&mut self.out);
             self.up_tick += u64::from(w.length);
+            self.up_total += u64::from(w.length);
         }
         Ok(())
     }

@@ -70,10 +70,10 @@ pub struct PeerEntry {
 pub struct PeerStats {
     /// It is interested in our data.
     pub interested: bool,
-    /// Its upload to us, bytes/s.
-    pub down_rate: f64,
-    /// Our upload to it, bytes/s.
-    pub up_rate: f64,
+    /// Payload bytes it sent us in answer to our requests since it connected.
+    pub downloaded: u64,
+    /// Payload bytes we sent it since it connected.
+    pub uploaded: u64,
     /// It sent nothing for a while although we asked.
     pub snubbed: bool,
     /// Connected less than a minute ago.
@@ -394,16 +394,16 @@ impl Torrent {
             .map(|(k, p)| super::choker::Candidate {
                 key: *k,
                 interested: p.stats.interested,
-                rate: if seeding {
-                    p.stats.up_rate
+                bytes: if seeding {
+                    p.stats.uploaded
                 } else {
-                    p.stats.down_rate
+                    p.stats.downloaded
                 },
                 snubbed: !seeding && p.stats.snubbed,
                 new: p.stats.new,
             })
             .collect();
-        let unchoke = choker.round(&candidates, self.pieces.rng());
+        let unchoke = choker.round(&candidates, seeding, self.pieces.rng());
         for (k, p) in self.peers.iter_mut() {
             let want = unchoke.contains(k);
             if want != p.unchoked {

@@ -346,7 +346,7 @@ fn a_choke_round_tells_only_the_peers_whose_state_changes() {
         let (key, _, _) = t.admit(e, "lt", false).unwrap();
         let stats = PeerStats {
             interested: true,
-            down_rate: f64::from(i),
+            downloaded: u64::from(i),
             ..Default::default()
         };
         t.report(key, stats, false, 100);
