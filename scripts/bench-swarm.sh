@@ -492,7 +492,7 @@ if has_phase seed; then
 fi
 
 echo
-echo "MB = 10^6 bytes, GB = 10^9 bytes; $RUNS runs per client and phase; python3-libtorrent $LT_VERSION (the"
+echo "MB = 10^6 bytes, GB = 10^9 bytes; runs per client and phase: $RUNS; python3-libtorrent $LT_VERSION (the"
 echo "libtorrent leecher: scripts/bench/lt_leech.py; the seeder: tests/peers/lt_peer.py; CPU: the python process"
 echo "hosting libtorrent); aria2c $ARIA_VERSION; $TR_VERSION; $(nproc) cores."
 echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
