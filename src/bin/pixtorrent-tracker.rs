@@ -99,6 +99,8 @@ fn main() -> std::process::ExitCode {
         head_timeout: std::time::Duration::from_secs(cli.header_timeout),
         udp_rate: cli.udp_rate,
     };
+    // Each connection is a file: --max-connections 4096 needs more than the usual 1024.
+    pixtorrent::net::raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

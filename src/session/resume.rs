@@ -112,13 +112,21 @@ fn stamps(dir: &std::path::Path, info: &Info) -> Vec<Option<Stamp>> {
         .collect()
 }
 
-/// Rewrites the resume file every [`SAVE_EVERY`] until aborted.
-pub async fn keep(ctx: Arc<Ctx>, file: Arc<ResumeFile>) {
-    let mut tick = tokio::time::interval(SAVE_EVERY);
-    tick.tick().await;
+/// Rewrites the resume file every [`SAVE_EVERY`] until aborted, when pieces were verified since the
+/// last save (the caller's, which held `saved` pieces). The rounds start at a random offset, so the
+/// torrents of one process do not all flush and fsync in the same second.
+pub async fn keep(ctx: Arc<Ctx>, file: Arc<ResumeFile>, mut saved: u32) {
+    let offset = SAVE_EVERY.mul_f64(rand::random::<f64>());
+    let first = tokio::time::Instant::now() + offset;
+    let mut tick = tokio::time::interval_at(first, SAVE_EVERY);
+    let verified = || ctx.lock().picker().have().count();
     loop {
         tick.tick().await;
-        save(&ctx, &file).await;
+        let now = verified();
+        if now != saved {
+            save(&ctx, &file).await;
+            saved = now;
+        }
     }
 }
 

@@ -91,9 +91,11 @@ pub(super) async fn run(
         Err(e) => return Err(end(&mut life, e)),
     };
     if let Some(file) = &resume {
-        swarm
-            .tasks
-            .spawn(super::resume::keep(ctx.clone(), file.clone()));
+        swarm.tasks.spawn(super::resume::keep(
+            ctx.clone(),
+            file.clone(),
+            pieces_on_disk,
+        ));
     }
     let (result, seeding_since) = transfer(&ctx, &mut life, &mut stop, &progress).await;
     let interrupted = matches!(result, Err(SessionError::Interrupted));
@@ -404,8 +406,12 @@ async fn transfer(
     progress: &watch::Sender<Snapshot>,
 ) -> (Result<(), SessionError>, Option<Instant>) {
     let mut status = ctx.status.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut seeding_since = (life.phase() == Phase::Seeding).then(now);
+    let mut tick = tokio::time::interval(if seeding_since.is_some() {
+        SEEDING_TICK
+    } else {
+        DOWNLOADING_TICK
+    });
     // "Nothing to download from" counts from here: not the metadata fetch nor the re-check.
     let began = now();
     let mut unsuppliable_since = None;
@@ -449,6 +455,7 @@ async fn transfer(
         advance(life, event);
         if life.phase() == Phase::Seeding && seeding_since.is_none() {
             seeding_since = Some(now());
+            tick = tokio::time::interval(SEEDING_TICK);
             let storage = ctx.storage.clone();
             // Durable before we announce `completed`; seeding goes on meanwhile.
             tokio::task::spawn_blocking(move || storage.flush());
@@ -462,6 +469,11 @@ async fn transfer(
     };
     (result, seeding_since)
 }
+
+/// The lifecycle's clock while downloading (progress, stall checks) and while seeding (progress, the
+/// seeding limits): an idle seeding torrent wakes 4 times less often.
+const DOWNLOADING_TICK: Duration = Duration::from_millis(500);
+const SEEDING_TICK: Duration = Duration::from_secs(2);
 
 /// With no network at all (no tracker and no web seed ever answered, no peer ever seen), the
 /// download gives up after this long instead of waiting out the mirrors' backoff.

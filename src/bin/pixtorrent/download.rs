@@ -126,7 +126,7 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
     let bars = (several && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(indicatif::MultiProgress::new);
     let mut seen = HashSet::new();
-    let mut jobs = Vec::new();
+    let mut jobs = tokio::task::JoinSet::new();
     for Loaded { label, source } in loaded {
         let source = source.and_then(|s| {
             if seen.insert(s.info_hash()) {
@@ -142,20 +142,27 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
             bars: bars.clone(),
             named: several,
         };
-        jobs.push(tokio::spawn(async move {
+        jobs.spawn(async move {
             match source {
                 Ok(source) => job.run(label, source).await,
                 Err(e) => Ended::Failed(label, e),
             }
-        }));
+        });
     }
+    // As each torrent ends: its summary, or (with several) its error at once, while the others
+    // go on (seeding ones may run until interrupted).
     let mut failed = Vec::new();
     let mut interrupted_any = false;
-    for job in jobs {
-        match job.await.context("a download task failed")? {
+    while let Some(job) = jobs.join_next().await {
+        match job.context("a download task failed")? {
             Ended::Complete(outcome) => print!("{}", ui::summary(&outcome.name, &outcome)),
             Ended::Interrupted => interrupted_any = true,
-            Ended::Failed(name, e) => failed.push((name, e)),
+            Ended::Failed(name, e) => {
+                if several {
+                    super::print_error(&format!("{name}: "), &e);
+                }
+                failed.push((name, e));
+            }
         }
     }
     if interrupted_any {
@@ -167,7 +174,7 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
 
 /// The exit status when some torrents failed: 3 when every failure is "nothing can supply the
 /// missing pieces" (--stall-timeout), else 1. One failure of a single torrent is returned, for the
-/// caller to print; several are printed here, each named.
+/// caller to print; with several torrents each failure was printed, named, when it happened.
 fn report_failures(
     mut failed: Vec<(String, anyhow::Error)>,
     several: bool,
@@ -183,8 +190,10 @@ fn report_failures(
         0 => Ok(std::process::ExitCode::SUCCESS),
         1 if !several && !all_unsuppliable => Err(failed.remove(0).1),
         _ => {
-            for (name, e) in &failed {
-                super::print_error(&format!("{name}: "), e);
+            if !several {
+                for (name, e) in &failed {
+                    super::print_error(&format!("{name}: "), e);
+                }
             }
             Ok(if all_unsuppliable {
                 std::process::ExitCode::from(3)
