@@ -14,6 +14,9 @@ use crate::session::{Outcome, Snapshot};
 
 /// Seconds between plain progress lines when stderr is not a terminal (`PIXTORRENT_PROGRESS_SECS`).
 pub const DEFAULT_LINE_SECS: u64 = 2;
+/// A seeding torrent with nothing new (no upload, the same peers) prints a plain line at most this
+/// often: 500 idle torrents would otherwise write 250 lines a second.
+pub const QUIET_SEEDING_LINE: Duration = Duration::from_secs(60);
 
 /// Shows one torrent's progress until its sender is dropped: a bar on a terminal (in `bars` when
 /// several torrents share the screen), plain lines otherwise, which name the torrent when `named`.
@@ -130,6 +133,8 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     let mut noted: Option<Instant> = None;
+    // The last seeding line: uploaded bytes, peers, when.
+    let mut seeded: Option<(u64, usize, Instant)> = None;
     let mut seen = rx.borrow().phase;
     loop {
         if !wait_tick(rx, &mut tick, seen).await {
@@ -161,7 +166,13 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
         let r = rate.push(s.fetched);
         let up = up_rate.push(s.uploaded);
         if s.have == s.total {
-            eprintln!("seeding: {label}{}", seeding(&s, up));
+            let quiet = seeded.is_some_and(|(bytes, peers, at)| {
+                bytes == s.uploaded && peers == s.peers && at.elapsed() < QUIET_SEEDING_LINE
+            });
+            if !quiet {
+                eprintln!("seeding: {label}{}", seeding(&s, up));
+                seeded = Some((s.uploaded, s.peers, Instant::now()));
+            }
             continue;
         }
         eprintln!(
