@@ -140,25 +140,6 @@ source scripts/bench/common.sh
 echo "payload: $SRC, $NFILES files, $PAYLOAD_BYTES bytes, info-hash $INFOHASH"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews the numbers)"
 
-# stop_procs PID...: stops those background processes (TERM, then KILL after 5 s) and forgets them.
-stop_procs() {
-  local pid alive keep=()
-  (($#)) || return 0
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    alive=0
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "$@"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do [[ " $* " == *" $pid "* ]] || keep+=("$pid"); done
-  PIDS=("${keep[@]}")
-}
-
 # --- the swarm: opentracker and two libtorrent seeders ---------------------------------------------
 # One swarm at a time: plain (direct, delay), encrypted (RC4 forced), utp (uTP only, no TCP). Each has
 # its own opentracker, so no leecher hears of another swarm's seeders.

@@ -173,24 +173,6 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average before: $LOAD_BEFORE (other work on this machine skews the numbers)"
 
 # --- helpers ---------------------------------------------------------------------------------------
-# stop_pids PID...: TERM, up to 5 s to exit, then KILL; reaps them and forgets them.
-stop_pids() {
-  local pid alive keep=()
-  (($#)) || return 0
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 50); do
-    alive=0
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "$@"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do [[ " $* " == *" $pid "* ]] || keep+=("$pid"); done
-  PIDS=("${keep[@]}")
-}
 
 # wait_line LOG REGEX SECS PID: waits until a line of LOG matches REGEX (0), PID exits or an ERROR
 # line shows up (1), or SECS pass (1).
@@ -340,7 +322,7 @@ swarm_state() {
 }
 
 swarm_down() {
-  stop_pids "${SWARM_PIDS[@]}"
+  stop_procs "${SWARM_PIDS[@]}"
   SWARM_PIDS=()
   rm -rf "${DATA_DIR:?}/$1"
 }
@@ -447,7 +429,7 @@ seed_run() {
     echo "   the $seeder seeder did not get ready:"
     tail -5 "$slog" | sed 's/^/      | /'
     printf '%s\t%s\tFAILED\t0\t%s\t0\t0\t0\t0\t0\t0\t0\t%s\n' "$seeder" "$run" "$SEED_LEECHERS" "seeder not ready" >>"$SEED_RESULTS"
-    stop_pids "${run_pids[@]}"
+    stop_procs "${run_pids[@]}"
     return
   fi
   for ((i = 1; i <= SEED_LEECHERS; i++)); do args+=(--peer "leech$i,$(peer_ip "$i"):6881,0,0"); done
@@ -479,7 +461,7 @@ seed_run() {
       printf "   %s: %s, %d/%d done, last at %.2f s; finish min/median/max %.2f/%.2f/%.2f s; seeder sent %.1f MB (%.1f MB/s), CPU %.2f s\n",
       s, st, d, n, l, a, m, z, sb / 1e6, (l > 0 ? sb / l / 1e6 : 0), c1 - c0 }'
   [ -z "$note" ] || echo "   $note"
-  stop_pids "${run_pids[@]}"
+  stop_procs "${run_pids[@]}"
   rm -rf "${DATA_DIR:?}/$tag"
 }
 
@@ -497,4 +479,6 @@ echo "libtorrent leecher: scripts/bench/lt_leech.py; the seeder: tests/peers/lt_
 echo "hosting libtorrent); aria2c $ARIA_VERSION; $TR_VERSION; $(nproc) cores."
 echo "load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PY" "$HELPERS/swarm_report.py" table "$SWARM_RESULTS" "$SEED_RESULTS" "$PAYLOAD_BYTES"
-cp "$SWARM_RESULTS" "$SEED_RESULTS" "$KINDS" "$LOGS/"
+# Keep what this run made (a run of one phase has no file of the other).
+for f in "$SWARM_RESULTS" "$SEED_RESULTS" "$KINDS"; do [[ -e $f ]] && cp "$f" "$LOGS/"; done
+true

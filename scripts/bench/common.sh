@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # sets variables for the script that sources it
-# Shared by scripts/bench-download.sh and scripts/bench-upload.sh (sourced, not run): the pixtorrent
-# binary, background processes and their cleanup, per-process CPU, and the cached payload with its
+# Shared by the bench-*.sh scripts that source it (sourced, not run): the pixtorrent binary,
+# background processes, their cleanup and stop_procs, per-process CPU, and the cached payload with its
 # torrent. Expects PY, HELPERS, BENCH_DIR and SIZE_MB to be set, and scripts/lib.sh sourced.
 
 if [ -n "${PIXTORRENT_BIN:-}" ]; then
@@ -35,6 +35,26 @@ cleanup() {
   fi
   rm -rf "$RUN_DIR"
 }
+
+# stop_procs PID...: stops those background processes (TERM, then KILL after 5 s) and forgets them.
+stop_procs() {
+  local pid alive keep=()
+  (($#)) || return 0
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do [[ " $* " == *" $pid "* ]] || keep+=("$pid"); done
+  PIDS=("${keep[@]}")
+}
+
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$RUN_DIR/logs"
