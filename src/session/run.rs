@@ -40,29 +40,20 @@ pub(super) async fn run(
         Source::Torrent(meta) => meta,
         Source::Magnet(link) => {
             let resolved = tokio::select! {
-                r = metadata(&link, &config, engine, &progress) => r,
+                r = metadata(&link, &mut config, engine, &progress) => r,
                 _ = &mut stop => Err(SessionError::Interrupted),
             };
-            let resolved = resolved.map_err(|e| end(&mut life, e))?;
-            let note = match (&resolved.saved, resolved.fetched) {
-                (Some(p), true) => format!("metadata received; torrent saved as {}", p.display()),
-                (Some(p), false) => format!("using the torrent saved as {}", p.display()),
-                (None, _) => "metadata received".to_string(),
-            };
-            progress.send_modify(|s| s.note = note);
-            config.peers.extend(resolved.peers);
+            let meta = resolved.map_err(|e| end(&mut life, e))?;
             advance(&mut life, Event::MetadataReady);
-            Arc::new(resolved.meta)
+            meta
         }
     };
     merge_web_seeds(&mut config, &meta);
     let selection =
         crate::select::Selection::resolve(&config.select, &meta.info.files, meta.info.lengths)
             .map_err(|e| end(&mut life, e.into()))?;
-    progress.send_modify(|s| {
-        s.phase = life.phase();
-        s.total = selection.wanted_bytes(meta.info.lengths);
-    });
+    let total = selection.wanted_bytes(meta.info.lengths);
+    progress.send_modify(|s| (s.phase, s.total) = (life.phase(), total));
     let dht = engine.dht.is_some() && !meta.info.private;
     let checked = tokio::select! {
         r = check(&meta, &config, &selection, dht) => r,
@@ -148,16 +139,17 @@ fn end(life: &mut Lifecycle, error: SessionError) -> SessionError {
 }
 
 /// `Metadata`: the magnet link's torrent, from the output directory or from peers, with progress
-/// shown as the snapshot's note.
+/// shown as the snapshot's note (then where the torrent came from); the peers that gave it join
+/// `config.peers`.
 async fn metadata(
     link: &crate::magnet::Magnet,
-    config: &Config,
+    config: &mut Config,
     engine: &Arc<engine::Shared>,
     progress: &watch::Sender<Snapshot>,
-) -> Result<magnet::Resolved, SessionError> {
+) -> Result<Arc<Metainfo>, SessionError> {
     let manual: Vec<std::net::SocketAddr> = config.peers.iter().map(|(a, _)| *a).collect();
     let tx = progress.clone();
-    magnet::resolve(
+    let resolved = magnet::resolve(
         link,
         &manual,
         Some(config.output.as_path()),
@@ -170,7 +162,15 @@ async fn metadata(
         },
         move |line| tx.send_modify(|s| s.note = line.to_string()),
     )
-    .await
+    .await?;
+    let note = match (&resolved.saved, resolved.fetched) {
+        (Some(p), true) => format!("metadata received; torrent saved as {}", p.display()),
+        (Some(p), false) => format!("using the torrent saved as {}", p.display()),
+        (None, _) => "metadata received".to_string(),
+    };
+    progress.send_modify(|s| s.note = note);
+    config.peers.extend(resolved.peers);
+    Ok(Arc::new(resolved.meta))
 }
 
 /// What `Checking` found.

@@ -49,21 +49,7 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
             (banned, t.picker().is_complete(), no_mirror_left)
         };
         if no_mirror_left {
-            let start = ctx.lengths.piece_offset(piece);
-            let end = start + u64::from(len);
-            let files: Vec<String> = ctx
-                .files
-                .iter()
-                .filter(|f| f.offset < end && f.offset + f.length > start && !f.attr.pad)
-                .map(|f| f.display_path())
-                .collect();
-            tracing::warn!(
-                piece = piece.get(),
-                "every web seed serves piece {} differently from the torrent ({} changed since the \
-                 torrent was made?); only peers can supply it",
-                piece.get(),
-                files.join(", ")
-            );
+            warn_no_mirror(&ctx, piece, len);
         }
         if ok {
             tracing::trace!(piece = piece.get(), "piece verified");
@@ -99,4 +85,23 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
             });
         }
     });
+}
+
+/// Says which files a piece that every web seed serves wrong lies in: only peers can supply it.
+fn warn_no_mirror(ctx: &Ctx, piece: crate::types::PieceIndex, len: u32) {
+    let start = ctx.lengths.piece_offset(piece);
+    let end = start + u64::from(len);
+    let files: Vec<String> = ctx
+        .files
+        .iter()
+        .filter(|f| f.offset < end && f.offset + f.length > start && !f.attr.pad)
+        .map(|f| f.display_path())
+        .collect();
+    tracing::warn!(
+        piece = piece.get(),
+        "every web seed serves piece {} differently from the torrent ({} changed since the \
+         torrent was made?); only peers can supply it",
+        piece.get(),
+        files.join(", ")
+    );
 }
