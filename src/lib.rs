@@ -23,7 +23,7 @@
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
 //! | [`ratelimit`] | `--max-download-rate` / `--max-upload-rate`: the token bucket (debt allowed, quarter-second burst) and the rate parser | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
-//! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, parallel re-check, the fast-resume file (codec and trust rule pure) | layout pure, rest IO |
+//! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, the process's pool of open files (LRU, `--max-open-files`), parallel re-check, the fast-resume file (codec and trust rule pure) | layout pure, rest IO |
 //! | [`paths`] | the state directory (`$XDG_STATE_HOME/pixtorrent`): DHT table, resume files | IO |
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
 //! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: dialling (`dial`: TCP, uTP after 1 s), connecting (`link`), peer tasks (`peer`, with `ut_metadata`, `ut_pex` and BEP 6 `fast`), web seed tasks (`webseed`), fast `resume` (trusted pieces at start, saved every 30 s), `stall` (why nothing arrives, pure), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |

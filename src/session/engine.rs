@@ -20,6 +20,7 @@ use crate::mse::handshake::looks_plaintext;
 use crate::mse::stream::EncryptedStream;
 use crate::net::{self, Bind};
 use crate::ratelimit::TokenBucket;
+use crate::storage::pool::FilePool;
 use crate::tracker::{TrackerClient, TrackerConfig};
 use crate::types::InfoHash;
 use crate::udp::{Sinks, UdpPort};
@@ -58,6 +59,9 @@ pub struct EngineConfig {
     pub max_download_rate: Option<u64>,
     /// Payload bytes per second sent, all torrents together (`None`: unlimited, the default).
     pub max_upload_rate: Option<u64>,
+    /// Data files open at once, all torrents together (`--max-open-files`): 128, see
+    /// [`crate::storage::pool::DEFAULT_MAX_OPEN_FILES`].
+    pub max_open_files: usize,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +76,7 @@ impl Default for EngineConfig {
             utp: true,
             max_download_rate: None,
             max_upload_rate: None,
+            max_open_files: crate::storage::pool::DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -127,6 +132,8 @@ pub(crate) struct Shared {
     pub(crate) dialer: Dialer,
     /// `--max-download-rate`, `--max-upload-rate`.
     pub(crate) limits: Limits,
+    /// Every torrent's open data files (`--max-open-files`).
+    pub(crate) files: Arc<FilePool>,
     /// The torrents, by info-hash. A `std` mutex, never held across `.await` nor together with a
     /// torrent's own lock (it is released before one is taken).
     torrents: Mutex<HashMap<InfoHash, Arc<Ctx>>>,
@@ -164,6 +171,7 @@ impl Shared {
             dht: None,
             dialer: Dialer::tcp_only(config.net.clone()),
             limits: Limits::default(),
+            files: FilePool::new(config.max_open_files),
             config,
             torrents: Mutex::new(HashMap::new()),
             handshaking: AtomicUsize::new(0),
@@ -206,6 +214,7 @@ impl Engine {
                 utp: utp.clone(),
             },
             limits: Limits::new(&config),
+            files: FilePool::new(config.max_open_files),
             config,
             port,
             tracker: Arc::new(tracker),
@@ -216,6 +225,7 @@ impl Engine {
         if shared.config.tcp {
             tokio::spawn(accept_loop(shared.clone(), listener));
         }
+        tokio::spawn(close_idle_files(Arc::downgrade(&shared.files)));
         if let Some(utp) = utp {
             for v6 in [false, true].into_iter().filter(|&v6| utp.has(v6)) {
                 tokio::spawn(utp_accept_loop(shared.clone(), utp.clone(), v6));
@@ -296,6 +306,22 @@ async fn udp(config: &EngineConfig, port: u16) -> (Option<crate::dht::node::Dht>
         );
     }
     (dht, utp)
+}
+
+/// How often the file pool closes files idle since its last sweep: a file is closed after one to two
+/// minutes without a read or a write.
+const CLOSE_IDLE_EVERY: Duration = Duration::from_secs(60);
+
+/// Closes idle data files every [`CLOSE_IDLE_EVERY`], for as long as the pool lives.
+async fn close_idle_files(pool: std::sync::Weak<FilePool>) {
+    let mut tick = tokio::time::interval(CLOSE_IDLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.close_idle();
+    }
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {

@@ -56,7 +56,7 @@ pub(super) async fn run(
     progress.send_modify(|s| (s.phase, s.total) = (life.phase(), total));
     let dht = engine.dht.is_some() && !meta.info.private;
     let checked = tokio::select! {
-        r = check(&meta, &config, &selection, dht) => r,
+        r = check(&meta, &config, &selection, dht, engine.files.clone()) => r,
         _ = &mut stop => Err(SessionError::Interrupted),
     };
     let checked = checked.map_err(|e| end(&mut life, e))?;
@@ -190,6 +190,7 @@ async fn check(
     config: &Config,
     selection: &crate::select::Selection,
     dht: bool,
+    files: Arc<crate::storage::pool::FilePool>,
 ) -> Result<Checked, SessionError> {
     if meta.tiers().is_empty() && config.web_seeds.is_empty() && config.peers.is_empty() && !dht {
         return Err(SessionError::NoTrackers);
@@ -212,7 +213,7 @@ async fn check(
     let checked = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
         // The stamps before the files are opened (opening may allocate them).
         let before = trust.as_ref().map(|r| r.stamps());
-        let opened = MmapStorage::open_selected(&output, &meta.info, &roles)?;
+        let opened = MmapStorage::open_selected(&output, &meta.info, &roles, files)?;
         let layout = opened.storage.layout();
         let (mut trusted, note) = match (&trust, &before) {
             (Some(r), Some(b)) => r.trusted(b, layout),

@@ -4,6 +4,10 @@
 //! address space (they stay in the page cache, dirty, and reach the disk even if we are killed), so
 //! the resident set does not grow with the download.
 //!
+//! Files are held open through the process's [`FilePool`]: created, sized and pre-allocated at
+//! [`MmapStorage::open_selected`], then closed, and reopened on their first read or write (mapped on
+//! their first write), so an idle seeding torrent holds no descriptor and no mapping.
+//!
 //! The copy is the only access to the mapping (reads use `pread`), and it is guarded by `sigbus`: a
 //! file truncated by another program, or a disk error on a mapped page, fails that write with an
 //! error naming the file instead of killing the process with SIGBUS. Before the copy, the piece's
@@ -15,26 +19,28 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use memmap2::{MmapRaw, UncheckedAdvice};
 
+use super::pool::{FilePool, Handle, DEFAULT_MAX_OPEN_FILES};
 use super::{Layout, Storage, StorageError};
 use crate::bitfield::Bitfield;
 use crate::metainfo::Info;
 use crate::select::Role;
 use crate::types::PieceIndex;
 
-/// One stored file: open, sized, mapped (`map` is `None` for an empty file).
+/// One stored file: created and sized; opened and mapped through the pool when used.
 struct Mapped {
     path: PathBuf,
-    file: File,
     /// The file's length in the torrent.
     len: u64,
-    map: Option<MmapRaw>,
     /// Set once a write into the mapping faulted: part of it is throwaway memory now, so no later
-    /// write into this file may count as stored.
+    /// write into this file may count as stored (the flag outlives the mapping).
     poisoned: AtomicBool,
+    /// Written since the last flush.
+    dirty: AtomicBool,
 }
 
 /// One file of the layout as stored.
@@ -51,6 +57,15 @@ pub struct MmapStorage {
     layout: Layout,
     /// Per file of the layout.
     files: Vec<Slot>,
+    pool: Arc<FilePool>,
+    /// This storage's id in the pool.
+    id: u64,
+}
+
+impl Drop for MmapStorage {
+    fn drop(&mut self) {
+        self.pool.forget(self.id);
+    }
 }
 
 /// What [`MmapStorage::open`] found.
@@ -62,14 +77,22 @@ pub struct Opened {
 }
 
 impl MmapStorage {
-    /// Creates or opens every file of `info` under `root`, at its full size, pre-allocated.
+    /// Creates or opens every file of `info` under `root`, at its full size, pre-allocated, with a
+    /// file pool of its own.
     pub fn open(root: &Path, info: &Info) -> Result<Opened, StorageError> {
-        MmapStorage::open_selected(root, info, &Role::every_file(&info.files))
+        let pool = FilePool::new(DEFAULT_MAX_OPEN_FILES);
+        MmapStorage::open_selected(root, info, &Role::every_file(&info.files), pool)
     }
 
-    /// Like [`MmapStorage::open`] under a file selection: `roles` (one per file) says which files are
-    /// pre-allocated (selected), created sparse (boundary) or not created (skipped, pad).
-    pub fn open_selected(root: &Path, info: &Info, roles: &[Role]) -> Result<Opened, StorageError> {
+    /// Like [`MmapStorage::open`] under a file selection, holding files open through `pool`:
+    /// `roles` (one per file) says which files are pre-allocated (selected), created sparse
+    /// (boundary) or not created (skipped, pad).
+    pub fn open_selected(
+        root: &Path,
+        info: &Info,
+        roles: &[Role],
+        pool: Arc<FilePool>,
+    ) -> Result<Opened, StorageError> {
         sigbus::install().map_err(|error| StorageError::Io {
             path: "(installing the SIGBUS handler)".into(),
             error,
@@ -99,13 +122,19 @@ impl MmapStorage {
             }
             files.push(Slot::Stored(mapped));
         }
+        let id = pool.register();
         Ok(Opened {
-            storage: MmapStorage { layout, files },
+            storage: MmapStorage {
+                layout,
+                files,
+                pool,
+                id,
+            },
             maybe_present,
         })
     }
 
-    /// File `file`'s mapping; `None` for a pad file.
+    /// File `file`; `None` for a pad file.
     fn mapped(&self, file: usize) -> Result<Option<&Mapped>, StorageError> {
         match self.files.get(file) {
             Some(Slot::Stored(m)) => Ok(Some(m)),
@@ -114,15 +143,39 @@ impl MmapStorage {
         }
     }
 
-    fn stored(&self) -> impl Iterator<Item = &Mapped> {
-        self.files.iter().filter_map(|f| match f {
-            Slot::Stored(m) => Some(m),
+    /// File `file` open, from the pool or reopened (and checked to be still whole).
+    fn handle(&self, file: usize, m: &Mapped) -> Result<Arc<Handle>, StorageError> {
+        self.pool
+            .get((self.id, file), || reopen(&m.path, m.len))
+            .map_err(|e| {
+                m.truncated()
+                    .unwrap_or_else(|| StorageError::io(&m.path, e, 0))
+            })
+    }
+
+    fn stored(&self) -> impl Iterator<Item = (usize, &Mapped)> {
+        self.files.iter().enumerate().filter_map(|(i, f)| match f {
+            Slot::Stored(m) => Some((i, m)),
             _ => None,
         })
     }
 }
 
-/// Opens or creates the file at `length`; `allocate` reserves its blocks, else it stays sparse.
+/// Opens a file created by [`open_file`] again; one now shorter than the torrent says is refused
+/// (a mapped write past its end would fault).
+fn reopen(path: &Path, len: u64) -> std::io::Result<File> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    if file.metadata()?.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file is shorter than the torrent says",
+        ));
+    }
+    Ok(file)
+}
+
+/// Creates or opens the file at `length`, then closes it; `allocate` reserves its blocks, else it
+/// stays sparse.
 fn open_file(path: &Path, length: u64, allocate: bool) -> Result<(Mapped, bool), StorageError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
@@ -158,23 +211,12 @@ fn open_file(path: &Path, length: u64, allocate: bool) -> Result<(Mapped, bool),
     if length > 0 && allocate {
         reserve(&file, length).map_err(|e| StorageError::io(path, e, length))?;
     }
-    let map = if length > 0 {
-        let map = MmapRaw::map_raw(&file).map_err(|e| StorageError::io(path, e, length))?;
-        // Pieces land in random order: no readahead around a write fault. Readahead over the
-        // just-allocated (unwritten) extents zero-fills pages far beyond the piece, at large folio
-        // orders, and that memset was half the CPU of a fast web seed download.
-        let _ = map.advise(memmap2::Advice::Random);
-        Some(map)
-    } else {
-        None
-    };
     Ok((
         Mapped {
             path: path.to_path_buf(),
-            file,
             len: length,
-            map,
             poisoned: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
         },
         had_data,
     ))
@@ -211,33 +253,31 @@ fn inner_pages(start: u64, len: u64) -> Option<(usize, usize)> {
     (hi > lo).then(|| (lo as usize, (hi - lo) as usize))
 }
 
+/// Drops our mapping of `[offset, offset+len)` (page-aligned inside): the dirty pages stay in the
+/// page cache and are written back by the kernel.
+fn release(map: &MmapRaw, offset: u64, len: u64) {
+    if let Some((off, n)) = inner_pages(offset, len) {
+        // SAFETY: MADV_DONTNEED on a shared file mapping only unmaps pages from this process; their
+        // contents stay in the page cache and are re-read on the next access. No Rust reference
+        // into the mapping outlives a call of ours.
+        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, off, n) };
+    }
+}
+
+/// Starts writing `[offset, offset+len)` to disk now, without waiting for it: writeback overlaps
+/// the download, dirty pages do not pile up, and the flush at completion has little left to do.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(off), Ok(n)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: a plain syscall on a file descriptor we own; it only schedules IO.
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
 impl Mapped {
-    /// Drops our mapping of `[offset, offset+len)` (page-aligned inside): the dirty pages stay in the
-    /// page cache and are written back by the kernel.
-    fn release(&self, offset: u64, len: u64) {
-        if let (Some(map), Some((off, n))) = (&self.map, inner_pages(offset, len)) {
-            // SAFETY: MADV_DONTNEED on a shared file mapping only unmaps pages from this process; their
-            // contents stay in the page cache and are re-read on the next access. No Rust reference
-            // into the mapping outlives a call of ours.
-            let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, off, n) };
-        }
-    }
-
-    /// Starts writing `[offset, offset+len)` to disk now, without waiting for it: writeback overlaps
-    /// the download, dirty pages do not pile up, and the flush at completion has little left to do.
-    fn start_writeback(&self, offset: u64, len: u64) {
-        let (Ok(off), Ok(n)) = (
-            libc::off64_t::try_from(offset),
-            libc::off64_t::try_from(len),
-        ) else {
-            return;
-        };
-        // SAFETY: a plain syscall on a file descriptor we own; it only schedules IO.
-        let _ = unsafe {
-            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE)
-        };
-    }
-
     /// Refuses a range that is not inside the file.
     fn check(&self, offset: u64, len: usize) -> Result<(), StorageError> {
         if offset
@@ -249,57 +289,53 @@ impl Mapped {
         Ok(())
     }
 
-    /// Copies `src` into the mapping at `offset` (inside the file, checked), pages prefaulted
+    /// Copies `src` into the file's mapping at `offset` (inside the file, checked), pages prefaulted
     /// first; a fault during the copy is an error naming the file.
-    fn copy_in(&self, map: &MmapRaw, src: &[u8], offset: u64) -> Result<(), StorageError> {
+    fn copy_in(&self, h: &Handle, src: &[u8], offset: u64) -> Result<(), StorageError> {
+        let map = h.map().map_err(|e| StorageError::io(&self.path, e, 0))?;
         if let Some((lo, n)) = outer_pages(offset, src.len() as u64, map.len() as u64) {
             // One call instead of a fault per page; on failure (an old kernel, a truncated file)
             // the guarded copy below faults as before and reports it.
             let _ = map.advise_range(memmap2::Advice::PopulateWrite, lo, n);
         }
+        self.dirty.store(true, Ordering::Relaxed);
         // SAFETY: the range is inside this file's mapping (checked by the caller), which lives as
-        // long as `self` and which no Rust reference points into (reads use pread). Pieces are
+        // long as `h` and which no Rust reference points into (reads use pread). Pieces are
         // disjoint byte ranges and the session writes a piece only once, after its hash matched,
         // so no two writers touch the same bytes.
         let copied =
             unsafe { sigbus::copy(src, map.as_mut_ptr().add(offset as usize), &self.poisoned) };
         if copied.is_err() {
-            return Err(self.fault());
+            return Err(self.fault(&h.file));
         }
-        self.release(offset, src.len() as u64);
+        release(map, offset, src.len() as u64);
         Ok(())
-    }
-
-    /// The file's full length (the mapping's).
-    fn expected_len(&self) -> u64 {
-        self.len
     }
 
     /// What went wrong when a write into the mapping faulted: the file was cut short by someone
     /// else, the disk is full (a filesystem that could not reserve the blocks), or an IO error.
-    fn fault(&self) -> StorageError {
+    fn fault(&self, file: &File) -> StorageError {
         if let Some(truncated) = self.truncated() {
             return truncated;
         }
         let path = self.path.display().to_string();
         // SAFETY: a zeroed statvfs is a valid out-parameter; fstatvfs on a descriptor we own.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        let full =
-            unsafe { libc::fstatvfs(self.file.as_raw_fd(), &mut st) } == 0 && st.f_bavail == 0;
+        let full = unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) } == 0 && st.f_bavail == 0;
         if full {
             StorageError::DiskFull {
                 path,
-                need: self.expected_len(),
+                need: self.len,
             }
         } else {
             StorageError::WriteFault { path }
         }
     }
 
-    /// `Some(error)` when the file is now shorter than the torrent says.
+    /// `Some(error)` when the file is now shorter than the torrent says (or gone).
     fn truncated(&self) -> Option<StorageError> {
-        let expected = self.expected_len();
-        let now = self.file.metadata().ok()?.len();
+        let expected = self.len;
+        let now = std::fs::metadata(&self.path).map_or(0, |m| m.len());
         (now < expected).then(|| StorageError::Truncated {
             path: self.path.display().to_string(),
             now,
@@ -329,9 +365,12 @@ impl Storage for MmapStorage {
                 .get(span.piece_offset as usize..(span.piece_offset + span.len) as usize)
                 .ok_or_else(|| m.short())?;
             m.check(span.file_offset, src.len())?;
-            let map = m.map.as_ref().ok_or_else(|| m.short())?;
-            m.copy_in(map, src, span.file_offset)?;
-            m.start_writeback(span.file_offset, u64::from(span.len));
+            if src.is_empty() {
+                continue;
+            }
+            let h = self.handle(span.file, m)?;
+            m.copy_in(&h, src, span.file_offset)?;
+            start_writeback(&h.file, span.file_offset, u64::from(span.len));
         }
         Ok(())
     }
@@ -354,10 +393,11 @@ impl Storage for MmapStorage {
                 Some(m) => {
                     let at = span.file_offset + (lo - s_lo);
                     m.check(at, dst.len())?;
+                    let h = self.handle(span.file, m)?;
                     // pread, not a copy out of the mapping: serving a torrent would otherwise map
                     // every page it sends into our resident set. Same page cache, so the bytes are
                     // the ones the mapping wrote.
-                    m.file.read_exact_at(dst, at).map_err(|e| {
+                    h.file.read_exact_at(dst, at).map_err(|e| {
                         m.truncated()
                             .unwrap_or_else(|| StorageError::io(&m.path, e, 0))
                     })?;
@@ -379,17 +419,30 @@ impl Storage for MmapStorage {
 
     fn release(&self, piece: PieceIndex) {
         for span in self.layout.spans(piece) {
-            if let Ok(Some(m)) = self.mapped(span.file) {
-                m.release(span.file_offset, u64::from(span.len));
+            let Some(h) = self.pool.peek((self.id, span.file)) else {
+                continue; // not open: nothing of it is mapped
+            };
+            if let Some(map) = h.mapped() {
+                release(map, span.file_offset, u64::from(span.len));
             }
         }
     }
 
+    /// Syncs every file written since the last flush (through any descriptor: the dirty pages
+    /// belong to the file, not to the mapping that wrote them), and checks that none was cut short.
     fn flush(&self) -> Result<(), StorageError> {
-        for m in self.stored() {
-            m.file
-                .sync_data()
-                .map_err(|e| StorageError::io(&m.path, e, 0))?;
+        for (i, m) in self.stored() {
+            if m.dirty.swap(false, Ordering::Relaxed) {
+                let synced = self.handle(i, m).and_then(|h| {
+                    h.file
+                        .sync_data()
+                        .map_err(|e| StorageError::io(&m.path, e, 0))
+                });
+                if let Err(e) = synced {
+                    m.dirty.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
             // Cut short after its last write: no fault told us, but the data is gone.
             if let Some(truncated) = m.truncated() {
                 return Err(truncated);

@@ -6,6 +6,7 @@
 pub mod layout;
 pub mod memory;
 pub mod mmap;
+pub mod pool;
 pub mod resume;
 
 use sha1::{Digest, Sha1};

@@ -116,6 +116,7 @@ pub(crate) async fn run(cli: &Cli, sources: Vec<String>) -> Result<std::process:
         utp: !cli.no_utp,
         max_download_rate: (cli.max_download_rate > 0).then_some(cli.max_download_rate),
         max_upload_rate: (cli.max_upload_rate > 0).then_some(cli.max_upload_rate),
+        max_open_files: cli.max_open_files as usize,
     })
     .await?;
     let (stop_tx, stop_rx) = watch::channel(false);

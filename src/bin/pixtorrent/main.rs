@@ -134,6 +134,11 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_connections: u32,
 
+    /// Most data files open at once, all torrents together; the least recently used is closed
+    /// first, and a file idle for a minute or two is closed too.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_open_files: u32,
+
     /// Most peers connected at once, per torrent.
     #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_peers: u32,

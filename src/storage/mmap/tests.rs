@@ -259,7 +259,8 @@ fn a_fault_in_a_file_still_at_full_size_is_an_io_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f.bin");
     let (m, _) = open_file(&path, 100_000, true).unwrap();
-    let err = m.fault();
+    let file = std::fs::File::open(&path).unwrap();
+    let err = m.fault(&file);
     assert!(matches!(err, StorageError::WriteFault { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -289,9 +290,14 @@ fn a_selection_allocates_selected_files_leaves_boundary_files_sparse_and_skips_t
         ..Spec::default()
     };
     let sel = Selection::resolve(&spec, &meta.info.files, meta.info.lengths).unwrap();
-    let s = MmapStorage::open_selected(dir.path(), &meta.info, sel.roles())
-        .unwrap()
-        .storage;
+    let s = MmapStorage::open_selected(
+        dir.path(),
+        &meta.info,
+        sel.roles(),
+        crate::storage::pool::FilePool::new(4),
+    )
+    .unwrap()
+    .storage;
     assert!(
         !dir.path().join("item/c").exists(),
         "a skipped file's directory is not made"
@@ -348,4 +354,39 @@ fn pages_a_write_touches() {
         Some((9 * page as usize, 100))
     );
     assert_eq!(outer_pages(0, 0, 10 * page), None);
+}
+
+#[test]
+fn a_pool_of_two_files_serves_a_torrent_of_five_and_closes_its_files_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (meta, stream) = sample();
+    let pool = crate::storage::pool::FilePool::new(2);
+    let roles = crate::select::Role::every_file(&meta.info.files);
+    let s = MmapStorage::open_selected(dir.path(), &meta.info, &roles, pool.clone())
+        .unwrap()
+        .storage;
+    assert_eq!(pool.open_files(), 0, "nothing is held open after creation");
+    write_all(&s, &stream);
+    assert!(pool.open_files() <= 2, "{} open", pool.open_files());
+    s.flush().unwrap();
+    let all = (0..meta.info.lengths.piece_count()).fold(
+        crate::bitfield::Bitfield::new(meta.info.lengths.piece_count()),
+        |mut b, p| {
+            b.set(p);
+            b
+        },
+    );
+    let good = recheck(&s, &meta.info.piece_hashes, &all, 2);
+    assert_eq!(
+        good.count(),
+        meta.info.lengths.piece_count(),
+        "every piece reads back"
+    );
+    assert!(pool.open_files() <= 2);
+    drop(s);
+    assert_eq!(
+        pool.open_files(),
+        0,
+        "a dropped storage leaves nothing open"
+    );
 }
