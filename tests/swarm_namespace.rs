@@ -41,7 +41,7 @@ const ARIA2_PORT: u16 = 6991;
 /// How long the seeders may take to check the data and hear from the tracker, and the leechers to
 /// hear from it.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// From pixtorrent's start until every leecher of the swarm has everything (about 15 s when idle).
+/// From pixtorrent's start until every leecher of the swarm has everything (15-17 s on 2 busy cores).
 const SWARM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One python process hosting several libtorrent peers (`swarm_peers.py`) in the namespace.
@@ -93,9 +93,9 @@ impl LtHost {
     /// Waits up to `limit` for the line starting with `marker` (`ALLREADY`, `ALLDONE`); panics with
     /// the host's output on an `ERROR` line, its exit, or the time running out.
     fn wait_for(&mut self, marker: &str, limit: Duration) {
-        let line = self.proc.wait_line(limit, |l| {
-            l.starts_with(marker) || l.starts_with("ERROR ")
-        });
+        let line = self
+            .proc
+            .wait_line(limit, |l| l.starts_with(marker) || l.starts_with("ERROR "));
         if !line.as_deref().is_some_and(|l| l.starts_with(marker)) {
             panic!(
                 "no {marker} from the libtorrent peers within {limit:?}: {line:?}\n{}",
@@ -107,7 +107,10 @@ impl LtHost {
     /// The stdout lines starting with `prefix`.
     fn lines(&self, prefix: &str) -> Vec<String> {
         let lines = self.proc.stdout();
-        lines.into_iter().filter(|l| l.starts_with(prefix)).collect()
+        lines
+            .into_iter()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
     }
 
     /// 16 KiB blocks the leechers received from `ip` (their `PEER NAME IP:PORT blocks=N` lines).
@@ -240,7 +243,9 @@ fn bytes_by_ip(stdout: &[String]) -> BTreeMap<IpAddr, u64> {
             continue;
         };
         let (addr, rest) = rest.split_once(" (").expect("peer ADDR (CLIENT): N bytes");
-        let (_, bytes) = rest.rsplit_once("): ").expect("peer ADDR (CLIENT): N bytes");
+        let (_, bytes) = rest
+            .rsplit_once("): ")
+            .expect("peer ADDR (CLIENT): N bytes");
         let ip = addr.rsplit_once(':').expect("IP:PORT").0;
         let ip: IpAddr = ip.parse().expect("an IPv4 address");
         let digits: String = bytes.chars().take_while(char::is_ascii_digit).collect();
@@ -256,7 +261,10 @@ fn check_pixtorrent(swarm: &Swarm, px: &mut Proc, out: &Path) {
     assert_same_tree(&swarm.payload.root(), &out.join(swarm.payload.name()));
     let by_ip = bytes_by_ip(&px.stdout());
     for (ip, bytes) in &by_ip {
-        eprintln!("pixtorrent got {bytes} bytes from {ip} ({})", swarm.kind(*ip));
+        eprintln!(
+            "pixtorrent got {bytes} bytes from {ip} ({})",
+            swarm.kind(*ip)
+        );
     }
     let senders = by_ip.values().filter(|b| **b > 0).count();
     assert!(
