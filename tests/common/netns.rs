@@ -1,5 +1,6 @@
 //! A network namespace of the test's own, joined to the host by a veth pair with a /29 of its own: for
-//! peers that refuse loopback addresses (Transmission). Deleted, veth and all, when dropped.
+//! peers that refuse loopback addresses (Transmission); optionally a /27 of peer addresses inside it,
+//! routed from the host (a swarm, one address per peer). Deleted, veth and all, when dropped.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ impl NetNs {
             let base = u32::from(Ipv4Addr::new(10, 200, 0, 0)) + index * 8;
             let (host_ip, ns_ip) = (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2));
             let host_ip2 = Ipv4Addr::from(base + 3);
-            if address_in_use(&ip, base) {
+            if address_in_use(&ip, base, 8) {
                 continue;
             }
             let name = format!("pxt{pid}_{n}");
@@ -114,6 +115,40 @@ impl NetNs {
         second
     }
 
+    /// Adds `count` addresses (1 to 30) inside the namespace, each a /32 on its interface, from a /27
+    /// of their own in 10.211.0.0/16 (the /29s are in 10.200.0.0/13; the benchmarks use 10.77.0.0/16
+    /// and 10.210.0.0/16), and routes that /27 from the host through [`NetNs::ns_ip`]: one address per
+    /// peer of a swarm, each reachable from the host side. The route goes with the veth pair.
+    pub fn add_peer_addresses(&self, count: u32) -> Result<Vec<Ipv4Addr>, String> {
+        assert!((1..=30).contains(&count), "a /27 holds 30 peer addresses");
+        let pid = std::process::id();
+        let mut last_error = String::from("every /27 tried is in use");
+        // Bounded: a few tries past subnets another process holds.
+        for _ in 0..8 {
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+            let index = ((pid & 0x7f) << 4) | (n & 0xf);
+            let base = u32::from(Ipv4Addr::new(10, 211, 0, 0)) + index * 32;
+            if address_in_use(&self.ip, base, 32) || route_in_use(&self.ip, base) {
+                continue;
+            }
+            let subnet = format!("{}/27", Ipv4Addr::from(base));
+            let via = self.ns_ip.to_string();
+            let routed = ["route", "add", &subnet, "via", &via, "dev", &self.host_if];
+            if let Err(e) = run(&self.ip, &routed) {
+                last_error = e;
+                continue;
+            }
+            let addrs: Vec<Ipv4Addr> = (1..=count).map(|k| Ipv4Addr::from(base + k)).collect();
+            for addr in &addrs {
+                let cidr = format!("{addr}/32");
+                let add = ["-n", &self.name, "addr", "add", &cidr, "dev", &self.ns_if];
+                run(&self.ip, &add)?;
+            }
+            return Ok(addrs);
+        }
+        Err(last_error)
+    }
+
     /// `ip netns exec NAME program`: a command that runs `program` inside the namespace. `ip` execs the
     /// program in its own process, so the child's pid is the program's.
     pub fn command(&self, program: &Path) -> Command {
@@ -132,14 +167,25 @@ impl Drop for NetNs {
     }
 }
 
-/// Whether any address of the /29 at `base` is already on a host interface.
-fn address_in_use(ip: &Path, base: u32) -> bool {
-    let out = Command::new(ip)
-        .args(["-o", "-4", "addr", "show"])
+/// Whether any of the `len` addresses from `base` is already on a host interface.
+fn address_in_use(ip: &Path, base: u32, len: u32) -> bool {
+    let out = output(ip, &["-o", "-4", "addr", "show"]);
+    (0..len).any(|k| out.contains(&format!(" {}/", Ipv4Addr::from(base + k))))
+}
+
+/// Whether the host already routes the /27 at `base` (another process's swarm addresses).
+fn route_in_use(ip: &Path, base: u32) -> bool {
+    let out = output(ip, &["-4", "route", "show"]);
+    out.contains(&format!("{}/27", Ipv4Addr::from(base)))
+}
+
+/// `ip ARGS`'s stdout; empty if it cannot run.
+fn output(ip: &Path, args: &[&str]) -> String {
+    Command::new(ip)
+        .args(args)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    (0..8).any(|k| out.contains(&format!(" {}/", Ipv4Addr::from(base + k))))
+        .unwrap_or_default()
 }
 
 /// Runs `ip ARGS`; `Err` carries its stderr. `ip` configuring links returns at once.
