@@ -171,6 +171,11 @@ impl Picker {
             .is_some_and(|p| !matches!(p, Piece::Have | Piece::Unwanted))
     }
 
+    /// The torrent's sizes.
+    pub fn lengths(&self) -> Lengths {
+        self.lengths
+    }
+
     /// Our verified pieces.
     pub fn have(&self) -> &Bitfield {
         &self.have

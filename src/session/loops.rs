@@ -18,7 +18,7 @@ pub(super) async fn choke(ctx: Arc<Ctx>) {
     let mut choker = choker::Choker::default();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = tokio::time::sleep(choker::ROUND) => {}
             _ = ctx.interest.notified() => {
                 if ctx.lock().unchoked() > choker::SLOTS {
                     continue;

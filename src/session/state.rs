@@ -385,9 +385,19 @@ impl Torrent {
         self.peers.iter().filter(|(_, p)| p.unchoked).count()
     }
 
-    /// One choker round: decides whom to unchoke and tells the peers whose state changes.
+    /// One choker round: decides whom to unchoke and tells the peers whose state changes. Once
+    /// the download (of the selection) is complete we seed: round robin by our upload to them.
     pub fn choke_round(&mut self, choker: &mut super::choker::Choker) {
+        use super::choker::Mode;
         let seeding = self.pieces.picker().is_complete();
+        let mode = if seeding {
+            let piece_len = self.pieces.picker().lengths().piece_length();
+            Mode::Seeding {
+                piece_len: u64::from(piece_len),
+            }
+        } else {
+            Mode::Downloading
+        };
         let candidates: Vec<super::choker::Candidate> = self
             .peers
             .iter()
@@ -403,7 +413,8 @@ impl Torrent {
                 new: p.stats.new,
             })
             .collect();
-        let unchoke = choker.round(&candidates, seeding, self.pieces.rng());
+        let now = crate::session::now();
+        let unchoke = choker.round(&candidates, mode, now, self.pieces.rng());
         for (k, p) in self.peers.iter_mut() {
             let want = unchoke.contains(k);
             if want != p.unchoked {

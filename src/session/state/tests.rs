@@ -366,6 +366,42 @@ fn a_choke_round_tells_only_the_peers_whose_state_changes() {
 }
 
 #[test]
+fn a_seeding_choke_round_takes_turns_instead_of_ranking_by_upload() {
+    let lengths = Lengths::new(4 * 2 * u64::from(BLOCK_LEN), 2 * BLOCK_LEN).unwrap();
+    let picker = Picker::new(
+        lengths,
+        crate::picker::Strategy::Sequential,
+        Bitfield::full(4),
+        8,
+    );
+    let counters = std::sync::Arc::new(crate::session::counters::Counters::default());
+    let mut t = Torrent::new(picker, StdRng::seed_from_u64(1), counters);
+    let mut peers = Vec::new();
+    for i in 1..=7 {
+        let (e, rx) = entry(addr(i), i as u8);
+        let (key, _, _) = t.admit(e, "lt", false).unwrap();
+        // The later a peer came, the more we already sent it (and it never sent us anything).
+        let stats = PeerStats {
+            interested: true,
+            uploaded: 1_000 * u64::from(i),
+            ..Default::default()
+        };
+        t.report(key, stats, false, 0);
+        peers.push((key, rx));
+    }
+    peers.sort_by_key(|p| p.0);
+    let mut choker = crate::session::choker::Choker::default();
+    t.choke_round(&mut choker);
+    // Round robin: all seen together, so the lowest keys take the four slots and the optimistic
+    // one; tit-for-tat by upload would have taken the last four.
+    let got: Vec<bool> = peers
+        .iter_mut()
+        .map(|(_, rx)| matches!(rx.try_recv(), Ok(Command::Unchoke)))
+        .collect();
+    assert_eq!(got, [true, true, true, true, true, false, false]);
+}
+
+#[test]
 fn pex_flags_say_seed_reachable_encryption_and_utp_honestly() {
     let (mut t, _) = torrent();
     let (mut e, _rx1) = entry(addr(1), 1);
