@@ -9,8 +9,9 @@
 //! |---|---|---|
 //! | [`text`] | outside text made safe to print: the one `sanitize`, and the log writer that applies it | yes |
 //! | [`bencode`] | the one place that touches `bip_bencode`: decode with limits, raw spans, encode | yes |
-//! | [`types`] | `InfoHash`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
-//! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hash over the raw `info` bytes; validation | yes |
+//! | [`types`] | `InfoHash`, `InfoHashV2`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
+//! | [`merkle`] | BEP 52 Merkle trees over SHA-256: zero-padded 16 KiB leaves, a file's `pieces root` and piece layer, proofs (uncle hashes) and the `hashes` reply | yes |
+//! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hashes (SHA-1, and SHA-256 for BEP 52) over the raw `info` bytes; validation; v2 `file tree`, `piece layers`, a hybrid's two halves checked against each other, the v2 piece layout | yes |
 //! | [`magnet`] | magnet URIs (BEP 9): parse (`xt` hex/base32, `dn`, `tr`, `ws`, `x.pe`) and build | yes |
 //! | [`net`] | every socket bound as `--bind` / `--interface` say: listener, peer connections, UDP, HTTP client | IO |
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
@@ -39,7 +40,8 @@
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`, `paths`: nothing from the crate. Anything may import `text`.
 //! - `fetch`: net.
-//! - `metainfo`: bencode, types. `magnet`: metainfo (its bounds), types.
+//! - `merkle`: types.
+//! - `metainfo`: bencode, merkle, types, text. `magnet`: metainfo (its bounds), types.
 //! - `tracker` (client): bencode, types, fetch, net.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `ratelimit`: nothing.
@@ -64,6 +66,7 @@ pub mod create;
 pub mod dht;
 pub mod fetch;
 pub mod magnet;
+pub mod merkle;
 pub mod metainfo;
 pub mod mse;
 pub mod net;
