@@ -9,15 +9,16 @@
 //! |---|---|---|
 //! | [`text`] | outside text made safe to print: the one `sanitize`, and the log writer that applies it | yes |
 //! | [`bencode`] | the one place that touches `bip_bencode`: decode with limits, raw spans, encode | yes |
-//! | [`types`] | `InfoHash`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
-//! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hash over the raw `info` bytes; validation | yes |
+//! | [`types`] | `InfoHash`, `InfoHashV2`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
+//! | [`merkle`] | BEP 52 Merkle trees over SHA-256: zero-padded 16 KiB leaves, a file's `pieces root` and piece layer, proofs (uncle hashes) and the `hashes` reply | yes |
+//! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hashes (SHA-1, and SHA-256 for BEP 52) over the raw `info` bytes; validation; v2 `file tree`, `piece layers`, a hybrid's two halves checked against each other, the v2 piece layout | yes |
 //! | [`magnet`] | magnet URIs (BEP 9): parse (`xt` hex/base32, `dn`, `tr`, `ws`, `x.pe`) and build | yes |
 //! | [`net`] | every socket bound as `--bind` / `--interface` say: listener, peer connections, UDP, HTTP client | IO |
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
-//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules | yes |
+//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules, BEP 52 `hash request`/`hashes`/`hash reject` (decoded only by a `Codec::with_v2`) | yes |
 //! | [`select`] | file selection: `--only`/`--exclude` patterns, `--select-file` indexes; the wanted pieces and each file's role (selected, boundary: sparse, skipped: never created) | yes |
 //! | [`picker`] | availability, piece order, the wanted-pieces mask, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
@@ -39,11 +40,12 @@
 //! ## Who may import whom (strictly downward)
 //! - `bencode`, `types`, `net`, `text`, `paths`: nothing from the crate. Anything may import `text`.
 //! - `fetch`: net.
-//! - `metainfo`: bencode, types. `magnet`: metainfo (its bounds), types.
+//! - `merkle`: types.
+//! - `metainfo`: bencode, merkle, types, text. `magnet`: metainfo (its bounds), types.
 //! - `tracker` (client): bencode, types, fetch, net.
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `ratelimit`: nothing.
-//! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, types. `picker`, `pipeline`, `outstanding`: bitfield, types.
+//! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, merkle (BEP 52 proofs), types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `select`: bitfield, metainfo, types, text.
 //! - `storage`: bitfield, metainfo, select (file roles), types. `webseed`: metainfo, types.
 //! - `utp`: net (`PeerStream`, `Bind`), the `udp` port (librqbit-utp). `udp`: net, `utp::packet`.
@@ -64,6 +66,7 @@ pub mod create;
 pub mod dht;
 pub mod fetch;
 pub mod magnet;
+pub mod merkle;
 pub mod metainfo;
 pub mod mse;
 pub mod net;

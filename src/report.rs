@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::magnet::magnet_link;
-use crate::metainfo::Metainfo;
+use crate::metainfo::{Info, MetaVersion, Metainfo};
 use crate::text::{block as clean_text, line as sanitize};
 use crate::tracker::probe::ProbeOutcome;
 
@@ -79,6 +79,19 @@ pub fn magnet(m: &Metainfo) -> String {
     )
 }
 
+/// The `Format:` line of a torrent that is not plain v1.
+fn format(i: &Info) -> Option<String> {
+    match (i.version(), i.v2_set_aside()) {
+        (MetaVersion::Hybrid, _) => Some("BitTorrent v1+v2 hybrid (v1 used)".into()),
+        (MetaVersion::V2, _) => Some("BitTorrent v2 only".into()),
+        (MetaVersion::V1, Some(why)) if i.hybrid => Some(format!(
+            "BitTorrent v1+v2 hybrid, v2 part set aside ({}): v1 used",
+            sanitize(&why.to_string())
+        )),
+        (MetaVersion::V1, _) => None,
+    }
+}
+
 /// `--info` as text.
 pub fn info_text(m: &Metainfo) -> String {
     let i = &m.info;
@@ -89,6 +102,9 @@ pub fn info_text(m: &Metainfo) -> String {
     };
     line("Name:", &sanitize(&i.name));
     line("Info hash:", &m.info_hash.to_hex());
+    if let Some(v2) = &m.info_hash_v2 {
+        line("Hash (v2):", &v2.to_hex());
+    }
     line("Size:", &size_both(l.total()));
     line(
         "Pieces:",
@@ -101,8 +117,8 @@ pub fn info_text(m: &Metainfo) -> String {
         ),
     );
     line("Private:", if i.private { "yes" } else { "no" });
-    if i.hybrid {
-        line("Format:", "BitTorrent v1+v2 hybrid (v1 used)");
+    if let Some(format) = format(i) {
+        line("Format:", &format);
     }
     if let Some(c) = &m.comment {
         line("Comment:", &clean_text(c, 13));
@@ -193,6 +209,7 @@ pub fn info_json(m: &Metainfo) -> serde_json::Value {
         "private": i.private,
         "multi_file": i.multi_file,
         "hybrid": i.hybrid,
+        "info_hash_v2": m.info_hash_v2.map(|h| h.to_hex()),
         "comment": m.comment,
         "created_by": m.created_by,
         "creation_date": m.creation_date,
@@ -261,6 +278,37 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(441_396_773), "441,396,773");
+    }
+
+    #[test]
+    fn v2_lines_of_info() {
+        let hybrid =
+            Metainfo::from_bytes(include_bytes!("../tests/data/v2/hybrid-multi.torrent")).unwrap();
+        let text = info_text(&hybrid);
+        assert!(text.contains("\nHash (v2):   bc79259364202163"), "{text}");
+        assert!(text.contains("\nFormat:      BitTorrent v1+v2 hybrid (v1 used)\n"));
+        let json = info_json(&hybrid);
+        assert_eq!(json["info_hash_v2"].as_str().map(str::len), Some(64));
+        let v2 =
+            Metainfo::from_bytes_any_version(include_bytes!("../tests/data/v2/v2-single.torrent"))
+                .unwrap();
+        assert!(info_text(&v2).contains("\nFormat:      BitTorrent v2 only\n"));
+        let (v1, _) = crate::metainfo::testkit::multi_file("t", &[("a", vec![1; 9])], 16384);
+        let text = info_text(&v1);
+        assert!(!text.contains("v2") && !text.contains("Format:"), "{text}");
+        assert_eq!(info_json(&v1)["info_hash_v2"], serde_json::Value::Null);
+        // A hybrid whose v2 part is broken says so.
+        let mut t = crate::bencode::decode(
+            include_bytes!("../tests/data/v2/hybrid-multi.torrent"),
+            crate::bencode::Limits::TORRENT,
+        )
+        .unwrap()
+        .root()
+        .to_value();
+        t.remove("piece layers");
+        t.insert("piece layers", crate::bencode::Value::dict([]));
+        let text = info_text(&Metainfo::from_bytes(&t.encode()).unwrap());
+        assert!(text.contains("v2 part set aside (invalid torrent: the piece layer of `a.bin` is missing): v1 used"), "{text}");
     }
 
     #[test]

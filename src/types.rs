@@ -1,5 +1,5 @@
-//! Small value types shared by every layer: [`InfoHash`], [`PeerId`], [`PieceIndex`], [`BlockRef`] and
-//! [`Lengths`], the one place where piece and block offsets are computed.
+//! Small value types shared by every layer: [`InfoHash`], [`InfoHashV2`], [`PeerId`], [`PieceIndex`],
+//! [`BlockRef`] and [`Lengths`], the one place where piece and block offsets are computed.
 
 use std::fmt;
 
@@ -52,6 +52,36 @@ impl fmt::Display for InfoHash {
 impl fmt::Debug for InfoHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "InfoHash({})", self.to_hex())
+    }
+}
+
+/// SHA-256 of the bencoded `info` dictionary: a BitTorrent v2 torrent's identity (BEP 52).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InfoHashV2(pub [u8; 32]);
+
+impl InfoHashV2 {
+    /// The first 20 bytes: what handshakes, trackers and the DHT carry for a v2 swarm.
+    pub fn truncated(&self) -> InfoHash {
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&self.0[..20]);
+        InfoHash(out)
+    }
+
+    /// Lower-case hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+impl fmt::Display for InfoHashV2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for InfoHashV2 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InfoHashV2({})", self.to_hex())
     }
 }
 
@@ -234,6 +264,19 @@ mod tests {
         assert_eq!(InfoHash::from_hex("5e78"), None);
         assert_eq!(InfoHash::from_hex(&"g".repeat(40)), None);
         assert_eq!(InfoHash::from_hex(&"é".repeat(20)), None);
+    }
+
+    #[test]
+    fn v2_info_hash_truncates_to_its_first_20_bytes() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let h = InfoHashV2(bytes);
+        assert_eq!(h.truncated().0[..], bytes[..20]);
+        assert_eq!(h.to_hex().len(), 64);
+        assert!(h.to_string().starts_with("000102"));
+        assert!(format!("{h:?}").ends_with("1e1f)"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Table test over the real-world torrents in `../shared/example-torrents/` (Internet Archive, WebTorrent,
-//! libtorrent's v1+v2 hybrid): info-hashes, file counts, sizes and piece counts from its README.
+//! libtorrent's v1+v2 hybrid): info-hashes, file counts, sizes and piece counts from its README; the
+//! hybrid's v2 side against python3-libtorrent's figures (`tests/data/v2/expected.json`).
 
 use std::path::PathBuf;
 
@@ -167,6 +168,46 @@ fn hybrid_pad_files_and_trackerless() {
         return;
     };
     assert!(s.tiers().iter().flatten().any(|u| u.starts_with("wss://")));
+}
+
+#[test]
+fn the_hybrid_v2_side_matches_libtorrent() {
+    use pixtorrent::metainfo::MetaVersion;
+    let Some(m) = load("bittorrent-v2-hybrid-test.torrent") else {
+        return;
+    };
+    // v1 from the README; v2 and every root from python3-libtorrent 2.0.8's torrent_info
+    // (`info_hashes()`, `files().root(i)`), recorded by tests/data/v2/make_fixtures.py.
+    let lt: serde_json::Value =
+        serde_json::from_str(include_str!("data/v2/expected.json")).unwrap();
+    let lt = &lt["bittorrent-v2-hybrid-test"];
+    assert_eq!(m.info.version(), MetaVersion::Hybrid);
+    assert_eq!(
+        m.info_hash.to_hex(),
+        "631a31dd0a46257d5078c0dee4e66e26f73e42ac"
+    );
+    assert_eq!(m.info_hash.to_hex(), lt["v1"].as_str().unwrap());
+    let v2 = m.info_hash_v2.expect("a v2 info-hash");
+    assert_eq!(
+        v2.to_hex(),
+        "d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb"
+    );
+    assert_eq!(v2.to_hex(), lt["v2"].as_str().unwrap());
+    let files = lt["files"].as_array().unwrap();
+    assert_eq!(files.len(), m.info.files.len());
+    for (i, f) in files.iter().enumerate() {
+        let root = m.info.pieces_root(i).map(|r| pixtorrent::types::hex(&r));
+        assert_eq!(root.as_deref(), f["root"].as_str(), "file {i}");
+        assert_eq!(m.info.files[i].offset, f["offset"].as_u64().unwrap());
+    }
+    // The piece layers hash up to the roots (checked at parse), and cover every v2 piece, which are
+    // the v1 pieces: the last one, 2,052 bytes, ends tbl-tint.mpg.
+    assert!(m.info.has_piece_layers());
+    assert_eq!(m.info.v2_pieces().count(), 1715);
+    assert!((0..1715).all(|i| m.info.v2_piece_hash(i).is_some()));
+    let last = m.info.v2_piece(1714).unwrap();
+    assert_eq!(m.info.files[last.file].display_path(), "tbl-tint.mpg");
+    assert_eq!((last.index_in_file, last.len), (221, 2052));
 }
 
 #[test]

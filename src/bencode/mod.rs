@@ -130,6 +130,47 @@ impl<'n, 'a> Node<'n, 'a> {
         Some(Node { inner })
     }
 
+    /// Whether every dictionary in this value lists its keys in strictly increasing order as written
+    /// (BEP 3). The decoder accepts unsorted keys, like libtorrent; BEP 52 metadata must be sorted
+    /// (libtorrent refuses a v2 `info` that is not). Reads the keys' order from the raw bytes.
+    pub fn keys_sorted(&self) -> bool {
+        match self.inner.kind() {
+            BencodeRefKind::List(_) => self
+                .as_list()
+                .into_iter()
+                .flatten()
+                .all(|n| n.keys_sorted()),
+            BencodeRefKind::Dict(_) => self.dict_keys_sorted(),
+            _ => true,
+        }
+    }
+
+    fn dict_keys_sorted(&self) -> bool {
+        let raw = self.raw();
+        let mut pos = 1;
+        let mut previous: Option<&[u8]> = None;
+        while raw.get(pos).is_some_and(|&b| b != b'e') {
+            let Some(colon) = raw[pos..].iter().position(|&b| b == b':').map(|c| pos + c) else {
+                return false;
+            };
+            let len = std::str::from_utf8(&raw[pos..colon])
+                .ok()
+                .and_then(|t| t.parse::<usize>().ok());
+            let Some(key) = len.and_then(|l| raw.get(colon + 1..colon + 1 + l)) else {
+                return false;
+            };
+            let Some(value) = self.get(key) else {
+                return false;
+            };
+            if previous.is_some_and(|p| key <= p) || !value.keys_sorted() {
+                return false;
+            }
+            previous = Some(key);
+            pos = colon + 1 + key.len() + value.raw().len();
+        }
+        true
+    }
+
     /// "integer", "byte string", "list" or "dictionary", for error messages.
     pub fn kind_name(&self) -> &'static str {
         match self.inner.kind() {

@@ -238,3 +238,24 @@ fn value_edits() {
     not_dict.insert("a", Value::Int(1));
     assert_eq!(not_dict.get_mut("a"), None);
 }
+
+#[test]
+fn key_order_as_written() {
+    let sorted = |input: &[u8]| decode(input, L).unwrap().root().keys_sorted();
+    assert!(sorted(b"d1:ai1e1:bd1:xi1e1:yi2eee"));
+    assert!(sorted(b"de"));
+    assert!(sorted(b"li1e4:spame"));
+    assert!(sorted(b"d0:i1e1:ai2e2:aai3ee"), "the empty key sorts first");
+    assert!(!sorted(b"d1:bi1e1:ai2ee"));
+    // Out of order one level down, inside a list, or in the second half of a dictionary.
+    assert!(!sorted(b"d1:ad1:yi1e1:xi2eee"));
+    assert!(!sorted(b"d1:ald1:bi1e1:ai2eeee"));
+    assert!(!sorted(b"d1:ai1e1:ci1e1:bi1ee"));
+    // Keys that are prefixes of each other, and values that contain `e` and `:`.
+    assert!(sorted(b"d1:a3:e:e2:abl1:eee"));
+    assert!(!sorted(b"d2:ab3:e:e1:al1:eee"));
+    // Only the subtree asked about counts.
+    let d = decode(b"d4:infod1:ai1e1:bi2ee1:zd1:bi1e1:ai2eee", L).unwrap();
+    assert!(d.root().get(b"info").unwrap().keys_sorted());
+    assert!(!d.root().keys_sorted());
+}

@@ -94,12 +94,7 @@ pub(super) fn file_list(list: Node<'_, '_>) -> Result<Vec<FileEntry>, MetainfoEr
                 why: "is an empty list",
             });
         }
-        if path.iter().map(|c| c.len() + 1).sum::<usize>() > MAX_PATH_LEN + 1 {
-            return Err(MetainfoError::BadPath {
-                key: format!("{key}.path"),
-                why: "is longer than 4096 bytes, the file-system limit",
-            });
-        }
+        check_path_len(&path, &format!("{key}.path"))?;
         files.push(FileEntry {
             path,
             length,
@@ -118,6 +113,11 @@ pub(super) fn path_component(node: Node<'_, '_>, key: &str) -> Result<String, Me
     let bytes = node
         .as_bytes()
         .ok_or_else(|| wrong_type(key, "a byte string", node))?;
+    component(bytes, key)
+}
+
+/// [`path_component`] of raw bytes (a v2 `file tree` key).
+pub(super) fn component(bytes: &[u8], key: &str) -> Result<String, MetainfoError> {
     let why = if bytes.is_empty() {
         Some("is empty")
     } else if bytes == b"." || bytes == b".." {
@@ -151,7 +151,18 @@ pub(super) fn path_component(node: Node<'_, '_>, key: &str) -> Result<String, Me
     Ok(text)
 }
 
-fn length(dict: Node<'_, '_>, prefix: &str) -> Result<u64, MetainfoError> {
+/// A whole path (components joined with `/`) within [`MAX_PATH_LEN`].
+pub(super) fn check_path_len(path: &[String], key: &str) -> Result<(), MetainfoError> {
+    if path.iter().map(|c| c.len() + 1).sum::<usize>() > MAX_PATH_LEN + 1 {
+        return Err(MetainfoError::BadPath {
+            key: key.to_string(),
+            why: "is longer than 4096 bytes, the file-system limit",
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn length(dict: Node<'_, '_>, prefix: &str) -> Result<u64, MetainfoError> {
     let value = required_int(dict, "length", prefix)?;
     u64::try_from(value).map_err(|_| MetainfoError::BadNumber {
         key: format!("{prefix}length"),
@@ -160,7 +171,7 @@ fn length(dict: Node<'_, '_>, prefix: &str) -> Result<u64, MetainfoError> {
     })
 }
 
-fn attr(dict: Node<'_, '_>) -> FileAttr {
+pub(super) fn attr(dict: Node<'_, '_>) -> FileAttr {
     dict.get(b"attr")
         .and_then(|n| n.as_bytes())
         .map(FileAttr::parse)
@@ -170,7 +181,7 @@ fn attr(dict: Node<'_, '_>) -> FileAttr {
 /// No two real files on one path, and no file where another needs a directory. Pad files are exempt:
 /// they are never written, and hybrid torrents give same-sized ones the same `.pad/N` path. Linear in the
 /// number of path components: each path walks a tree of (parent node, component) -> node.
-fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
+pub(super) fn check_unique(files: &[FileEntry]) -> Result<(), MetainfoError> {
     const ROOT: usize = 0;
     let mut children: HashMap<(usize, &str), usize> = HashMap::new();
     let mut is_file: Vec<bool> = vec![false]; // per node; node 0 is the torrent's directory

@@ -1,5 +1,6 @@
-//! `.torrent` bytes -> [`Metainfo`]: the info-hash over the raw `info` bytes, and every validation rule
-//! (sizes, counts, paths) with an error a user can act on. Pure: no files, no network.
+//! `.torrent` bytes -> [`Metainfo`]: the info-hashes over the raw `info` bytes, and every validation rule
+//! (sizes, counts, paths; for BEP 52, the file tree, piece layers and a hybrid's two halves) with an
+//! error a user can act on. Pure: no files, no network.
 //!
 //! Required fields are checked strictly; optional metadata (`announce-list`, `url-list`, `comment`, ...)
 //! of the wrong shape is skipped, as libtorrent does, because it cannot corrupt a download.
@@ -7,15 +8,19 @@
 mod files;
 #[cfg(test)]
 pub(crate) mod testkit;
+mod tree;
+mod v2;
 
 use std::path::PathBuf;
 
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 use crate::bencode::{self, BencodeError, Limits, Node};
-use crate::types::{InfoHash, Lengths};
+use crate::types::{InfoHash, InfoHashV2, Lengths};
 
 pub use files::{FileAttr, FileEntry};
+pub use v2::{MetaVersion, V2Piece};
 
 /// Largest piece length accepted: 256 MiB, above any real torrent's and small enough to buffer one piece.
 pub const MAX_PIECE_LENGTH: u32 = 256 * 1024 * 1024;
@@ -27,8 +32,11 @@ pub const MAX_WEB_SEEDS: usize = 64;
 /// A parsed, validated `.torrent` file.
 #[derive(Debug, Clone)]
 pub struct Metainfo {
-    /// SHA-1 of the exact bytes of the `info` value.
+    /// The swarm's 20-byte id, for handshakes, trackers and the DHT: SHA-1 of the exact bytes of the
+    /// `info` value for v1 and hybrid torrents; for a v2-only torrent, its SHA-256 truncated (BEP 52).
     pub info_hash: InfoHash,
+    /// SHA-256 of the exact `info` bytes, when the torrent has a usable v2 side (BEP 52).
+    pub info_hash_v2: Option<InfoHashV2>,
     /// The `info` dictionary.
     pub info: Info,
     /// `announce`, if present and text.
@@ -54,16 +62,23 @@ pub struct Info {
     pub name: String,
     /// Size arithmetic: total length (pad files included), piece length, piece count.
     pub lengths: Lengths,
-    /// One SHA-1 per piece.
+    /// One SHA-1 per piece; empty for a v2-only torrent.
     pub piece_hashes: Vec<[u8; 20]>,
     /// `private` = 1 (BEP 27): no DHT, no PEX.
     pub private: bool,
     /// The files in torrent order, with their offsets in the byte stream. A single-file torrent has one.
+    /// A v2-only torrent's files come with BEP 47 pad files between them, as a hybrid's would: every
+    /// file starts on a piece boundary.
     pub files: Vec<FileEntry>,
     /// Whether the torrent has the `files` list (its files live under the `name` directory).
     pub multi_file: bool,
-    /// Whether `meta version` 2 is present (a BEP 52 hybrid; we use its v1 side).
+    /// Whether `meta version` 2 is present beside v1 `pieces` (a BEP 52 hybrid), whether or not its
+    /// v2 part is usable: see [`Info::version`].
     pub hybrid: bool,
+    /// The v2 side, when the torrent has a valid one.
+    v2: Option<v2::V2Info>,
+    /// Why a hybrid's v2 side was set aside.
+    v2_set_aside: Option<MetainfoError>,
 }
 
 impl Info {
@@ -131,9 +146,27 @@ pub enum MetainfoError {
     /// `info` has both `length` and `files`.
     #[error("invalid torrent: `info` has both `length` and `files`")]
     LengthAndFiles,
-    /// BEP 52 without a v1 part.
+    /// BEP 52 without a v1 part, from [`Metainfo::from_bytes`] (downloads need v1 piece hashes).
     #[error("unsupported torrent: BitTorrent v2-only (no v1 `pieces`); only v1 and hybrid torrents are supported")]
     V2Only,
+    /// A `meta version` other than 2 without a v1 part to fall back on.
+    #[error("unsupported torrent: `meta version` {0} (only BitTorrent v1 and v2 are known)")]
+    UnsupportedVersion(i64),
+    /// A v2 `info` with keys out of order: its info-hash would be ambiguous (libtorrent refuses it too).
+    #[error("invalid torrent: a v2 `info` dictionary must have its keys in sorted order")]
+    UnsortedKeys,
+    /// A malformed `file tree` entry.
+    #[error("invalid torrent: `{key}` {why}")]
+    BadFileTree { key: String, why: &'static str },
+    /// A missing or wrong piece layer.
+    #[error("invalid torrent: the piece layer of `{file}` {why}")]
+    PieceLayer { file: String, why: &'static str },
+    /// A hybrid whose v1 and v2 parts describe different files.
+    #[error("invalid hybrid torrent: its v1 and v2 parts describe different files: {0}")]
+    Inconsistent(String),
+    /// More pieces than a `u32` counts.
+    #[error("invalid torrent: more than 2^32 pieces")]
+    TooManyPieces,
 }
 
 // By hand rather than `#[from]`, which would also make it the `source` and print the cause twice.
@@ -144,8 +177,19 @@ impl From<BencodeError> for MetainfoError {
 }
 
 impl Metainfo {
-    /// Parses and validates a `.torrent` file.
+    /// Parses and validates a `.torrent` file that can be downloaded today: v1 or hybrid (a v2-only
+    /// torrent is [`MetainfoError::V2Only`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+        Metainfo::parse(bytes, false)
+    }
+
+    /// Parses and validates a `.torrent` file of any version, v2-only included (its `piece_hashes`
+    /// are empty: see [`Info::version`]).
+    pub fn from_bytes_any_version(bytes: &[u8]) -> Result<Metainfo, MetainfoError> {
+        Metainfo::parse(bytes, true)
+    }
+
+    fn parse(bytes: &[u8], v2_only_ok: bool) -> Result<Metainfo, MetainfoError> {
         let doc = bencode::decode(bytes, Limits::TORRENT)?;
         let root = doc.root();
         if !root.is_dict() {
@@ -155,9 +199,14 @@ impl Metainfo {
         if !info_node.is_dict() {
             return Err(wrong_type("info", "a dictionary", info_node));
         }
-        let info = parse_info(info_node)?;
+        let info = parse_info(info_node, root.get(b"piece layers"), v2_only_ok)?;
         let info_bytes = info_node.raw().to_vec();
-        let info_hash = InfoHash(Sha1::digest(&info_bytes).into());
+        let info_hash_v2 = (info.version() != MetaVersion::V1)
+            .then(|| InfoHashV2(Sha256::digest(&info_bytes).into()));
+        let info_hash = match info_hash_v2 {
+            Some(v2) if info.version() == MetaVersion::V2 => v2.truncated(),
+            _ => InfoHash(Sha1::digest(&info_bytes).into()),
+        };
 
         let mut seen = Vec::new();
         let announce = root.get(b"announce").and_then(text).and_then(|url| {
@@ -200,6 +249,7 @@ impl Metainfo {
         );
         Ok(Metainfo {
             info_hash,
+            info_hash_v2,
             info,
             announce,
             announce_list,
@@ -233,7 +283,12 @@ fn keep_new(urls: Vec<String>, seen: &mut Vec<String>, max: usize) -> Vec<String
     out
 }
 
-fn parse_info(info: Node<'_, '_>) -> Result<Info, MetainfoError> {
+/// The `info` dictionary; `layers` is the top-level `piece layers` (BEP 52), if any.
+fn parse_info(
+    info: Node<'_, '_>,
+    layers: Option<Node<'_, '_>>,
+    v2_only_ok: bool,
+) -> Result<Info, MetainfoError> {
     let name_node =
         prefer_utf8(info, "name").ok_or_else(|| MetainfoError::Missing("info.name".into()))?;
     let name = files::path_component(name_node, "info.name")?;
@@ -247,18 +302,42 @@ fn parse_info(info: Node<'_, '_>) -> Result<Info, MetainfoError> {
         });
     }
     let piece_length = piece_length as u32;
+    let meta_version = info.get(b"meta version").and_then(|n| n.as_int());
 
     let pieces = match info.get(b"pieces") {
         Some(p) => p
             .as_bytes()
             .ok_or_else(|| wrong_type("info.pieces", "a byte string", p))?,
-        None if info.get(b"file tree").is_some() => return Err(MetainfoError::V2Only),
+        None if !v2_only_ok && info.get(b"file tree").is_some() => {
+            return Err(MetainfoError::V2Only)
+        }
+        None if v2_only_ok && (meta_version.is_some() || info.get(b"file tree").is_some()) => {
+            return v2_only_info(info, layers, name, piece_length, meta_version);
+        }
         None => return Err(MetainfoError::Missing("info.pieces".into())),
     };
+    let mut out = v1_info(info, name, piece_length, pieces)?;
+    match meta_version {
+        Some(2) => match v2::hybrid(info, layers, piece_length, &out.files) {
+            Ok(v2) => out.v2 = Some(v2),
+            Err(e) => out.v2_set_aside = Some(e),
+        },
+        Some(n) => out.v2_set_aside = Some(MetainfoError::UnsupportedVersion(n)),
+        None => {}
+    }
+    Ok(out)
+}
+
+/// The v1 side of `info`, whose `pieces` are given: files, sizes, SHA-1 piece hashes.
+fn v1_info(
+    info: Node<'_, '_>,
+    name: String,
+    piece_length: u32,
+    pieces: &[u8],
+) -> Result<Info, MetainfoError> {
     if pieces.len() % 20 != 0 {
         return Err(MetainfoError::PiecesLength(pieces.len()));
     }
-
     let (files, multi_file) = match (info.get(b"length"), info.get(b"files")) {
         (Some(_), Some(_)) => return Err(MetainfoError::LengthAndFiles),
         (Some(_), None) => (vec![files::single_file(info, &name)?], false),
@@ -298,6 +377,39 @@ fn parse_info(info: Node<'_, '_>) -> Result<Info, MetainfoError> {
         files,
         multi_file,
         hybrid: info.get(b"meta version").and_then(|n| n.as_int()) == Some(2),
+        v2: None,
+        v2_set_aside: None,
+    })
+}
+
+/// A v2-only `info` (no `pieces`): `meta version` 2 and a valid `file tree` are required.
+fn v2_only_info(
+    info: Node<'_, '_>,
+    layers: Option<Node<'_, '_>>,
+    name: String,
+    piece_length: u32,
+    meta_version: Option<i64>,
+) -> Result<Info, MetainfoError> {
+    match meta_version {
+        Some(2) => {}
+        Some(n) => return Err(MetainfoError::UnsupportedVersion(n)),
+        None => return Err(MetainfoError::Missing("info.meta version".into())),
+    }
+    let (files, multi_file, v2) = v2::v2_only(info, layers, piece_length)?;
+    let total = files.last().map_or(0, |f| f.offset + f.length);
+    if total == 0 {
+        return Err(MetainfoError::Empty);
+    }
+    Ok(Info {
+        name,
+        lengths: Lengths::new(total, piece_length).ok_or(MetainfoError::TooManyPieces)?,
+        piece_hashes: Vec::new(),
+        private: info.get(b"private").and_then(|n| n.as_int()) == Some(1),
+        files,
+        multi_file,
+        hybrid: false,
+        v2: Some(v2),
+        v2_set_aside: None,
     })
 }
 

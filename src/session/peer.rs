@@ -347,7 +347,12 @@ impl Conn {
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
             Message::Port(port) => self.on_port(port),
-            Message::KeepAlive | Message::Unknown(_) => {}
+            // BEP 52's hash messages: only a `Codec::with_v2` decodes them, and no session uses one yet.
+            Message::KeepAlive
+            | Message::Unknown(_)
+            | Message::HashRequest(_)
+            | Message::Hashes(_)
+            | Message::HashReject(_) => {}
             Message::Extended { id, payload } => self.on_extended(id, &payload),
             Message::Choke => {
                 self.peer_choking = true;

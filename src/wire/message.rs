@@ -1,10 +1,12 @@
-//! BEP 3 messages (and BEP 6's, BEP 5's `port`, BEP 10's extended) and their framing: a 4-byte
-//! big-endian length, an id byte, a payload. [`Codec`] turns buffered bytes into [`Message`]s,
-//! refusing frames over the torrent's limit, bitfields of the wrong shape and `have`s out of range;
-//! unknown ids that frame correctly are skipped, and so are `suggest`/`allowed fast` out of range.
+//! BEP 3 messages (and BEP 6's, BEP 5's `port`, BEP 10's extended, BEP 52's hash messages) and their
+//! framing: a 4-byte big-endian length, an id byte, a payload. [`Codec`] turns buffered bytes into
+//! [`Message`]s, refusing frames over the torrent's limit, bitfields of the wrong shape and `have`s
+//! out of range; unknown ids that frame correctly are skipped, and so are `suggest`/`allowed fast` out
+//! of range, and BEP 52's messages unless the codec is [`Codec::with_v2`].
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::hashes::{self, HashRequest, Hashes};
 use super::WireError;
 use crate::bitfield::Bitfield;
 use crate::types::{BlockRef, BLOCK_LEN};
@@ -46,6 +48,12 @@ pub enum Message {
     AllowedFast(u32),
     /// id 20: a BEP 10 extended message (`id` 0 is the extended handshake).
     Extended { id: u8, payload: Bytes },
+    /// id 21 (BEP 52): hashes of a file's Merkle tree wanted (shape-checked).
+    HashRequest(HashRequest),
+    /// id 22 (BEP 52): the hashes asked for, then their uncles (shape- and count-checked).
+    Hashes(Hashes),
+    /// id 23 (BEP 52): the sender will not serve this `hash request`.
+    HashReject(HashRequest),
     /// Any other id, well framed, skipped.
     Unknown(u8),
 }
@@ -127,6 +135,9 @@ impl Message {
                 out.put_u8(*id);
                 out.put_slice(payload);
             }
+            Message::HashRequest(r) => hashes::encode_request(out, hashes::HASH_REQUEST, r),
+            Message::Hashes(h) => hashes::encode_hashes(out, h),
+            Message::HashReject(r) => hashes::encode_request(out, hashes::HASH_REJECT, r),
             Message::Unknown(id) => simple(out, *id),
         }
     }
@@ -158,6 +169,8 @@ pub struct Codec {
     /// The torrent's piece count; `None` before its metadata is known (a magnet link).
     pieces: Option<u32>,
     max_frame: u32,
+    /// Whether BEP 52's hash messages are decoded (a v2 or hybrid torrent on a v2 connection).
+    v2: bool,
 }
 
 /// Longest frame of anything but a bitfield: a 16 KiB block message, or a BEP 9 metadata piece with
@@ -183,6 +196,17 @@ impl Codec {
         Codec {
             pieces: Some(pieces),
             max_frame: MAX_MESSAGE_FRAME.max(bitfield),
+            v2: false,
+        }
+    }
+
+    /// This codec, decoding BEP 52's `hash request`, `hashes` and `hash reject` too (else skipped as
+    /// unknown ids), its frame limit raised to the longest `hashes` message.
+    pub fn with_v2(self) -> Codec {
+        Codec {
+            max_frame: self.max_frame.max(hashes::MAX_FRAME),
+            v2: true,
+            ..self
         }
     }
 
@@ -192,6 +216,7 @@ impl Codec {
         Codec {
             pieces: None,
             max_frame: MAX_MESSAGE_FRAME.max(1 + MAX_UNKNOWN_BITFIELD),
+            v2: false,
         }
     }
 
@@ -299,6 +324,9 @@ impl Codec {
                     id: ext,
                     payload: frame.freeze(),
                 }
+            }
+            hashes::HASH_REQUEST..=hashes::HASH_REJECT if self.v2 => {
+                hashes::decode(id, len, frame)?
             }
             other => Message::Unknown(other),
         };

@@ -1,9 +1,11 @@
 //! The peer wire protocol (BEP 3) as pure encode/decode: the 68-byte [`handshake`] and the
-//! length-prefixed [`message`]s, with the limits that let a hostile peer cost us nothing. No sockets.
+//! length-prefixed [`message`]s (BEP 52's [`hashes`] among them), with the limits that let a hostile
+//! peer cost us nothing. No sockets.
 
 pub mod extension;
 pub mod fast;
 pub mod handshake;
+pub mod hashes;
 pub mod message;
 pub mod pex;
 pub mod ut_metadata;
@@ -35,4 +37,7 @@ pub enum WireError {
     /// A `have` for a piece the torrent does not have.
     #[error("have for piece {index} of {pieces}")]
     HaveOutOfRange { index: u32, pieces: u32 },
+    /// A BEP 52 hash message of a shape BEP 52 forbids, or over our limits.
+    #[error("hash message (id {id}) refused: {why}")]
+    BadHashMessage { id: u8, why: &'static str },
 }

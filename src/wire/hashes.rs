@@ -1,0 +1,175 @@
+//! BEP 52 hash messages: `hash request` (id 21), `hashes` (22) and `hash reject` (23). The header
+//! they share (pieces root, base layer, index, length, proof layers), the shape rules a peer's must
+//! follow, and their encoding; [`super::Codec`] decodes them once [`super::Codec::with_v2`] asks.
+
+use bytes::{Buf, BufMut, BytesMut};
+
+use super::{Message, WireError};
+use crate::merkle::{self, Hash};
+
+/// `hash request` message id.
+pub const HASH_REQUEST: u8 = 21;
+/// `hashes` message id.
+pub const HASHES: u8 = 22;
+/// `hash reject` message id.
+pub const HASH_REJECT: u8 = 23;
+
+/// Most base hashes we ask for in one request, and so the most a `hashes` reply may carry (BEP 52:
+/// length SHOULD NOT exceed 512; libtorrent asks for the piece layer 512 at a time).
+pub const MAX_HASHES: u32 = 512;
+/// Most base hashes a peer's `hash request` may name: libtorrent's own bound (8192 leaves, a 128 MiB
+/// piece), since it asks for a whole piece's leaves after a failed piece. Requests above
+/// [`MAX_HASHES`] are decoded so that they can be answered with a `hash reject`.
+pub const MAX_REQUEST_HASHES: u32 = 8192;
+/// Highest base layer and most proof layers: no tree is taller ([`merkle::MAX_HEIGHT`]).
+pub const MAX_LAYERS: u32 = merkle::MAX_HEIGHT;
+/// Bytes of the shared header: a 32-byte root and four 4-byte integers.
+pub const HEADER_LEN: usize = 32 + 4 * 4;
+/// Longest `hashes` frame (id byte included): [`MAX_HASHES`] base hashes and the most uncles
+/// [`MAX_LAYERS`] proof layers add to them.
+pub const MAX_FRAME: u32 = {
+    let uncles = MAX_LAYERS + 1 - MAX_HASHES.trailing_zeros();
+    1 + HEADER_LEN as u32 + 32 * (MAX_HASHES + uncles)
+};
+
+/// The header of the three messages: which hashes of which file's tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashRequest {
+    /// The file's `pieces root`.
+    pub pieces_root: Hash,
+    /// Layer of the first hashes, counted up from the leaves (0), usually 0 or the piece layer.
+    pub base_layer: u32,
+    /// Offset of the first hash in that layer: a multiple of `length`.
+    pub index: u32,
+    /// Number of base hashes: a power of two.
+    pub length: u32,
+    /// Ancestor layers whose uncle hashes are wanted too.
+    pub proof_layers: u32,
+}
+
+impl HashRequest {
+    /// How many uncle hashes its `hashes` reply carries ([`merkle::uncle_count`]).
+    pub fn uncles(&self) -> u32 {
+        merkle::uncle_count(self.length, self.proof_layers)
+    }
+
+    /// BEP 52's shape rules, as a peer's message must follow them: `length` a power of two (1 is
+    /// accepted: libtorrent asks for one leaf per piece when pieces are 16 KiB) and at most
+    /// `max_length`, `index` a multiple of it, layers within any tree.
+    pub fn check(&self, max_length: u32) -> Result<(), &'static str> {
+        if !self.length.is_power_of_two() {
+            Err("length is not a power of two")
+        } else if self.length > max_length {
+            Err("length is over the limit")
+        } else if self.index % self.length != 0 {
+            Err("index is not a multiple of length")
+        } else if self.base_layer > MAX_LAYERS || self.proof_layers > MAX_LAYERS {
+            Err("layer beyond any tree")
+        } else {
+            Ok(())
+        }
+    }
+
+    fn put(&self, out: &mut BytesMut) {
+        out.put_slice(&self.pieces_root);
+        out.put_u32(self.base_layer);
+        out.put_u32(self.index);
+        out.put_u32(self.length);
+        out.put_u32(self.proof_layers);
+    }
+
+    /// Reads the header off the front of `frame` (at least [`HEADER_LEN`] bytes).
+    fn take(frame: &mut BytesMut) -> HashRequest {
+        let mut pieces_root = [0u8; 32];
+        frame.copy_to_slice(&mut pieces_root);
+        HashRequest {
+            pieces_root,
+            base_layer: frame.get_u32(),
+            index: frame.get_u32(),
+            length: frame.get_u32(),
+            proof_layers: frame.get_u32(),
+        }
+    }
+}
+
+/// A `hashes` reply: the request it answers, then `length` base hashes and the uncles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashes {
+    /// The request answered (same header).
+    pub request: HashRequest,
+    /// Base hashes, then uncle hashes lowest first: `length + uncles()` in all.
+    pub hashes: Vec<Hash>,
+}
+
+impl Hashes {
+    /// The requested hashes.
+    pub fn base(&self) -> &[Hash] {
+        let n = (self.request.length as usize).min(self.hashes.len());
+        &self.hashes[..n]
+    }
+
+    /// The uncle hashes, lowest first.
+    pub fn uncles(&self) -> &[Hash] {
+        let n = (self.request.length as usize).min(self.hashes.len());
+        &self.hashes[n..]
+    }
+
+    /// The node this reply proves ([`merkle::proven_node`]): (height, index, hash), for the caller to
+    /// compare with a node it trusts.
+    pub fn proven_node(&self) -> Option<(u32, u64, Hash)> {
+        let r = &self.request;
+        merkle::proven_node(r.base_layer, u64::from(r.index), self.base(), self.uncles())
+    }
+}
+
+/// Appends a framed `hash request` or `hash reject` (`id`).
+pub(super) fn encode_request(out: &mut BytesMut, id: u8, r: &HashRequest) {
+    out.put_u32(1 + HEADER_LEN as u32);
+    out.put_u8(id);
+    r.put(out);
+}
+
+/// Appends a framed `hashes` message.
+pub(super) fn encode_hashes(out: &mut BytesMut, h: &Hashes) {
+    out.put_u32(1 + (HEADER_LEN + 32 * h.hashes.len()) as u32);
+    out.put_u8(HASHES);
+    h.request.put(out);
+    for hash in &h.hashes {
+        out.put_slice(hash);
+    }
+}
+
+/// Decodes a hash message (`id` 21 to 23) of frame length `len`, its id byte taken off `frame`.
+pub(super) fn decode(id: u8, len: u32, mut frame: BytesMut) -> Result<Message, WireError> {
+    let bad_length = WireError::BadLength { id, len };
+    if frame.len() < HEADER_LEN || (id != HASHES && frame.len() != HEADER_LEN) {
+        return Err(bad_length);
+    }
+    let request = HashRequest::take(&mut frame);
+    let max = if id == HASHES {
+        MAX_HASHES
+    } else {
+        MAX_REQUEST_HASHES
+    };
+    request
+        .check(max)
+        .map_err(|why| WireError::BadHashMessage { id, why })?;
+    Ok(match id {
+        HASH_REQUEST => Message::HashRequest(request),
+        HASH_REJECT => Message::HashReject(request),
+        _ => {
+            let count = request.length as usize + request.uncles() as usize;
+            if frame.len() != 32 * count {
+                return Err(bad_length);
+            }
+            let hashes = frame
+                .chunks_exact(32)
+                .filter_map(|c| Hash::try_from(c).ok())
+                .collect();
+            Message::Hashes(Hashes { request, hashes })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! Unit tests of BEP 52's hash messages: round trips through the codec, known bytes, the opt-in,
+//! every shape rule and bound, and a reply made from a real tree proving its root.
+
+use bytes::{BufMut, BytesMut};
+
+use super::*;
+use crate::merkle::MerkleTree;
+use crate::wire::Codec;
+
+fn request(length: u32, index: u32, proof_layers: u32) -> HashRequest {
+    HashRequest {
+        pieces_root: [0xab; 32],
+        base_layer: 1,
+        index,
+        length,
+        proof_layers,
+    }
+}
+
+fn v2() -> Codec {
+    Codec::new(100).with_v2()
+}
+
+fn decode_all(codec: &mut Codec, bytes: &[u8]) -> Result<Vec<Message>, WireError> {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    while let Some(m) = codec.decode(&mut buf)? {
+        out.push(m);
+    }
+    Ok(out)
+}
+
+fn encoded(m: &Message) -> BytesMut {
+    let mut out = BytesMut::new();
+    m.encode(&mut out);
+    out
+}
+
+/// A frame of `id` with `payload`.
+fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    out.put_u32(1 + payload.len() as u32);
+    out.put_u8(id);
+    out.put_slice(payload);
+    out.to_vec()
+}
+
+fn header(r: &HashRequest) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    r.put(&mut out);
+    out.to_vec()
+}
+
+#[test]
+fn the_three_messages_round_trip_even_byte_by_byte() {
+    let r = request(4, 8, 3);
+    let hashes: Vec<Hash> = (0..4 + r.uncles()).map(|i| [i as u8; 32]).collect();
+    let all = vec![
+        Message::HashRequest(r),
+        Message::Hashes(Hashes { request: r, hashes }),
+        Message::HashReject(r),
+        Message::Have(3),
+    ];
+    let mut wire = BytesMut::new();
+    for m in &all {
+        m.encode(&mut wire);
+    }
+    assert_eq!(decode_all(&mut v2(), &wire).unwrap(), all);
+    let mut codec = v2();
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for b in wire.iter() {
+        buf.put_u8(*b);
+        while let Some(m) = codec.decode(&mut buf).unwrap() {
+            got.push(m);
+        }
+    }
+    assert_eq!(got, all);
+}
+
+#[test]
+fn known_wire_bytes() {
+    let mut want = vec![0, 0, 0, 49, 21];
+    want.extend([0xab; 32]);
+    want.extend([0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0, 3]);
+    assert_eq!(
+        &encoded(&Message::HashRequest(request(4, 8, 3)))[..],
+        &want[..]
+    );
+    want[4] = 23;
+    assert_eq!(
+        &encoded(&Message::HashReject(request(4, 8, 3)))[..],
+        &want[..]
+    );
+    // `hashes`: 4 base hashes and 3 + 1 - 2 = 2 uncles.
+    let r = request(4, 8, 3);
+    let h = Message::Hashes(Hashes {
+        request: r,
+        hashes: vec![[1; 32]; 6],
+    });
+    let bytes = encoded(&h);
+    assert_eq!(bytes.len(), 4 + 1 + 48 + 6 * 32);
+    assert_eq!(&bytes[..5], &[0, 0, 0, 241, 22]);
+}
+
+#[test]
+fn without_v2_they_are_skipped_as_unknown_ids() {
+    let r = request(2, 0, 0);
+    let mut c = Codec::new(100);
+    let got = decode_all(&mut c, &encoded(&Message::HashRequest(r))).unwrap();
+    assert_eq!(got, [Message::Unknown(21)]);
+    // Not even checked: a v1 connection ignores what it does not speak.
+    let got = decode_all(&mut c, &frame(22, &[1, 2, 3])).unwrap();
+    assert_eq!(got, [Message::Unknown(22)]);
+    assert!(Codec::new(100).max_frame() < MAX_FRAME);
+}
+
+#[test]
+fn the_frame_limit_admits_the_longest_hashes_message() {
+    assert_eq!(v2().max_frame(), MAX_FRAME);
+    assert_eq!(MAX_FRAME, 1 + 48 + 32 * (512 + 42));
+    // A torrent whose bitfield is longer keeps that limit.
+    assert_eq!(Codec::new(1_000_000).with_v2().max_frame(), 1 + 125_000);
+    let r = HashRequest {
+        base_layer: 0,
+        ..request(512, 1024, MAX_LAYERS)
+    };
+    assert_eq!(r.uncles(), 42);
+    let longest = Message::Hashes(Hashes {
+        request: r,
+        hashes: vec![[7; 32]; 554],
+    });
+    let bytes = encoded(&longest);
+    assert_eq!(bytes.len() as u32, 4 + MAX_FRAME);
+    assert_eq!(decode_all(&mut v2(), &bytes).unwrap(), [longest]);
+    let mut over = BytesMut::new();
+    over.put_u32(MAX_FRAME + 1);
+    assert!(matches!(
+        v2().decode(&mut over),
+        Err(WireError::FrameTooLong { .. })
+    ));
+}
+
+#[test]
+fn shape_rules() {
+    let bad = |r: HashRequest, id: u8| {
+        let mut payload = header(&r);
+        if id == HASHES {
+            // The shape is checked before the count: any few hashes will do.
+            payload.extend([0u8; 4 * 32]);
+        }
+        match decode_all(&mut v2(), &frame(id, &payload)) {
+            Err(WireError::BadHashMessage { id: got, why }) => {
+                assert_eq!(got, id);
+                why
+            }
+            other => panic!("{r:?}: {other:?}"),
+        }
+    };
+    for id in [HASH_REQUEST, HASHES, HASH_REJECT] {
+        assert_eq!(bad(request(0, 0, 0), id), "length is not a power of two");
+        assert_eq!(bad(request(3, 0, 0), id), "length is not a power of two");
+        assert_eq!(
+            bad(request(4, 2, 0), id),
+            "index is not a multiple of length"
+        );
+        assert_eq!(bad(request(8193, 0, 0), id), "length is not a power of two");
+        let deep = HashRequest {
+            base_layer: MAX_LAYERS + 1,
+            ..request(2, 0, 0)
+        };
+        assert_eq!(bad(deep, id), "layer beyond any tree");
+        assert_eq!(
+            bad(request(2, 0, MAX_LAYERS + 1), id),
+            "layer beyond any tree"
+        );
+    }
+    // Requests over 512 base hashes are read (to be rejected politely), up to libtorrent's 8192.
+    let big = request(1024, 0, 0);
+    let got = decode_all(&mut v2(), &frame(HASH_REQUEST, &header(&big))).unwrap();
+    assert_eq!(got, [Message::HashRequest(big)]);
+    assert_eq!(
+        bad(request(16384, 0, 0), HASH_REQUEST),
+        "length is over the limit"
+    );
+    assert_eq!(bad(request(1024, 0, 0), HASHES), "length is over the limit");
+    // One leaf at a time is allowed (libtorrent with 16 KiB pieces).
+    let one = request(1, 5, 0);
+    let got = decode_all(&mut v2(), &frame(HASH_REJECT, &header(&one))).unwrap();
+    assert_eq!(got, [Message::HashReject(one)]);
+}
+
+#[test]
+fn lengths_must_match_exactly() {
+    let r = request(2, 0, 2);
+    let head = header(&r);
+    for id in [HASH_REQUEST, HASH_REJECT] {
+        for len in [47, 49] {
+            let mut payload = head.clone();
+            payload.resize(len, 0);
+            assert!(matches!(
+                decode_all(&mut v2(), &frame(id, &payload)),
+                Err(WireError::BadLength { .. })
+            ));
+        }
+    }
+    // `hashes`: 2 base + 2 uncles; one short, one extra, or a ragged tail are refused.
+    for extra in [3 * 32, 5 * 32, 4 * 32 + 1, 0] {
+        let mut payload = head.clone();
+        payload.extend(vec![9u8; extra]);
+        assert!(
+            matches!(
+                decode_all(&mut v2(), &frame(HASHES, &payload)),
+                Err(WireError::BadLength { id: 22, .. })
+            ),
+            "{extra}"
+        );
+    }
+    assert!(matches!(
+        decode_all(&mut v2(), &frame(HASHES, &head[..40])),
+        Err(WireError::BadLength { .. })
+    ));
+}
+
+#[test]
+fn a_reply_from_a_real_tree_proves_its_root() {
+    // 16 leaves; ask for leaves 8..12 with proof layers up to the root (height 4).
+    let leaves: Vec<Hash> = (0..16u8).map(|i| merkle::hash_block(&[i; 100])).collect();
+    let tree = MerkleTree::from_leaves(leaves).unwrap();
+    let r = HashRequest {
+        pieces_root: tree.root(),
+        base_layer: 0,
+        index: 8,
+        length: 4,
+        proof_layers: 3,
+    };
+    let hashes = tree.hashes(0, 8, 4, 3).unwrap();
+    assert_eq!(hashes.len() as u32, 4 + r.uncles());
+    let wire = encoded(&Message::Hashes(Hashes { request: r, hashes }));
+    let got = decode_all(&mut v2(), &wire).unwrap();
+    let [Message::Hashes(h)] = &got[..] else {
+        panic!("{got:?}");
+    };
+    assert_eq!(h.base().len(), 4);
+    assert_eq!(h.uncles().len(), 2);
+    assert_eq!(h.proven_node(), Some((4, 0, tree.root())));
+    let mut forged = h.clone();
+    forged.hashes[1][0] ^= 1;
+    assert_ne!(forged.proven_node(), Some((4, 0, tree.root())));
+}
