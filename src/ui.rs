@@ -125,6 +125,14 @@ async fn wait_tick(
     }
 }
 
+/// Waits for the snapshot to change or for `until`; `false` as soon as the session is gone.
+async fn wait_change(rx: &mut watch::Receiver<Snapshot>, until: Instant) -> bool {
+    tokio::select! {
+        r = rx.changed() => r.is_ok(),
+        _ = tokio::time::sleep_until(tokio::time::Instant::from_std(until)) => true,
+    }
+}
+
 async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str) {
     let mut rate = Rate::new();
     rate.push(rx.borrow().fetched);
@@ -136,8 +144,16 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
     // The last seeding line: uploaded bytes, peers, when.
     let mut seeded: Option<(u64, usize, Instant)> = None;
     let mut seen = rx.borrow().phase;
+    // Seeding with nothing new: sleep until a figure changes or the next quiet line is due, not
+    // every tick (500 idle torrents ticked 250 times a second).
+    let mut quiet_until: Option<Instant> = None;
     loop {
-        if !wait_tick(rx, &mut tick, seen).await {
+        if let Some(until) = quiet_until.take() {
+            if !wait_change(rx, until).await {
+                return;
+            }
+            tick.reset();
+        } else if !wait_tick(rx, &mut tick, seen).await {
             return;
         }
         let s = rx.borrow_and_update().clone();
@@ -172,6 +188,8 @@ async fn lines(rx: &mut watch::Receiver<Snapshot>, every: Duration, label: &str)
             if !quiet {
                 eprintln!("seeding: {label}{}", seeding(&s, up));
                 seeded = Some((s.uploaded, s.peers, Instant::now()));
+            } else if up < 1.0 {
+                quiet_until = seeded.map(|(_, _, at)| at + QUIET_SEEDING_LINE);
             }
             continue;
         }

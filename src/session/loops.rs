@@ -12,13 +12,23 @@ use super::{choker, link, now, Ctx};
 /// young swarm's new peers coming.
 pub const DHT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+/// The choker's look when no peer is connected.
+const CHOKE_IDLE: Duration = Duration::from_secs(60);
+
 /// Every 10 s (and at once when a peer becomes interested while a slot is free) decides who we
 /// upload to and tells the peers whose state changes.
 pub(super) async fn choke(ctx: Arc<Ctx>) {
     let mut choker = choker::Choker::default();
     loop {
+        // With no peer connected there is nobody to choke or unchoke: wait for the first one to
+        // become interested (or a minute), not a round.
+        let round = if ctx.lock().peer_count() == 0 {
+            CHOKE_IDLE
+        } else {
+            choker::ROUND
+        };
         tokio::select! {
-            _ = tokio::time::sleep(choker::ROUND) => {}
+            _ = tokio::time::sleep(round) => {}
             _ = ctx.interest.notified() => {
                 if ctx.lock().unchoked() > choker::SLOTS {
                     continue;
@@ -29,8 +39,17 @@ pub(super) async fn choke(ctx: Arc<Ctx>) {
     }
 }
 
+/// How often the dialler looks at the pool while it has addresses and room.
+const DIAL_POLL: Duration = Duration::from_secs(1);
+/// How often it looks when short of peers with no address to try: to ask for more.
+const DIAL_IDLE_POLL: Duration = Duration::from_secs(5);
+/// How often it looks when it has nothing to try and needs nothing (every event that changes that
+/// wakes it sooner).
+const DIAL_QUIET_POLL: Duration = Duration::from_secs(60);
+
 pub(super) async fn dial(ctx: Arc<Ctx>) {
     let mut last_need = crate::session::now();
+    let mut seeking;
     loop {
         // The engine is asked for global room only when we have room of our own and an address to
         // try: it locks each torrent in turn (so before our own lock is taken), and asked every
@@ -48,10 +67,13 @@ pub(super) async fn dial(ctx: Arc<Ctx>) {
                 0
             };
             let due = t.pool_mut().due(crate::session::now(), room);
-            let short = t.peer_count() < ctx.config.max_peers / 2 && t.pool().idle() == 0;
-            if short
-                && crate::session::now().saturating_duration_since(last_need)
-                    > Duration::from_secs(5)
+            // Short of peers with no address left to try: the announcers may ask for more early.
+            // Not once complete: a seed waits for leechers to find it.
+            seeking = t.peer_count() < ctx.config.max_peers / 2
+                && t.pool().idle() == 0
+                && !t.picker().is_complete();
+            if seeking
+                && crate::session::now().saturating_duration_since(last_need) >= DIAL_IDLE_POLL
             {
                 last_need = crate::session::now();
                 ctx.need_peers.notify_waiters();
@@ -70,9 +92,17 @@ pub(super) async fn dial(ctx: Arc<Ctx>) {
                 ctx.wake.notify_one();
             });
         }
+        // With addresses waiting out their retry delay, look again in a second. With none, new ones
+        // and ended connections wake us (`wake`): the 5 s look only asks for more peers, and a
+        // torrent that needs none (a seed) looks once a minute.
+        let idle = match (wants, seeking) {
+            (true, _) => DIAL_POLL,
+            (false, true) => DIAL_IDLE_POLL,
+            (false, false) => DIAL_QUIET_POLL,
+        };
         tokio::select! {
             _ = ctx.wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(idle) => {}
         }
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use super::Ctx;
 
 /// A progress sample for the UI.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Bytes verified on disk, in wanted pieces.
     pub have: u64,
@@ -116,9 +116,11 @@ pub(super) fn send_progress(
         (since, (quiet && downloading).then(|| facts(ctx)))
     };
     let stalled = facts.as_ref().map(super::stall::reason);
-    // The note (how the metadata came) stays for the display to show once.
-    progress.send_modify(|s| {
-        *s = Snapshot {
+    // The note (how the metadata came) stays for the display to show once. Watchers are woken only
+    // by a change: the display keeps its own clock, and 500 idle seeding torrents would otherwise
+    // wake 500 display tasks every tick for nothing.
+    progress.send_if_modified(|s| {
+        let new = Snapshot {
             have: total - left,
             total,
             fetched: c.fetched,
@@ -129,10 +131,13 @@ pub(super) fn send_progress(
             from_web: c.from_web,
             from_peers: c.from_peers,
             phase,
-            note: std::mem::take(&mut s.note),
+            note: s.note.clone(),
             stalled,
             quiet_since: Some(quiet_since),
-        }
+        };
+        let modified = *s != new;
+        *s = new;
+        modified
     });
     facts
 }

@@ -247,6 +247,8 @@ async fn check(
             "start-up check"
         );
         let note = note.filter(|_| opened.maybe_present.count() > 0);
+        // The check read every file: let them go, the first read or write reopens what it needs.
+        opened.storage.close_files();
         Ok((Arc::new(opened.storage) as Arc<dyn Storage>, have, note))
     })
     .await
@@ -432,6 +434,9 @@ async fn transfer(
                 let stalled = send_progress(ctx, progress, life.phase());
                 if let Some(since) = seeding_since {
                     if !seed_done(ctx, since) {
+                        if progress.borrow().peers == 0 {
+                            tick.reset_after(SEEDING_IDLE_TICK);
+                        }
                         continue;
                     }
                     Event::SeedLimit
@@ -472,9 +477,11 @@ async fn transfer(
 }
 
 /// The lifecycle's clock while downloading (progress, stall checks) and while seeding (progress, the
-/// seeding limits): an idle seeding torrent wakes 4 times less often.
+/// seeding limits): a seeding torrent wakes 4 times less often, and one with no peer connected 20
+/// times less (its figures cannot change but for a peer arriving).
 const DOWNLOADING_TICK: Duration = Duration::from_millis(500);
 const SEEDING_TICK: Duration = Duration::from_secs(2);
+const SEEDING_IDLE_TICK: Duration = Duration::from_secs(10);
 
 /// With no network at all (no tracker and no web seed ever answered, no peer ever seen), the
 /// download gives up after this long instead of waiting out the mirrors' backoff.

@@ -65,7 +65,7 @@ pub struct MmapStorage {
 
 impl Drop for MmapStorage {
     fn drop(&mut self) {
-        self.pool.forget(self.id);
+        self.close_files();
     }
 }
 
@@ -133,6 +133,11 @@ impl MmapStorage {
             },
             maybe_present,
         })
+    }
+
+    /// Closes every file this storage holds open (they reopen on their next read or write).
+    pub fn close_files(&self) {
+        self.pool.forget(self.id);
     }
 
     /// File `file`; `None` for a pad file.
