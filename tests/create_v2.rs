@@ -148,3 +148,20 @@ fn create_v2_and_hybrid_match_libtorrent() {
         compare(&python, &only, 32_768, kind, save);
     }
 }
+
+#[test]
+fn v2_and_hybrid_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"data").unwrap();
+    let o = common::px()
+        .arg("create")
+        .arg(dir.path().join("f"))
+        .arg("-o")
+        .arg(dir.path().join("f.torrent"))
+        .args(["--v2", "--hybrid"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
+    assert!(!dir.path().join("f.torrent").exists());
+}

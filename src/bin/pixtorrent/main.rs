@@ -263,8 +263,8 @@ impl Cli {
 
 #[derive(clap::Subcommand, Debug, Clone)]
 enum Cmd {
-    /// Make a .torrent of a file or a directory (files in byte order of their paths; hidden files and
-    /// symbolic links are left out).
+    /// Make a .torrent (v1; --v2 or --hybrid for BEP 52) of a file or a directory (files by name in
+    /// each directory, byte by byte; hidden files and symbolic links are left out).
     Create(create::CreateArgs),
 }
 
