@@ -106,13 +106,14 @@ pub(super) fn hash(
     let hashes = parallel(units.len(), threads, progress, |i, buf| {
         let u = units[i];
         let len = u.len as usize;
-        buf.resize(piece, 0);
+        // The piece, then zeros up to its end when a pad follows (only a hybrid's SHA-1 reads them).
+        let end = if padded { piece } else { len };
+        buf.resize(end, 0);
         read_at(&files[u.file], &inputs[u.file], &mut buf[..len], u.offset)?;
+        buf[len..end].fill(0);
         let height = merkle::piece_root_height(lengths[u.file], piece_length).ok_or_else(bad)?;
         let v2 = merkle::piece_root(&buf[..len], height).ok_or_else(bad)?;
         let v1 = if hybrid {
-            let end = if padded { piece } else { len };
-            buf[len..end].fill(0);
             Sha1::digest(&buf[..end]).into()
         } else {
             [0; 20]
