@@ -33,7 +33,7 @@
 //! | [`dht`] | mainline DHT (BEP 5): ids and XOR metric, KRPC codec, routing table, lookups, tokens, peer store (pure); the UDP node and its saved state (IO) | core pure, node IO |
 //! | [`mse`] | Message Stream Encryption: crypto (768-bit DH, req1/req2/req3, RC4 with 1024 bytes discarded), the handshake state machines, the RC4 peer stream (driven on sockets by `session::mse`) | crypto and handshake pure, stream IO |
 //! | [`ui`] | progress bar or plain lines, the closing summary | IO |
-//! | [`create`] | `pixtorrent create`: a v1 torrent of a file or directory | IO (hashing) |
+//! | [`create`] | `pixtorrent create`: a v1, v2 (`create::v2`: BEP 52 `file tree`, `piece layers`) or hybrid (BEP 47 pad files) torrent of a file or directory, laid out as libtorrent lays it out, hashed on every core, read back before it is returned | layout and encoding pure, hashing IO |
 //! | [`tracker_server`] | `pixtorrent-tracker`: query/reply/swarm rules (pure), memory and Redis stores, HTTP and UDP | core pure, rest IO |
 //!
 //!
@@ -56,6 +56,7 @@
 //!   `counters` import nothing from `session`; `state` imports `pool`, `choker`, `counters` and the
 //!   session clock; tasks
 //!   (`link`, `peer`, `webseed`, `announce`, `loops`) change the state only through its methods.
+//! - `create`: bencode, merkle, metainfo (to read back what it made), storage (the v1 piece layout), types.
 //! - Nothing imports `session` but the binaries and tests.
 //! - `tracker_server`: types (hex info-hashes) only; the tracker client appears in its tests, to read
 //!   its replies back.

@@ -21,6 +21,7 @@ use pixtorrent::tracker::probe::probe_all;
 use pixtorrent::tracker::{AnnounceRequest, Event, TrackerClient, TrackerConfig};
 use pixtorrent::types::PeerId;
 
+mod create;
 mod download;
 
 /// Time allowed to fetch a `.torrent` given by URL.
@@ -262,30 +263,9 @@ impl Cli {
 
 #[derive(clap::Subcommand, Debug, Clone)]
 enum Cmd {
-    /// Make a .torrent of a file or a directory (files in byte order of their paths; hidden files and
-    /// symbolic links are left out).
-    Create {
-        /// The file or directory to share.
-        path: PathBuf,
-        /// Where to write the .torrent.
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: PathBuf,
-        /// A tracker URL; repeat for more, each its own tier.
-        #[arg(long = "tracker", value_name = "URL")]
-        trackers: Vec<String>,
-        /// A web seed URL (BEP 19); repeatable.
-        #[arg(long = "web-seed", value_name = "URL")]
-        web_seeds: Vec<String>,
-        /// Piece size in bytes (a power of two, at least 16384), or `auto` for 1,000–2,000 pieces.
-        #[arg(long, value_name = "auto|BYTES", default_value = "auto")]
-        piece_size: String,
-        /// Mark the torrent private (BEP 27: no DHT, no PEX).
-        #[arg(long)]
-        private: bool,
-        /// A comment.
-        #[arg(long)]
-        comment: Option<String>,
-    },
+    /// Make a .torrent (v1; --v2 or --hybrid for BEP 52) of a file or a directory (files by name in
+    /// each directory, byte by byte; hidden files and symbolic links are left out).
+    Create(create::CreateArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,31 +328,8 @@ fn init_logging(verbose: u8) {
 }
 
 async fn run(cli: Cli) -> Result<std::process::ExitCode> {
-    if let Some(Cmd::Create {
-        path,
-        output,
-        trackers,
-        web_seeds,
-        piece_size,
-        private,
-        comment,
-    }) = cli.command
-    {
-        let piece_length = match piece_size.as_str() {
-            "auto" => None,
-            n => Some(n.parse::<u32>().map_err(|_| {
-                anyhow::anyhow!("--piece-size: `{n}` is not `auto` or a number of bytes")
-            })?),
-        };
-        let opts = pixtorrent::create::CreateOptions {
-            trackers,
-            web_seeds,
-            piece_length,
-            private,
-            comment,
-            threads: 0,
-        };
-        return tokio::task::spawn_blocking(move || create(&path, &output, &opts)).await?;
+    if let Some(Cmd::Create(args)) = cli.command {
+        return tokio::task::spawn_blocking(move || create::run(args)).await?;
     }
     let sources: Vec<String> = cli
         .torrent
@@ -427,7 +384,13 @@ async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
         .meta
     } else {
         let bytes = load_torrent(source, &cli.net()).await?;
-        Metainfo::from_bytes(&bytes).with_context(|| text::line(source))?
+        // --info describes a v2-only torrent too; the rest needs v1 piece hashes.
+        let parse = if cli.info {
+            Metainfo::from_bytes_any_version
+        } else {
+            Metainfo::from_bytes
+        };
+        parse(&bytes).with_context(|| text::line(source))?
     };
     tracing::debug!(info_hash = %meta.info_hash, name = %meta.info.name, "torrent loaded");
     if cli.info {
@@ -440,39 +403,6 @@ async fn inspect(cli: &Cli, source: &str) -> Result<std::process::ExitCode> {
         return Ok(std::process::ExitCode::SUCCESS);
     }
     announce_only(cli, &meta).await
-}
-
-/// `pixtorrent create`: hashes with a progress bar (on a terminal), writes the file, prints a summary.
-fn create(
-    path: &std::path::Path,
-    output: &std::path::Path,
-    opts: &pixtorrent::create::CreateOptions,
-) -> Result<std::process::ExitCode> {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("hashing {pos} pieces ({per_sec})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let made = pixtorrent::create::create(path, opts, &|n| {
-        bar.set_position(n);
-    })?;
-    bar.finish_and_clear();
-    std::fs::write(output, &made.bytes)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    let meta = Metainfo::from_bytes(&made.bytes).context("the torrent just made does not parse")?;
-    println!(
-        "Created {}: {} file(s), {}, {} pieces of {}, info hash {}",
-        output.display(),
-        made.files,
-        report::human_size(made.total),
-        meta.info.lengths.piece_count(),
-        report::human_size(u64::from(made.piece_length)),
-        meta.info_hash
-    );
-    if made.skipped > 0 {
-        println!("  left out: {} hidden file(s) or link(s)", made.skipped);
-    }
-    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// `90`, `90s`, `30m`, `2h`, `1d`.
