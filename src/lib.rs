@@ -24,10 +24,10 @@
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |
 //! | [`ratelimit`] | `--max-download-rate` / `--max-upload-rate`: the token bucket (debt allowed, quarter-second burst) and the rate parser | yes |
 //! | [`outstanding`] | one peer's requests in flight: latency per arrival, release to other peers when it stalls | yes |
-//! | [`storage`] | `Storage` trait, piece→file layout (pure), mmap files, the process's pool of open files (LRU, `--max-open-files`), parallel re-check, the fast-resume file (codec and trust rule pure) | layout pure, rest IO |
+//! | [`storage`] | `Storage` trait, piece→file layout (pure), the piece check by format (`storage::check`, pure: SHA-1 for v1, the SHA-256 Merkle root of the piece's own file bytes for v2, both for a hybrid), mmap files, the process's pool of open files (LRU, `--max-open-files`), parallel re-check, the fast-resume file (codec and trust rule pure) | layout and check pure, rest IO |
 //! | [`paths`] | the state directory (`$XDG_STATE_HOME/pixtorrent`): DHT table, resume files | IO |
 //! | [`webseed`] | BEP 19 mirrors: file URLs, blocks → per-file `Range` requests → blocks, backoff and strikes | yes |
-//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: dialling (`dial`: TCP, uTP after 1 s), connecting (`link`), peer tasks (`peer`, with `ut_metadata`, `ut_pex` and BEP 6 `fast`), web seed tasks (`webseed`), fast `resume` (trusted pieces at start, saved every 30 s), `stall` (why nothing arrives, pure), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
+//! | [`session`] | torrents alive on one process-level `engine` (listener routing handshakes by info-hash, a hybrid under its v1 and truncated v2 ones; tracker client, global limit); per torrent a `lifecycle` state machine (pure) driven by `run`: `magnet` + `metadata` (BEP 9 fetch; `metadata::conn` one source, MSE first), re-check, then the swarm: dialling (`dial`: TCP, uTP after 1 s), connecting (`link`), peer tasks (`peer`, with `ut_metadata`, `ut_pex` and BEP 6 `fast`), web seed tasks (`webseed`), fast `resume` (trusted pieces at start, saved every 30 s), `stall` (why nothing arrives, pure), the `state` behind methods (pieces, peers, discovery, web seeds), `counters` outside the lock, address `pool`, `choker`, uploads, announcers, dialler, verification | IO (rules pure) |
 //! | [`udp`] | the UDP port of `--port`, shared by the DHT and uTP: one receive loop per socket hands each datagram to its owner by its first byte | IO |
 //! | [`utp`] | uTP (BEP 29): header codec and the KRPC/uTP rule (pure); `librqbit-utp` sockets over the shared port; `AnyStream` (TCP or uTP) | codec pure, rest IO |
 //! | [`dht`] | mainline DHT (BEP 5): ids and XOR metric, KRPC codec, routing table, lookups, tokens, peer store (pure); the UDP node and its saved state (IO) | core pure, node IO |
@@ -47,7 +47,7 @@
 //! - `ratelimit`: nothing.
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, merkle (BEP 52 proofs), types. `picker`, `pipeline`, `outstanding`: bitfield, types.
 //! - `select`: bitfield, metainfo, types, text.
-//! - `storage`: bitfield, metainfo, select (file roles), types. `webseed`: metainfo, types.
+//! - `storage`: bitfield, merkle (the v2 piece check), metainfo, select (file roles), types. `webseed`: metainfo, types.
 //! - `utp`: net (`PeerStream`, `Bind`), the `udp` port (librqbit-utp). `udp`: net, `utp::packet`.
 //! - `dht`: bencode, net, `udp` (its node's sockets), text; nothing from `session`, which uses it.
 //! - `mse`: net (`PeerStream`) only (sha1, rc4, num-bigint).

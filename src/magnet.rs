@@ -125,7 +125,8 @@ impl Magnet {
             }
         }
         m.info_hash = info_hash.ok_or(MagnetError::NoInfoHash(if v2_only {
-            " (a v2-only `urn:btmh:` link: BitTorrent v2 is not supported yet)"
+            " (a v2-only `urn:btmh:` link: v2 magnet links are not supported yet; download \
+             from the .torrent file)"
         } else {
             ""
         }))?;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::Ctx;
 use crate::tracker::tiers::Tiers;
 use crate::tracker::{AnnounceRequest, Event, TrackerClient};
+use crate::types::InfoHash;
 
 /// Deadline of one regular announce (a UDP tracker's retransmissions would otherwise run for hours).
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,8 +28,16 @@ const RETRY_MAX: Duration = Duration::from_secs(1800);
 /// Peers asked for per announce.
 const NUMWANT: u32 = 100;
 
-/// Announces to one tier until shutdown.
-pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, port: u16) {
+/// Announces to one tier under `info_hash` until shutdown. A hybrid runs this twice per tier: under
+/// its v1 info-hash and under its truncated v2 one (BEP 52), as libtorrent does.
+pub async fn tier(
+    ctx: Arc<Ctx>,
+    client: Arc<TrackerClient>,
+    urls: Vec<String>,
+    port: u16,
+    info_hash: InfoHash,
+) {
+    let v2 = ctx.v2_swarm == Some(info_hash);
     let mut tier = Tiers::new(vec![urls], &mut rand::rng());
     let mut shutdown = ctx.shutdown.subscribe();
     let mut status = ctx.status.subscribe();
@@ -42,7 +51,7 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
         let urls: Vec<String> = tier.in_order().map(|(_, u)| u.to_string()).collect();
         let mut answered = false;
         for url in urls {
-            let req = request(&ctx, port, event, tracker_id.clone());
+            let req = request(&ctx, info_hash, port, event, tracker_id.clone());
             let result = tokio::select! {
                 r = tokio::time::timeout(ANNOUNCE_TIMEOUT, client.announce(&url, &req)) => r,
                 _ = shutdown.changed() => break,
@@ -66,7 +75,7 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
                         .unwrap_or(MIN_EARLY)
                         .clamp(MIN_EARLY, MAX_INTERVAL);
                     {
-                        ctx.lock().tracker_answered(&resp.peers);
+                        ctx.lock().tracker_answered(&resp.peers, v2);
                     }
                     ctx.wake.notify_one();
                     if event == Event::Completed {
@@ -130,10 +139,10 @@ pub async fn tier(ctx: Arc<Ctx>, client: Arc<TrackerClient>, urls: Vec<String>, 
     // On the way out: `completed` if not yet said, then `stopped`, to the tracker that last answered.
     let Some(url) = working else { return };
     if !completed_sent && seeder(&ctx, &status) {
-        let req = request(&ctx, port, Event::Completed, tracker_id.clone());
+        let req = request(&ctx, info_hash, port, Event::Completed, tracker_id.clone());
         let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
     }
-    let req = request(&ctx, port, Event::Stopped, tracker_id);
+    let req = request(&ctx, info_hash, port, Event::Stopped, tracker_id);
     let r = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
     tracing::debug!(tracker = %url, answered = matches!(r, Ok(Ok(_))), "stopped announced");
 }
@@ -175,11 +184,17 @@ async fn wait_next(
     }
 }
 
-fn request(ctx: &Ctx, port: u16, event: Event, tracker_id: Option<Vec<u8>>) -> AnnounceRequest {
+fn request(
+    ctx: &Ctx,
+    info_hash: InfoHash,
+    port: u16,
+    event: Event,
+    tracker_id: Option<Vec<u8>>,
+) -> AnnounceRequest {
     let left = ctx.lock().picker().left_all();
     let totals = ctx.counters.totals();
     AnnounceRequest {
-        info_hash: ctx.info_hash,
+        info_hash,
         peer_id: ctx.peer_id,
         port,
         uploaded: totals.uploaded,

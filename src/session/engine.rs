@@ -145,19 +145,38 @@ impl Shared {
         self.torrents.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a running torrent, so incoming connections for it are routed to it.
+    /// Registers a running torrent, so incoming connections for it are routed to it: under its
+    /// info-hash, and a hybrid under its truncated v2 info-hash too (BEP 52).
     pub(crate) fn attach(&self, ctx: Arc<Ctx>) {
-        self.torrents().insert(ctx.info_hash, ctx);
+        let mut torrents = self.torrents();
+        if let Some(v2) = ctx.v2_swarm {
+            torrents.insert(v2, ctx.clone());
+        }
+        torrents.insert(ctx.info_hash, ctx);
     }
 
-    /// Forgets a torrent that stopped.
+    /// Forgets a torrent that stopped, under every id it was registered with.
     pub(crate) fn detach(&self, info_hash: &InfoHash) {
-        self.torrents().remove(info_hash);
+        let mut torrents = self.torrents();
+        if let Some(gone) = torrents.remove(info_hash) {
+            torrents.retain(|_, c| !Arc::ptr_eq(c, &gone));
+        }
     }
 
-    /// Connections of every torrent (connected, dialling, handshaking).
+    /// The torrent registered under `info_hash`, if any.
+    pub(crate) fn torrent(&self, info_hash: &InfoHash) -> Option<Arc<Ctx>> {
+        self.torrents().get(info_hash).cloned()
+    }
+
+    /// Connections of every torrent (connected, dialling, handshaking); a hybrid, registered
+    /// twice, counts once.
     pub(crate) fn connections(&self) -> usize {
-        let torrents: Vec<Arc<Ctx>> = self.torrents().values().cloned().collect();
+        let torrents: Vec<Arc<Ctx>> = self
+            .torrents()
+            .iter()
+            .filter(|(id, c)| **id == c.info_hash)
+            .map(|(_, c)| c.clone())
+            .collect();
         torrents.iter().map(|c| c.lock().busy()).sum()
     }
 
@@ -423,8 +442,7 @@ async fn route(
         .await
         .ok()??;
     let hs = Handshake::decode(&theirs).ok()?;
-    let ctx = shared.torrents().get(&hs.info_hash).cloned();
-    let Some(ctx) = ctx else {
+    let Some(ctx) = shared.torrent(&hs.info_hash) else {
         tracing::debug!(peer = %addr, info_hash = %hs.info_hash, "refused: not one of our torrents");
         return None;
     };

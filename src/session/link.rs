@@ -16,6 +16,7 @@ use super::pool::PeerSource;
 use super::state::{PeerEntry, Refused, Torrent};
 use super::Ctx;
 use crate::net::PeerStream;
+use crate::types::InfoHash;
 use crate::utp::either::AnyStream;
 use crate::wire::handshake::{client_name, HANDSHAKE_LEN};
 use crate::wire::Handshake;
@@ -31,6 +32,22 @@ async fn dial(ctx: &Ctx, addr: SocketAddr, only: Option<bool>) -> Result<AnyStre
         Some(utp) => dialer.dial_only(addr, timeout, utp).await,
     }
     .map_err(PeerError::from)
+}
+
+/// The id we dial `addr` with: a hybrid's truncated v2 info-hash when the address was heard of in
+/// its v2 swarm, else the torrent's `info_hash`.
+fn dial_hash(ctx: &Ctx, addr: SocketAddr) -> InfoHash {
+    ctx.v2_swarm
+        .filter(|_| ctx.lock().pool().v2_swarm(&addr))
+        .unwrap_or(ctx.info_hash)
+}
+
+/// Our handshake under `info_hash`: the DHT bit when we run a node, the BEP 52 bit when the
+/// torrent has a v2 side.
+fn ours(ctx: &Ctx, info_hash: InfoHash) -> [u8; HANDSHAKE_LEN] {
+    Handshake::ours_with_dht(info_hash, ctx.peer_id, ctx.dht().is_some())
+        .with_v2(ctx.has_v2)
+        .encode()
 }
 
 /// Runs the outgoing connection to `addr` until it ends. The dialer picks the transport (TCP, uTP
@@ -52,10 +69,11 @@ pub async fn connect(ctx: Arc<Ctx>, addr: SocketAddr) -> Result<(), PeerError> {
 /// The connection on `stream`, through MSE as `--encryption` says ([`super::mse::open`]).
 async fn over(ctx: Arc<Ctx>, stream: AnyStream, addr: SocketAddr) -> Result<(), PeerError> {
     let utp = matches!(stream, AnyStream::Utp(_));
-    let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
+    let info_hash = dial_hash(&ctx, addr);
+    let ours = ours(&ctx, info_hash);
     let mode = ctx.engine.config.encryption;
     let redial = || dial(&ctx, addr, Some(utp));
-    match super::mse::open(stream, addr, ctx.info_hash.0, mode, &ours, redial).await {
+    match super::mse::open(stream, addr, info_hash.0, mode, &ours, redial).await {
         Ok(Opened::Mse(stream)) => run(ctx, stream, addr, None, true).await,
         Ok(Opened::Plain(stream)) => run(ctx, stream, addr, None, false).await,
         Err(OpenError::Mse(e)) => Err(PeerError::Unanswered(std::io::Error::other(e.to_string()))),
@@ -99,29 +117,32 @@ impl Incoming {
 
 /// The handshake: ours first (unless `ours_sent`: it went as MSE's initial payload) and then
 /// theirs when we dialled; when the peer dialled, theirs was read by the engine (`theirs`), is
-/// checked, and ours follows.
+/// checked, and ours follows under the id they used. A hybrid accepts either of its ids, also in
+/// the answer to our dial (BEP 52: a v2 peer may upgrade the connection to the v2 id).
 async fn handshake(
     ctx: &Ctx,
     stream: &mut impl PeerStream,
+    addr: SocketAddr,
     theirs: Option<&[u8; HANDSHAKE_LEN]>,
     ours_sent: bool,
 ) -> Result<Handshake, PeerError> {
-    let ours = Handshake::ours_with_dht(ctx.info_hash, ctx.peer_id, ctx.dht().is_some()).encode();
+    let ids: Vec<InfoHash> = std::iter::once(ctx.info_hash).chain(ctx.v2_swarm).collect();
     // What ends an outgoing connection before the peer's handshake is `Unanswered`.
     let unanswered = |e: std::io::Error| PeerError::Unanswered(e);
     let exchange = async {
         let hs = match theirs {
             None => {
                 if !ours_sent {
+                    let ours = ours(ctx, dial_hash(ctx, addr));
                     stream.write_all(&ours).await.map_err(unanswered)?;
                 }
                 let mut theirs = [0u8; HANDSHAKE_LEN];
                 stream.read_exact(&mut theirs).await.map_err(unanswered)?;
-                Handshake::check(&theirs, ctx.info_hash, ctx.peer_id)?
+                Handshake::check_any(&theirs, &ids, ctx.peer_id)?
             }
             Some(theirs) => {
-                let hs = Handshake::check(theirs, ctx.info_hash, ctx.peer_id)?;
-                stream.write_all(&ours).await?;
+                let hs = Handshake::check_any(theirs, &ids, ctx.peer_id)?;
+                stream.write_all(&ours(ctx, hs.info_hash)).await?;
                 hs
             }
         };
@@ -149,14 +170,19 @@ pub(super) async fn run(
 ) -> Result<(), PeerError> {
     let outgoing = incoming.is_none();
     let (hs, incoming) = match incoming {
-        None => (handshake(&ctx, &mut stream, None, ours_sent).await?, None),
-        Some((slot, theirs)) => match handshake(&ctx, &mut stream, Some(&theirs), false).await {
-            Ok(hs) => (hs, Some(slot)),
-            Err(e) => {
-                slot.release(&ctx);
-                return Err(e);
+        None => (
+            handshake(&ctx, &mut stream, addr, None, ours_sent).await?,
+            None,
+        ),
+        Some((slot, theirs)) => {
+            match handshake(&ctx, &mut stream, addr, Some(&theirs), false).await {
+                Ok(hs) => (hs, Some(slot)),
+                Err(e) => {
+                    slot.release(&ctx);
+                    return Err(e);
+                }
             }
-        },
+        }
     };
     let client = client_name(&hs.peer_id);
     let (tx, rx) = mpsc::unbounded_channel();

@@ -170,6 +170,9 @@ pub enum SessionError {
     /// The file selection does not fit the torrent.
     #[error(transparent)]
     Select(#[from] crate::select::SelectError),
+    /// The torrent's pieces cannot be checked (a v2 torrent without its piece layers).
+    #[error(transparent)]
+    Check(#[from] crate::storage::check::CheckError),
     /// A magnet link's metadata could not be had.
     #[error("cannot get the torrent's metadata: {0}")]
     NoMetadata(String),
@@ -191,7 +194,13 @@ pub struct Ctx {
     pub(crate) lengths: Lengths,
     /// The port we listen on (0 until bound).
     pub(crate) port: u16,
-    pub(crate) hashes: Vec<[u8; 20]>,
+    /// A hybrid's second swarm id, its truncated v2 info-hash (BEP 52): announced to and accepted
+    /// beside `info_hash`. `None` for v1 and v2-only torrents (a v2-only one's is `info_hash`).
+    pub(crate) v2_swarm: Option<InfoHash>,
+    /// The torrent has a v2 side: our handshakes set the BEP 52 reserved bit.
+    pub(crate) has_v2: bool,
+    /// How a complete piece is judged (SHA-1, SHA-256 Merkle root, or both).
+    pub(crate) check: Arc<crate::storage::PieceCheck>,
     /// The raw `info` dictionary, served to peers that ask for it (BEP 9).
     pub(crate) info_bytes: Arc<[u8]>,
     /// A private torrent (BEP 27): no peer exchange.

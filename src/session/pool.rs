@@ -58,6 +58,9 @@ enum State {
 struct Candidate {
     /// Where it was first heard of.
     source: PeerSource,
+    /// First heard of in a hybrid's v2 swarm (its announce under the truncated v2 info-hash): we
+    /// dial it with that hash.
+    v2: bool,
     state: State,
     fails: u32,
     next_try: Instant,
@@ -74,6 +77,18 @@ impl Pool {
     /// Adds addresses heard of from `source`; returns how many were new (a known address keeps the
     /// source it was first heard from).
     pub fn add(&mut self, addrs: &[SocketAddr], source: PeerSource, now: Instant) -> usize {
+        self.add_in(addrs, source, false, now)
+    }
+
+    /// [`Pool::add`], saying whether the addresses came from a hybrid's v2 swarm (`v2`); an
+    /// address keeps the swarm it was first heard of in.
+    pub fn add_in(
+        &mut self,
+        addrs: &[SocketAddr],
+        source: PeerSource,
+        v2: bool,
+        now: Instant,
+    ) -> usize {
         let mut added = 0;
         for a in addrs {
             if self.known.len() >= MAX_KNOWN {
@@ -85,6 +100,7 @@ impl Pool {
             if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(*a) {
                 e.insert(Candidate {
                     source,
+                    v2,
                     state: State::Idle,
                     fails: 0,
                     next_try: now,
@@ -148,6 +164,11 @@ impl Pool {
         self.known.get(addr).map(|c| c.source)
     }
 
+    /// Whether `addr` was first heard of in a hybrid's v2 swarm.
+    pub fn v2_swarm(&self, addr: &SocketAddr) -> bool {
+        self.known.get(addr).is_some_and(|c| c.v2)
+    }
+
     /// Dials in progress.
     pub fn connecting(&self) -> usize {
         self.known
@@ -192,6 +213,18 @@ mod tests {
         assert_eq!(due, vec![a(1), a(2)]);
         assert!(p.due(now, 10).is_empty(), "already connecting");
         assert_eq!(p.connecting(), 2);
+    }
+
+    #[test]
+    fn an_address_keeps_the_swarm_it_was_first_heard_of_in() {
+        let now = crate::session::now();
+        let mut p = Pool::default();
+        assert_eq!(p.add_in(&[a(1)], PeerSource::Tracker, true, now), 1);
+        assert_eq!(p.add(&[a(1), a(2)], PeerSource::Tracker, now), 1);
+        assert_eq!(p.add_in(&[a(2)], PeerSource::Tracker, true, now), 0);
+        assert!(p.v2_swarm(&a(1)));
+        assert!(!p.v2_swarm(&a(2)), "heard of in the v1 swarm first");
+        assert!(!p.v2_swarm(&a(3)), "unknown");
     }
 
     #[test]

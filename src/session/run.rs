@@ -22,7 +22,7 @@ use super::{Config, Ctx, Outcome, SessionError, Snapshot, Source, Status};
 use crate::metainfo::Metainfo;
 use crate::picker::Picker;
 use crate::storage::mmap::MmapStorage;
-use crate::storage::{recheck, Storage, StorageError};
+use crate::storage::{recheck, PieceCheck, Storage, StorageError};
 use crate::types::PeerId;
 
 /// One torrent from its source to its outcome.
@@ -180,6 +180,8 @@ struct Checked {
     /// A resume file that could not be used, in one line.
     note: Option<String>,
     resume: Option<Arc<ResumeFile>>,
+    /// How pieces are judged, as the torrent's format says.
+    check: Arc<PieceCheck>,
 }
 
 /// `Checking`: fails fast on a torrent with no way to find data or an unwritable directory, then
@@ -200,6 +202,8 @@ async fn check(
         error,
     })?;
     check_writable(&config.output)?;
+    let piece_check = Arc::new(PieceCheck::for_info(&meta.info)?);
+    let judge = piece_check.clone();
     let resume = config
         .state_dir
         .as_ref()
@@ -232,12 +236,7 @@ async fn check(
         for p in trusted.ones() {
             candidates.clear(p);
         }
-        let mut have = recheck(
-            &opened.storage,
-            &meta.info.piece_hashes,
-            &candidates,
-            threads,
-        );
+        let mut have = recheck(&opened.storage, &judge, &candidates, threads);
         for p in trusted.ones() {
             have.set(p);
         }
@@ -260,6 +259,7 @@ async fn check(
         have,
         note,
         resume,
+        check: piece_check,
     })
 }
 
@@ -299,7 +299,12 @@ fn context(
         key: rand::random(),
         lengths,
         port: engine.port,
-        hashes: meta.info.piece_hashes.clone(),
+        v2_swarm: meta
+            .info_hash_v2
+            .map(|h| h.truncated())
+            .filter(|h| *h != meta.info_hash),
+        has_v2: meta.info_hash_v2.is_some(),
+        check: checked.check,
         info_bytes: meta.info_bytes.clone().into(),
         private: meta.info.private,
         files: meta.info.files.clone(),
@@ -356,19 +361,24 @@ impl Swarm {
         let mut announcers = JoinSet::new();
         let tiers = meta.tiers();
         let dht = ctx.engine.dht.clone().filter(|_| !ctx.private);
+        // A hybrid joins two swarms (BEP 52): each tier is announced to under both ids.
+        let swarms: Vec<_> = std::iter::once(ctx.info_hash).chain(ctx.v2_swarm).collect();
         ctx.lock()
-            .set_tracker_tiers(tiers.len() + usize::from(dht.is_some()));
+            .set_tracker_tiers(tiers.len() * swarms.len() + usize::from(dht.is_some()));
         if let Some(dht) = dht {
             tasks.spawn(loops::dht(ctx.clone(), dht));
         }
         let client = ctx.engine.tracker.clone();
         for urls in tiers {
-            announcers.spawn(announce::tier(
-                ctx.clone(),
-                client.clone(),
-                urls,
-                ctx.engine.port,
-            ));
+            for &info_hash in &swarms {
+                announcers.spawn(announce::tier(
+                    ctx.clone(),
+                    client.clone(),
+                    urls.clone(),
+                    ctx.engine.port,
+                    info_hash,
+                ));
+            }
         }
         Ok(Swarm { tasks, announcers })
     }

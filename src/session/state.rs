@@ -474,9 +474,10 @@ impl Torrent {
         self.discovery.set_tiers(n);
     }
 
-    /// A tracker answered with `peers`; returns how many were new to the pool.
-    pub fn tracker_answered(&mut self, peers: &[SocketAddr]) -> usize {
-        self.discovery.answered(peers, crate::session::now())
+    /// A tracker answered with `peers` (`v2`: to a hybrid's announce under its truncated v2
+    /// info-hash); returns how many were new to the pool.
+    pub fn tracker_answered(&mut self, peers: &[SocketAddr], v2: bool) -> usize {
+        self.discovery.answered(peers, v2, crate::session::now())
     }
 
     /// The tracker at `url` failed, for `why`.

@@ -98,7 +98,9 @@ fn build_selected(have: &[u32], private: bool, wanted: Option<&[u32]>) -> (Arc<C
         key: 1,
         lengths,
         port: 6881,
-        hashes,
+        v2_swarm: None,
+        has_v2: false,
+        check: Arc::new(crate::storage::PieceCheck::v1(hashes)),
         info_bytes: info.into(),
         private,
         files: Vec::new(),
@@ -533,3 +535,4 @@ async fn a_silent_peer_is_dropped_as_idle() {
 
 mod extensions;
 mod fast;
+mod v2;

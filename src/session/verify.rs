@@ -1,11 +1,11 @@
-//! Hashing and storing complete pieces off the async workers: SHA-1 on the blocking pool, a good
-//! piece written to storage, then the verdict reported to the torrent (have broadcast, or blame).
+//! Hashing and storing complete pieces off the async workers: the torrent's piece check (SHA-1,
+//! SHA-256 Merkle root, or both: [`crate::storage::PieceCheck`]) on the blocking pool, a good piece
+//! written to storage, then the verdict reported to the torrent (have broadcast, or blame).
 
 use std::sync::Arc;
 
 use super::state::{Complete, Source};
 use super::{Ctx, Status};
-use crate::storage::hash_matches;
 
 /// Hashes `c` and stores it if good, in the background.
 pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
@@ -15,11 +15,11 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
             data,
             contributors,
         } = c;
-        let expected = ctx.hashes[piece.get() as usize];
+        let check = ctx.check.clone();
         let storage = ctx.storage.clone();
         let len = data.len() as u32;
         let outcome = tokio::task::spawn_blocking(move || {
-            if !hash_matches(&data, &expected) {
+            if !check.matches(piece.get(), &data) {
                 return (Ok(false), data);
             }
             let stored = storage.write_piece(piece, &data).map(|()| true);

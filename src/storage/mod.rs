@@ -1,8 +1,10 @@
 //! Where verified pieces live: the [`Storage`] trait (write a whole verified piece, read any range,
 //! flush), the piece→file [`layout`], an mmap-backed implementation for real files (a file truncated
 //! under it, or a disk error on a mapped page, is an error, not a SIGBUS) and an in-memory one for
-//! tests, and the parallel re-check that lets a download resume.
+//! tests, the piece [`check`] by the torrent's format (v1, v2, hybrid), and the parallel re-check
+//! that lets a download resume.
 
+pub mod check;
 pub mod layout;
 pub mod memory;
 pub mod mmap;
@@ -14,6 +16,7 @@ use sha1::{Digest, Sha1};
 use crate::bitfield::Bitfield;
 use crate::types::PieceIndex;
 
+pub use check::PieceCheck;
 pub use layout::Layout;
 
 /// Why storage failed. Every variant stops the download: data cannot be kept safely.
@@ -86,11 +89,11 @@ pub fn hash_matches(data: &[u8], expected: &[u8; 20]) -> bool {
     digest.as_slice() == expected
 }
 
-/// Re-checks the `candidates` pieces against `hashes` on `threads` threads; returns the ones that
+/// Re-checks the `candidates` pieces with `check` on `threads` threads; returns the ones that
 /// match. Reading a piece that was never written gives zeros (or an error), which fails the check.
 pub fn recheck(
     storage: &dyn Storage,
-    hashes: &[[u8; 20]],
+    check: &PieceCheck,
     candidates: &Bitfield,
     threads: usize,
 ) -> Bitfield {
@@ -109,8 +112,7 @@ pub fn recheck(
                         continue;
                     };
                     buf.resize(lengths.piece_len(piece) as usize, 0);
-                    let good = storage.read(piece, 0, &mut buf).is_ok()
-                        && hash_matches(&buf, &hashes[i as usize]);
+                    let good = storage.read(piece, 0, &mut buf).is_ok() && check.matches(i, &buf);
                     storage.release(piece);
                     if good {
                         results.lock().unwrap_or_else(|p| p.into_inner()).set(i);
@@ -148,7 +150,8 @@ mod tests {
             let len = lengths.piece_len(p) as usize;
             store.write_piece(p, &data[off..off + len]).unwrap();
         }
-        let got = recheck(&store, &hashes, &Bitfield::full(10), 3);
+        let check = PieceCheck::v1(hashes);
+        let got = recheck(&store, &check, &Bitfield::full(10), 3);
         assert_eq!(got.ones().collect::<Vec<_>>(), vec![0, 3, 9]);
         let only = {
             let mut b = Bitfield::new(10);
@@ -157,9 +160,7 @@ mod tests {
             b
         };
         assert_eq!(
-            recheck(&store, &hashes, &only, 2)
-                .ones()
-                .collect::<Vec<_>>(),
+            recheck(&store, &check, &only, 2).ones().collect::<Vec<_>>(),
             vec![3]
         );
     }

@@ -18,6 +18,11 @@ pub const FAST_BIT: u8 = 0x04;
 /// The BEP 5 reserved bit (byte 7): the sender runs a DHT node.
 pub const DHT_BIT: u8 = 0x01;
 
+/// The BEP 52 reserved bit (byte 7, its 4th most significant bit): the sender speaks BitTorrent v2
+/// for this torrent. Sent beside a hybrid's v1 info-hash, it lets the other side answer with the
+/// truncated v2 one (an upgrade of the connection to v2).
+pub const V2_BIT: u8 = 0x10;
+
 /// A parsed handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
@@ -47,6 +52,19 @@ impl Handshake {
             hs.reserved[7] |= DHT_BIT;
         }
         hs
+    }
+
+    /// This handshake with the BEP 52 bit (byte 7, 0x10) when `v2`: the torrent has a v2 side.
+    pub fn with_v2(mut self, v2: bool) -> Handshake {
+        if v2 {
+            self.reserved[7] |= V2_BIT;
+        }
+        self
+    }
+
+    /// Whether the sender speaks BitTorrent v2 (BEP 52).
+    pub fn supports_v2(&self) -> bool {
+        self.reserved[7] & V2_BIT != 0
     }
 
     /// Whether the sender runs a DHT node (BEP 5).
@@ -98,8 +116,18 @@ impl Handshake {
         info_hash: InfoHash,
         our_id: PeerId,
     ) -> Result<Handshake, WireError> {
+        Handshake::check_any(bytes, &[info_hash], our_id)
+    }
+
+    /// [`Handshake::check`] for a torrent known by several ids (a hybrid's v1 and truncated v2
+    /// info-hashes): the peer's must be one of `info_hashes`.
+    pub fn check_any(
+        bytes: &[u8; HANDSHAKE_LEN],
+        info_hashes: &[InfoHash],
+        our_id: PeerId,
+    ) -> Result<Handshake, WireError> {
         let hs = Handshake::decode(bytes)?;
-        if hs.info_hash != info_hash {
+        if !info_hashes.contains(&hs.info_hash) {
             return Err(WireError::WrongInfoHash(hs.info_hash));
         }
         if hs.peer_id == our_id {
@@ -199,6 +227,36 @@ mod tests {
             ..hs
         };
         assert!(!plain.supports_extensions() && !plain.supports_fast());
+    }
+
+    #[test]
+    fn the_v2_bit_is_byte_7_0x10_and_only_when_asked() {
+        let ih = InfoHash([1; 20]);
+        let id = PeerId([2; 20]);
+        let v2 = Handshake::ours_with_dht(ih, id, true).with_v2(true);
+        assert_eq!(v2.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x15]);
+        assert!(v2.supports_v2() && v2.supports_dht() && v2.supports_fast());
+        assert_eq!(v2.encode()[27], 0x15, "the last reserved byte on the wire");
+        assert_eq!(Handshake::decode(&v2.encode()).unwrap(), v2);
+        let v1 = Handshake::ours(ih, id).with_v2(false);
+        assert_eq!(v1, Handshake::ours(ih, id));
+        assert!(!v1.supports_v2());
+    }
+
+    #[test]
+    fn a_torrent_with_two_ids_accepts_either() {
+        let me = PeerId(*b"-PX0100-000000000000");
+        let bytes = hs().encode();
+        let ids = [InfoHash([9; 20]), InfoHash([7; 20])];
+        assert_eq!(Handshake::check_any(&bytes, &ids, me), Ok(hs()));
+        assert_eq!(
+            Handshake::check_any(&bytes, &ids[..1], me),
+            Err(WireError::WrongInfoHash(InfoHash([7; 20])))
+        );
+        assert_eq!(
+            Handshake::check_any(&bytes, &ids, hs().peer_id),
+            Err(WireError::SelfConnection)
+        );
     }
 
     #[test]

@@ -32,8 +32,9 @@ pub struct CreateArgs {
     #[arg(long)]
     comment: Option<String>,
     /// Make a BitTorrent v2-only torrent (BEP 52: a SHA-256 Merkle tree per file), as libtorrent
-    /// makes it. Clients that know only v1 (aria2, Transmission, rqbit) cannot use it, nor can
-    /// pixtorrent download one yet. Default: v1 (see the README).
+    /// makes it. Clients that know only v1 (aria2, Transmission, rqbit) cannot use it; pixtorrent
+    /// downloads one from its .torrent file (not from a magnet link yet). Default: v1 (see the
+    /// README).
     #[arg(long, conflicts_with = "hybrid")]
     v2: bool,
     /// Make a hybrid torrent (BEP 52): v1 and v2 in one info dictionary, as libtorrent makes it, with

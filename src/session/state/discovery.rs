@@ -54,9 +54,14 @@ impl Discovery {
         self.trackers.tiers = n;
     }
 
-    pub(super) fn answered(&mut self, peers: &[SocketAddr], now: std::time::Instant) -> usize {
+    pub(super) fn answered(
+        &mut self,
+        peers: &[SocketAddr],
+        v2: bool,
+        now: std::time::Instant,
+    ) -> usize {
         self.trackers.answered += 1;
-        self.pool.add(peers, PeerSource::Tracker, now)
+        self.pool.add_in(peers, PeerSource::Tracker, v2, now)
     }
 
     pub(super) fn failed(&mut self, url: &str, why: String) {

@@ -333,7 +333,7 @@ fn tracker_status_is_hopeless_only_when_every_tier_failed() {
     t.tracker_tier_tried();
     assert!(t.trackers().all_failed());
     assert_eq!(t.trackers().last_error(), Some("udp://a: refused"));
-    assert_eq!(t.tracker_answered(&[addr(7), addr(7)]), 1);
+    assert_eq!(t.tracker_answered(&[addr(7), addr(7)], false), 1);
     assert!(!t.trackers().all_failed(), "one answer is enough");
 }
 

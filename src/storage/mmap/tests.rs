@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::metainfo::testkit::{bytes, multi_file};
-use crate::storage::recheck;
+use crate::storage::{recheck, PieceCheck};
 
 fn sample() -> (crate::metainfo::Metainfo, Vec<u8>) {
     multi_file(
@@ -89,7 +89,7 @@ fn reopening_finds_what_was_written_and_recheck_confirms_it() {
     assert!(opened.maybe_present.get(0) && opened.maybe_present.get(2));
     let good = recheck(
         &opened.storage,
-        &meta.info.piece_hashes,
+        &PieceCheck::v1(meta.info.piece_hashes.clone()),
         &opened.maybe_present,
         2,
     );
@@ -332,7 +332,12 @@ fn a_selection_allocates_selected_files_leaves_boundary_files_sparse_and_skips_t
         .write_piece(lengths.piece(6).unwrap(), &vec![0; 32_768])
         .is_err());
     // The re-check reads the storable pieces only as far as they are on disk.
-    let have = recheck(&s, &meta.info.piece_hashes, sel.storable(), 2);
+    let have = recheck(
+        &s,
+        &PieceCheck::v1(meta.info.piece_hashes.clone()),
+        sel.storable(),
+        2,
+    );
     assert_eq!(have.ones().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
 }
 
@@ -376,7 +381,7 @@ fn a_pool_of_two_files_serves_a_torrent_of_five_and_closes_its_files_when_droppe
             b
         },
     );
-    let good = recheck(&s, &meta.info.piece_hashes, &all, 2);
+    let good = recheck(&s, &PieceCheck::v1(meta.info.piece_hashes.clone()), &all, 2);
     assert_eq!(
         good.count(),
         meta.info.lengths.piece_count(),

@@ -1,0 +1,118 @@
+//! Scripted peers for a torrent with a v2 side (BEP 52): the reserved bit in our handshake, a
+//! hybrid's two ids (a dial answered under the v2 id, an address from the v2 swarm dialled with it,
+//! an incoming peer answered under the id it used), the engine's routing under both ids, and a v1
+//! torrent that still refuses a foreign id.
+use super::*;
+use crate::wire::handshake::V2_BIT;
+
+/// The test torrent, made a hybrid: `v2` is its second swarm id.
+fn hybrid(v2: InfoHash) -> Arc<Ctx> {
+    let (ctx, _) = torrent(&[]);
+    let Ok(mut ctx) = Arc::try_unwrap(ctx) else {
+        unreachable!("a fresh torrent has one owner")
+    };
+    ctx.v2_swarm = Some(v2);
+    ctx.has_v2 = true;
+    Arc::new(ctx)
+}
+
+/// Reads the 68 bytes of our handshake.
+async fn our_handshake(peer: &mut Scripted) -> Handshake {
+    let mut hs = [0u8; 68];
+    peer.io.read_exact(&mut hs).await.unwrap();
+    Handshake::decode(&hs).unwrap()
+}
+
+const V2: InfoHash = InfoHash([0x52; 20]);
+
+#[tokio::test(start_paused = true)]
+async fn a_hybrid_dial_sets_the_v2_bit_and_accepts_an_upgrade_to_the_v2_id() {
+    let ctx = hybrid(V2);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1001));
+    let ours = our_handshake(&mut peer).await;
+    assert_eq!(ours.info_hash, ctx.info_hash, "dialled under the v1 id");
+    assert_eq!(ours.reserved[7] & V2_BIT, V2_BIT);
+    // The peer answers with the truncated v2 id (BEP 52's upgrade): the connection goes on.
+    peer.io
+        .write_all(&Handshake::ours(V2, PeerId([1; 20])).encode())
+        .await
+        .unwrap();
+    peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
+    peer.until(|m| matches!(m, Message::Interested).then_some(()))
+        .await;
+    ctx.shutdown.send_replace(true);
+    let _ = task.await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_address_from_the_v2_swarm_is_dialled_with_the_v2_id() {
+    let ctx = hybrid(V2);
+    assert_eq!(ctx.lock().tracker_answered(&[addr(1002)], true), 1);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1002));
+    let ours = our_handshake(&mut peer).await;
+    assert_eq!(ours.info_hash, V2);
+    assert!(ours.supports_v2());
+    peer.io
+        .write_all(&Handshake::ours(V2, PeerId([2; 20])).encode())
+        .await
+        .unwrap();
+    peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
+    peer.until(|m| matches!(m, Message::Interested).then_some(()))
+        .await;
+    ctx.shutdown.send_replace(true);
+    let _ = task.await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_incoming_peer_is_answered_under_the_id_it_used() {
+    let ctx = hybrid(V2);
+    for (port, id) in [(1003, V2), (1004, ctx.info_hash)] {
+        let (ours_io, theirs_io) = tokio::io::duplex(1 << 20);
+        let theirs = Handshake::ours(id, PeerId([port as u8; 20])).encode();
+        let slot = link::Incoming::claim(&mut ctx.lock());
+        let task = tokio::spawn(link::accept(ctx.clone(), ours_io, addr(port), slot, theirs));
+        let mut peer = Scripted {
+            io: theirs_io,
+            codec: Codec::new(PIECES),
+            buf: BytesMut::new(),
+        };
+        let ours = our_handshake(&mut peer).await;
+        assert_eq!(ours.info_hash, id, "port {port}");
+        assert!(ours.supports_v2());
+        peer.send(Message::Bitfield(Bitfield::full(PIECES))).await;
+        peer.until(|m| matches!(m, Message::Interested).then_some(()))
+            .await;
+        drop(peer);
+        let _ = task.await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_v1_torrent_has_no_v2_bit_and_refuses_another_id() {
+    let (ctx, _) = torrent(&[]);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1005));
+    let ours = our_handshake(&mut peer).await;
+    assert!(!ours.supports_v2());
+    peer.io
+        .write_all(&Handshake::ours(V2, PeerId([5; 20])).encode())
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+    assert!(ended.is_err(), "a handshake for another torrent ends it");
+    assert_eq!(ctx.lock().peer_count(), 0);
+}
+
+#[tokio::test]
+async fn the_engine_routes_a_hybrid_under_both_ids_and_counts_it_once() {
+    let ctx = hybrid(V2);
+    let engine = ctx.engine.clone();
+    engine.attach(ctx.clone());
+    for id in [ctx.info_hash, V2] {
+        assert!(engine.torrent(&id).is_some_and(|c| Arc::ptr_eq(&c, &ctx)));
+    }
+    ctx.lock().claim_incoming();
+    assert_eq!(engine.connections(), 1, "one torrent, one connection");
+    engine.detach(&ctx.info_hash);
+    assert!(engine.torrent(&ctx.info_hash).is_none());
+    assert!(engine.torrent(&V2).is_none(), "both ids forgotten");
+}

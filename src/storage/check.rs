@@ -1,0 +1,115 @@
+//! How a piece's bytes are judged, by the torrent's format: SHA-1 against `pieces` (v1); the BEP 52
+//! Merkle root of the piece's own file bytes against its piece-layer entry (v2); both for a hybrid.
+//! Pure: bytes in, a verdict out.
+
+use sha1::{Digest, Sha1};
+
+use crate::merkle::{self, Hash};
+use crate::metainfo::{Info, MetaVersion};
+
+/// Why a torrent's pieces cannot be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// A v2-only torrent without the piece layer of a file larger than a piece (metadata from a
+    /// magnet link carries none; peers would have to send them in `hashes` messages).
+    #[error(
+        "v2 piece {piece} (in `{file}`) has no known hash: the torrent carries no `piece layers` for \
+         it, and fetching them from peers (BEP 52 hash requests) is not supported yet"
+    )]
+    NoPieceHash { piece: u32, file: String },
+    /// A v2-only torrent whose piece lies in no file (never from a torrent that parsed).
+    #[error("v2 piece {0} lies in no file")]
+    NoFile(u32),
+}
+
+/// What a v2 piece must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct V2Expect {
+    /// The piece-layer entry, or the `pieces root` of a file of at most one piece.
+    hash: Hash,
+    /// Bytes of the piece that belong to its file; the rest of the layout's piece is padding.
+    len: u32,
+    /// Height of the node `hash` is (see [`crate::metainfo::V2Piece::height`]).
+    height: u32,
+}
+
+/// The expected hashes of every piece of one torrent, as its format says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceCheck {
+    /// SHA-1 per piece, over the layout's whole piece (pad bytes included); empty for v2-only.
+    v1: Vec<[u8; 20]>,
+    /// Per piece, its v2 expectation; empty for v1. `None` in a hybrid whose piece layers are not
+    /// known (a magnet's metadata): the v1 hash alone then decides.
+    v2: Vec<Option<V2Expect>>,
+}
+
+impl PieceCheck {
+    /// SHA-1 only, one hash per piece.
+    pub fn v1(hashes: Vec<[u8; 20]>) -> PieceCheck {
+        PieceCheck {
+            v1: hashes,
+            v2: Vec::new(),
+        }
+    }
+
+    /// The check `info`'s format calls for. A v2-only torrent must know every piece's hash.
+    pub fn for_info(info: &Info) -> Result<PieceCheck, CheckError> {
+        let version = info.version();
+        let v1 = match version {
+            MetaVersion::V2 => Vec::new(),
+            _ => info.piece_hashes.clone(),
+        };
+        if version == MetaVersion::V1 {
+            return Ok(PieceCheck::v1(v1));
+        }
+        let mut v2 = Vec::with_capacity(info.lengths.piece_count() as usize);
+        for i in 0..info.lengths.piece_count() {
+            let expect = info.v2_piece(i).and_then(|p| {
+                Some(V2Expect {
+                    hash: info.v2_piece_hash(i)?,
+                    len: p.len,
+                    height: p.height,
+                })
+            });
+            if expect.is_none() && version == MetaVersion::V2 {
+                return Err(match info.v2_piece(i) {
+                    Some(p) => CheckError::NoPieceHash {
+                        piece: i,
+                        file: info.files[p.file].display_path(),
+                    },
+                    None => CheckError::NoFile(i),
+                });
+            }
+            v2.push(expect);
+        }
+        Ok(PieceCheck { v1, v2 })
+    }
+
+    /// Whether `data`, the layout's piece `piece` (a v2 file's last piece followed by its pad
+    /// bytes), is right: its SHA-1 (v1, hybrid) and the Merkle root of its file's bytes (v2,
+    /// hybrid) both match. The pad bytes of a v2-only torrent are not judged: they are never
+    /// stored. A piece out of range never matches.
+    pub fn matches(&self, piece: u32, data: &[u8]) -> bool {
+        let i = piece as usize;
+        if !self.v1.is_empty() {
+            match self.v1.get(i) {
+                Some(want) if Sha1::digest(data).as_slice() == want => {}
+                _ => return false,
+            }
+        }
+        if self.v2.is_empty() {
+            return !self.v1.is_empty();
+        }
+        match self.v2.get(i) {
+            Some(Some(e)) => data.get(..e.len as usize).is_some_and(|own| {
+                merkle::piece_root(own, e.height).is_some_and(|root| root == e.hash)
+            }),
+            // A hybrid piece with no known v2 hash: its SHA-1 matched above.
+            Some(None) => !self.v1.is_empty(),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,274 @@
+//! BitTorrent v2 (BEP 52) with a real libtorrent: v2-only and hybrid torrents made by python3-libtorrent
+//! 2.0 (`tests/peers/lt_make_v2.py`) downloaded by the `pixtorrent` binary from a libtorrent seeder
+//! (`--peer`, or found through a real opentracker), and a v2-only torrent made by `pixtorrent create
+//! --v2` seeded by pixtorrent to a libtorrent leecher. Every file must come out byte-identical, the
+//! empty one included, and no BEP 47 pad file may reach the disk.
+//!
+//! The tree has files larger and smaller than a piece, none of them piece-aligned but one, and an
+//! empty one, so the v2 layout puts pad files between them. opentracker knows nothing of v2: the
+//! truncated SHA-256 info-hash is just one more 20-byte hash to it, whitelisted like any other.
+//!
+//! Skips without python3-libtorrent (or opentracker) unless PIXTORRENT_REQUIRE_TOOLS=1.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::payload::assert_same_tree;
+use common::seeders::{python_with_libtorrent, script, LtOptions, LtPeer, Proc};
+use common::{expect_success, pixtorrent, wait_for_seeders, Opentracker};
+use pixtorrent::types::InfoHash;
+
+/// Each download here moves about 250 KB on loopback; this bounds a hung one.
+const TIMEOUT: Duration = Duration::from_secs(30);
+const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+/// 32 KiB pieces: several per file, and a pad after every unaligned file.
+const PIECE: u32 = 32_768;
+/// The shared directory's name.
+const ITEM: &str = "v2item";
+/// Relative path and length of each file of the tree.
+const FILES: [(&str, usize); 6] = [
+    ("a.bin", 70_000),
+    ("b/c.txt", 5),
+    ("b/d.bin", 100_001),
+    ("b/empty", 0),
+    ("e.bin", 40_000),
+    ("f.bin", 32_768),
+];
+
+/// Writes the tree under `dir/ITEM`; returns its root.
+fn tree(dir: &Path) -> PathBuf {
+    let root = dir.join(ITEM);
+    for (seed, (path, len)) in FILES.iter().enumerate() {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        let bytes: Vec<u8> = (0..*len)
+            .map(|i| ((i * 131 + seed * 7 + (i >> 12)) % 253) as u8)
+            .collect();
+        std::fs::write(full, bytes).unwrap();
+    }
+    root
+}
+
+/// A torrent libtorrent made, and what it says of it.
+struct Made {
+    torrent: PathBuf,
+    v1: Option<InfoHash>,
+    /// The truncated v2 info-hash: the v2 swarm's 20-byte id.
+    v2: InfoHash,
+    pads: u64,
+}
+
+/// Has libtorrent make a `kind` (`v2` or `hybrid`) torrent of `root` at `out`, announcing to
+/// `tracker` if given; `None` (skipped) without python3-libtorrent.
+fn lt_make(root: &Path, kind: &str, out: &Path, tracker: Option<&str>) -> Option<Made> {
+    let python = python_with_libtorrent()?;
+    let mut cmd = Command::new(python);
+    cmd.arg(script("lt_make_v2.py"))
+        .arg(root)
+        .arg(PIECE.to_string())
+        .arg(kind)
+        .arg(out)
+        .args(tracker);
+    let mut proc = Proc::spawn("lt_make_v2", cmd);
+    let status = proc.wait_exit(TIMEOUT);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "lt_make_v2.py: {status:?}\n{}",
+        proc.dump(20)
+    );
+    let json: serde_json::Value = serde_json::from_str(&proc.stdout().join("")).unwrap();
+    let v2 = json["v2"].as_str().unwrap();
+    Some(Made {
+        torrent: out.to_path_buf(),
+        v1: json["v1"].as_str().and_then(InfoHash::from_hex),
+        v2: InfoHash::from_hex(&v2[..40]).unwrap(),
+        pads: json["pads"].as_u64().unwrap(),
+    })
+}
+
+/// A libtorrent seeder of `made` from `seed_dir` that waits for no tracker.
+fn lt_seeder(made: &Made, seed_dir: &Path) -> Option<LtPeer> {
+    let opts = LtOptions {
+        wait_tracker: false,
+        ..LtOptions::default()
+    };
+    LtPeer::start(&made.torrent, seed_dir, &opts)
+}
+
+/// Downloads `made` with pixtorrent into `out` (with `extra` arguments) and checks the tree.
+fn download(made: &Made, seed_root: &Path, out: &Path, extra: &[&str]) {
+    let start = Instant::now();
+    let (mut px, _) = pixtorrent("pixtorrent", &made.torrent, out, LOCALHOST, extra);
+    expect_success(&mut px, TIMEOUT);
+    assert_same_tree(seed_root, &out.join(ITEM));
+    assert!(
+        !out.join(ITEM).join(".pad").exists(),
+        "a pad file reached the disk"
+    );
+    eprintln!("downloaded in {:.1?}", start.elapsed());
+}
+
+#[test]
+fn a_v2_only_torrent_from_a_libtorrent_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "v2", &dir.path().join("v2.torrent"), None) else {
+        return;
+    };
+    assert!(made.v1.is_none(), "libtorrent made a v2-only torrent");
+    assert!(made.pads >= 3, "unaligned files get pads ({})", made.pads);
+    let Some(seeder) = lt_seeder(&made, &dir.path().join("seed")) else {
+        return;
+    };
+    let peer = seeder.addr.to_string();
+    download(
+        &made,
+        &seed_root,
+        &dir.path().join("out"),
+        &["--peer", &peer],
+    );
+}
+
+#[test]
+fn a_hybrid_torrent_from_a_libtorrent_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "hybrid", &dir.path().join("h.torrent"), None) else {
+        return;
+    };
+    assert!(made.v1.is_some(), "a hybrid has a v1 info-hash");
+    let Some(seeder) = lt_seeder(&made, &dir.path().join("seed")) else {
+        return;
+    };
+    let peer = seeder.addr.to_string();
+    download(
+        &made,
+        &seed_root,
+        &dir.path().join("out"),
+        &["--peer", &peer],
+    );
+}
+
+/// A v2-only torrent through opentracker: libtorrent announces its truncated v2 info-hash (whitelisted
+/// like any 20-byte hash), pixtorrent announces the same and finds the seeder there.
+#[test]
+fn a_v2_only_torrent_through_opentracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let torrent = dir.path().join("v2.torrent");
+    // The torrent is made once to learn its hash (the tracker URL is not in `info`), then again
+    // with the tracker's URL.
+    let Some(first) = lt_make(&seed_root, "v2", &torrent, None) else {
+        return;
+    };
+    let Some(tracker) = Opentracker::start(&[first.v2]) else {
+        return;
+    };
+    let made = lt_make(&seed_root, "v2", &torrent, Some(&tracker.http)).unwrap();
+    assert_eq!(made.v2, first.v2);
+    let Some(_seeder) = LtPeer::seed(&made.torrent, &dir.path().join("seed")) else {
+        return;
+    };
+    wait_for_seeders(&tracker.http, made.v2, 1, TIMEOUT);
+    download(&made, &seed_root, &dir.path().join("out"), &[]);
+}
+
+/// A hybrid through opentracker, both ids whitelisted: pixtorrent downloads, then seeds, and the
+/// tracker counts it as a seeder in both swarms (the v1 one and the truncated v2 one).
+#[test]
+fn a_hybrid_is_announced_under_both_info_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let torrent = dir.path().join("h.torrent");
+    let Some(first) = lt_make(&seed_root, "hybrid", &torrent, None) else {
+        return;
+    };
+    let v1 = first.v1.unwrap();
+    let Some(tracker) = Opentracker::start(&[v1, first.v2]) else {
+        return;
+    };
+    let made = lt_make(&seed_root, "hybrid", &torrent, Some(&tracker.http)).unwrap();
+    let Some(_seeder) = LtPeer::seed(&made.torrent, &dir.path().join("seed")) else {
+        return;
+    };
+    let out = dir.path().join("out");
+    let (mut px, _) = pixtorrent(
+        "pixtorrent",
+        &made.torrent,
+        &out,
+        LOCALHOST,
+        &["--seed", "--seed-time", "60"],
+    );
+    for id in [v1, made.v2] {
+        wait_for_seeders(&tracker.http, id, 2, TIMEOUT);
+    }
+    assert_same_tree(&seed_root, &out.join(ITEM));
+    interrupt(&mut px);
+}
+
+/// `pixtorrent create --v2`, seeded by pixtorrent, downloaded by a libtorrent leecher.
+#[test]
+fn a_v2_torrent_made_and_seeded_by_pixtorrent_to_libtorrent() {
+    if python_with_libtorrent().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let torrent = dir.path().join("px-v2.torrent");
+    let mut create = common::px();
+    create
+        .arg("create")
+        .arg(&seed_root)
+        .arg("-o")
+        .arg(&torrent)
+        .args(["--v2", "--piece-size", &PIECE.to_string()]);
+    let mut made = Proc::spawn("pixtorrent create", create);
+    expect_success(&mut made, TIMEOUT);
+    // The torrent has no tracker: a `--peer` that never answers (the discard port) gives the
+    // seeder a source, as pixtorrent refuses to start a torrent with none.
+    let (mut seeder, addr) = pixtorrent(
+        "pixtorrent seeder",
+        &torrent,
+        &dir.path().join("seed"),
+        LOCALHOST,
+        &["--seed", "--seed-time", "60", "--peer", "127.0.0.1:9"],
+    );
+    let out = dir.path().join("leech");
+    std::fs::create_dir_all(&out).unwrap();
+    let opts = LtOptions {
+        seed: false,
+        wait_tracker: false,
+        exit_when_done: true,
+        connect: vec![addr],
+        ..LtOptions::default()
+    };
+    let Some(mut leecher) = LtPeer::start(&torrent, &out, &opts) else {
+        return;
+    };
+    let done = leecher.proc.wait_line(TIMEOUT, |l| l.starts_with("DONE"));
+    assert!(
+        done.is_some(),
+        "libtorrent did not finish\n{}\n{}",
+        leecher.proc.dump(20),
+        seeder.dump(20)
+    );
+    assert_same_tree(&seed_root, &out.join(ITEM));
+    assert!(!out.join(ITEM).join(".pad").exists());
+    interrupt(&mut seeder);
+}
+
+/// Ctrl-C (SIGINT, by pid) to a seeding pixtorrent: it must exit 0.
+fn interrupt(px: &mut Proc) {
+    let pid = px.pid().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let status = px.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "pixtorrent did not stop cleanly: {status:?}\n{}",
+        px.dump(20)
+    );
+}
