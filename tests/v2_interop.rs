@@ -195,6 +195,11 @@ fn a_hybrid_is_announced_under_both_info_hashes() {
     let Some(_seeder) = LtPeer::seed(&made.torrent, &dir.path().join("seed")) else {
         return;
     };
+    // libtorrent announces a hybrid under both ids too: one seeder in each swarm before ours.
+    for id in [v1, made.v2] {
+        wait_for_seeders(&tracker.http, id, 1, TIMEOUT);
+        assert_eq!(common::scrape(&tracker.http, id).map(|s| s.0), Some(1));
+    }
     let out = dir.path().join("out");
     let (mut px, _) = pixtorrent(
         "pixtorrent",
