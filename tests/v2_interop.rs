@@ -60,6 +60,7 @@ struct Made {
     /// The truncated v2 info-hash: the v2 swarm's 20-byte id.
     v2: InfoHash,
     pads: u64,
+    pieces: u64,
 }
 
 /// Has libtorrent make a `kind` (`v2` or `hybrid`) torrent of `root` at `out`, announcing to
@@ -87,6 +88,7 @@ fn lt_make(root: &Path, kind: &str, out: &Path, tracker: Option<&str>) -> Option
         v1: json["v1"].as_str().and_then(InfoHash::from_hex),
         v2: InfoHash::from_hex(&v2[..40]).unwrap(),
         pads: json["pads"].as_u64().unwrap(),
+        pieces: json["num_pieces"].as_u64().unwrap(),
     })
 }
 
@@ -99,8 +101,9 @@ fn lt_seeder(made: &Made, seed_dir: &Path) -> Option<LtPeer> {
     LtPeer::start(&made.torrent, seed_dir, &opts)
 }
 
-/// Downloads `made` with pixtorrent into `out` (with `extra` arguments) and checks the tree.
-fn download(made: &Made, seed_root: &Path, out: &Path, extra: &[&str]) {
+/// Downloads `made` with pixtorrent into `out` (with `extra` arguments) and checks the tree;
+/// returns pixtorrent's summary (stdout).
+fn download(made: &Made, seed_root: &Path, out: &Path, extra: &[&str]) -> String {
     let start = Instant::now();
     let (mut px, _) = pixtorrent("pixtorrent", &made.torrent, out, LOCALHOST, extra);
     expect_success(&mut px, TIMEOUT);
@@ -110,6 +113,7 @@ fn download(made: &Made, seed_root: &Path, out: &Path, extra: &[&str]) {
         "a pad file reached the disk"
     );
     eprintln!("downloaded in {:.1?}", start.elapsed());
+    px.stdout().join("\n")
 }
 
 #[test]
@@ -125,12 +129,20 @@ fn a_v2_only_torrent_from_a_libtorrent_seeder() {
         return;
     };
     let peer = seeder.addr.to_string();
-    download(
-        &made,
-        &seed_root,
-        &dir.path().join("out"),
-        &["--peer", &peer],
-    );
+    let out = dir.path().join("out");
+    download(&made, &seed_root, &out, &["--peer", &peer]);
+    // Again, with a byte of d.bin's second piece changed: the start-up check (SHA-256 Merkle roots,
+    // every piece hashed with --recheck) finds every piece but that one, which is fetched again.
+    let pieces = made.pieces;
+    let summary = download(&made, &seed_root, &out, &["--peer", &peer, "--recheck"]);
+    assert!(summary.contains(&format!("pieces already on disk: {pieces}/{pieces}")));
+    let d = out.join(ITEM).join("b/d.bin");
+    let mut bytes = std::fs::read(&d).unwrap();
+    bytes[PIECE as usize + 7] ^= 0x20;
+    std::fs::write(&d, bytes).unwrap();
+    let summary = download(&made, &seed_root, &out, &["--peer", &peer, "--recheck"]);
+    let one_short = format!("pieces already on disk: {}/{pieces}", pieces - 1);
+    assert!(summary.contains(&one_short), "{summary}");
 }
 
 #[test]
