@@ -165,6 +165,27 @@ fn a_hybrid_torrent_from_a_libtorrent_seeder() {
     );
 }
 
+/// A hybrid's v1 magnet link (`urn:btih:`): the metadata comes without `piece layers`, so pieces are
+/// checked by SHA-1, and by SHA-256 only in files of at most one piece; the download still completes.
+#[test]
+fn a_hybrid_magnet_link_from_a_libtorrent_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "hybrid", &dir.path().join("h.torrent"), None) else {
+        return;
+    };
+    let Some(seeder) = lt_seeder(&made, &dir.path().join("seed")) else {
+        return;
+    };
+    let v1 = made.v1.unwrap();
+    let magnet = format!("magnet:?xt=urn:btih:{v1}&dn={ITEM}&x.pe={}", seeder.addr);
+    let made = Made {
+        torrent: PathBuf::from(magnet),
+        ..made
+    };
+    download(&made, &seed_root, &dir.path().join("out"), &[]);
+}
+
 /// A v2-only torrent through opentracker: libtorrent announces its truncated v2 info-hash (whitelisted
 /// like any 20-byte hash), pixtorrent announces the same and finds the seeder there.
 #[test]
