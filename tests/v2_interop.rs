@@ -310,3 +310,38 @@ fn interrupt(px: &mut Proc) {
         px.dump(20)
     );
 }
+
+/// A v2 `.torrent` without `piece layers` cannot be checked (they would have to come from peers,
+/// which is not supported yet), and a v2 magnet link cannot be used: each is one `error:` line and
+/// status 1, before any connection.
+#[test]
+fn what_v2_cannot_do_yet_is_one_line_each() {
+    use pixtorrent::bencode::{decode, Limits};
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v2/v2-multi.torrent");
+    let bytes = std::fs::read(fixture).unwrap();
+    let mut t = decode(&bytes, Limits::TORRENT).unwrap().root().to_value();
+    assert!(t.remove("piece layers").is_some());
+    let bare = dir.path().join("bare.torrent");
+    std::fs::write(&bare, t.encode()).unwrap();
+    let magnet = format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32));
+    let cases = [
+        (bare.display().to_string(), "no `piece layers`"),
+        (magnet, "v2 magnet links are not supported yet"),
+    ];
+    for (source, want) in cases {
+        let out = common::px()
+            .args(["-t", &source, "-o"])
+            .arg(dir.path().join("out"))
+            .args(["--peer", "127.0.0.1:9"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{source}: {err}");
+        assert_eq!(err.lines().count(), 1, "{source}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{source}: {err}"
+        );
+    }
+}
