@@ -132,19 +132,8 @@ fn aria2_leecher(ns: &NetNs, aria2: &Path, ip: Ipv4Addr, torrent: &Path, out: &P
         .arg(format!("--interface={ip}"))
         .arg(format!("--listen-port={ARIA2_PORT}"))
         .arg(format!("--stop-with-process={}", std::process::id()))
-        .args([
-            "--seed-time=0",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--disable-ipv6=true",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--bt-save-metadata=false",
-            "--bt-tracker-connect-timeout=10",
-            "--bt-tracker-timeout=10",
-        ])
+        .args(common::seeders::ARIA2_QUIET)
+        .args(["--bt-tracker-connect-timeout=10", "--bt-tracker-timeout=10"])
         .arg(torrent);
     Proc::spawn("aria2c leecher", cmd)
 }

@@ -27,6 +27,16 @@ const RETRY_BASE: Duration = Duration::from_secs(30);
 const RETRY_MAX: Duration = Duration::from_secs(1800);
 /// Peers asked for per announce.
 const NUMWANT: u32 = 100;
+/// Each wait is shortened by up to this share, at random.
+const SPREAD: f64 = 0.1;
+
+/// `wait` shortened by up to [`SPREAD`] (`unit` in [0, 1) picks how much), never below `floor`:
+/// torrents started together (500 seeding from one process) then announce and retry spread over
+/// a tenth of the interval instead of all at once, and stay spread, each keeping its own phase.
+fn spread(wait: Duration, floor: Duration, unit: f64) -> Duration {
+    wait.mul_f64(1.0 - SPREAD * unit.clamp(0.0, 1.0))
+        .max(floor.min(wait))
+}
 
 /// Announces to one tier under `info_hash` until shutdown. A hybrid runs this twice per tier: under
 /// its v1 info-hash and under its truncated v2 one (BEP 52), as libtorrent does.
@@ -74,6 +84,7 @@ pub async fn tier(
                         .map(|s| Duration::from_secs(u64::from(s)))
                         .unwrap_or(MIN_EARLY)
                         .clamp(MIN_EARLY, MAX_INTERVAL);
+                    let wait = spread(wait, min_interval, rand::random::<f64>());
                     {
                         ctx.lock().tracker_answered(&resp.peers, v2);
                     }
@@ -118,6 +129,7 @@ pub async fn tier(
             let wait = RETRY_BASE
                 .saturating_mul(1 << (failures - 1).min(10))
                 .min(RETRY_MAX);
+            let wait = spread(wait, wait / 2, rand::random::<f64>());
             let _ = wait_next(
                 &ctx,
                 wait,
@@ -204,5 +216,37 @@ fn request(
         numwant: (event != Event::Stopped).then_some(NUMWANT),
         key: ctx.key,
         tracker_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_spread_over_a_tenth_and_never_below_the_floor() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(spread(hour, MIN_EARLY, 0.0), hour);
+        assert_eq!(spread(hour, MIN_EARLY, 0.5).as_secs(), 3420);
+        assert_eq!(spread(hour, MIN_EARLY, 0.999_999).as_secs(), 3240);
+        assert_eq!(spread(hour, MIN_EARLY, 7.0).as_secs(), 3240, "clamped");
+        let min = Duration::from_secs(60);
+        assert_eq!(
+            spread(min, min, 0.9),
+            min,
+            "not below the tracker's min interval"
+        );
+        assert_eq!(
+            spread(Duration::from_secs(30), Duration::from_secs(60), 0.9),
+            Duration::from_secs(30),
+            "a floor above the wait leaves the wait"
+        );
+        let spread_of = |n: u32| {
+            (0..n)
+                .map(|i| spread(hour, MIN_EARLY, f64::from(i) / f64::from(n)).as_secs())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        };
+        assert!(spread_of(500) > 300, "500 torrents get distinct times");
     }
 }

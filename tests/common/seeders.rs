@@ -16,6 +16,19 @@ use pixtorrent::types::InfoHash;
 use super::netns::NetNs;
 use super::{tool, tools_required, wait_for_tcp};
 
+/// aria2c options of every test run: leaves when its download is done, nothing that reaches out
+/// (DHT, LPD, PEX, IPv6) and little output.
+pub const ARIA2_QUIET: &[&str] = &[
+    "--seed-time=0",
+    "--enable-dht=false",
+    "--enable-dht6=false",
+    "--bt-enable-lpd=false",
+    "--enable-peer-exchange=false",
+    "--disable-ipv6=true",
+    "--summary-interval=0",
+    "--console-log-level=warn",
+    "--bt-save-metadata=false",
+];
 /// Lines kept per process: far more than any test prints, a bound if one goes wild.
 const MAX_LINES: usize = 100_000;
 /// How long a seeder may take to be ready (hash check, listen, first announce).
@@ -773,17 +786,7 @@ pub fn aria2_leecher(torrent: &Path, out: &Path, extra: &[&str]) -> Option<Proc>
             free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
         ))
         .arg(format!("--stop-with-process={}", std::process::id()))
-        .args([
-            "--seed-time=0",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--disable-ipv6=true",
-            "--summary-interval=0",
-            "--console-log-level=warn",
-            "--bt-save-metadata=false",
-        ])
+        .args(ARIA2_QUIET)
         .args(extra)
         .arg(torrent);
     Some(Proc::spawn("aria2c leecher", cmd))

@@ -312,9 +312,11 @@ pub(crate) fn print_error(prefix: &str, e: &anyhow::Error) {
 }
 
 fn init_logging(verbose: u8) {
+    // librqbit-utp warns when its socket's dispatcher stops, which it does at every exit once the
+    // runtime goes (a `broken pipe` line after the one-line error): its errors still show.
     let filter = match verbose {
-        0 => "warn",
-        1 => "warn,pixtorrent=debug",
+        0 => "warn,librqbit_utp=error",
+        1 => "warn,librqbit_utp=error,pixtorrent=debug",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PIXTORRENT_LOG")
