@@ -113,7 +113,22 @@ fi
 SRC=$PAYLOAD/data/$NAME
 PAYLOAD_BYTES=$(find "$SRC" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')
 NFILES=$(find "$SRC" -type f | wc -l)
-INFOHASH=$("$PY" "$HELPERS/torrent_tool.py" infohash "$PAYLOAD/base.torrent")
+# BENCH_FORMAT v2 or hybrid (default v1): the torrent used is made by `pixtorrent create --v2` or
+# `--hybrid` from the same files with the same 1 MiB pieces, cached beside base.torrent.
+BASE_TORRENT=$PAYLOAD/base.torrent
+case ${BENCH_FORMAT:-v1} in
+  v1) ;;
+  v2 | hybrid)
+    BASE_TORRENT=$PAYLOAD/base-$BENCH_FORMAT.torrent
+    if [ ! -f "$BASE_TORRENT" ]; then
+      "$PIX" create "$SRC" "--$BENCH_FORMAT" --piece-size 1048576 --tracker http://127.0.0.1:1/announce \
+        -o "$BASE_TORRENT.tmp" >/dev/null
+      mv "$BASE_TORRENT.tmp" "$BASE_TORRENT"
+    fi ;;
+  *) echo "unknown format: $BENCH_FORMAT" >&2; exit 2 ;;
+esac
+# The hash(es) trackers see, one per line (a hybrid is announced under both).
+INFOHASH=$("$PY" "$HELPERS/torrent_tool.py" infohash "$BASE_TORRENT")
 
 # verify DEST: compares every source file with its copy; prints what is wrong, nothing if all match.
 verify() {

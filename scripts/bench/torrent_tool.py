@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Small .torrent helper for the download benchmark: print a torrent's info-hash, or write a copy with a
-different announce URL and the very same `info` bytes (so the same info-hash).
+different announce URL and the very same `info` bytes (so the same info-hash) and `piece layers`.
 
-  torrent_tool.py infohash FILE
+  torrent_tool.py infohash FILE     the 20-byte hash(es) it is announced under, one per line: SHA-1 of
+                                    `info` (v1), its SHA-256 truncated to 20 bytes (v2-only, BEP 52), or
+                                    both (hybrid)
   torrent_tool.py reannounce FILE URL OUT
 """
 import hashlib
@@ -50,11 +52,20 @@ def main():
     _, s, e = top[b"info"]
     info = data[s:e]
     if cmd == "infohash":
-        print(hashlib.sha1(info).hexdigest())
+        fields = top[b"info"][0]
+        if b"pieces" in fields:
+            print(hashlib.sha1(info).hexdigest())
+        if b"file tree" in fields:
+            print(hashlib.sha256(info).hexdigest()[:40])
     elif cmd == "reannounce":
         url, out = sys.argv[3].encode(), sys.argv[4]
-        # Only announce + info (keys sorted): no announce-list, so no other tracker is ever asked.
-        body = b"d" + bstr(b"announce") + bstr(url) + bstr(b"info") + info + b"e"
+        # Only announce + info (+ piece layers, v2), keys sorted: no announce-list, so no other
+        # tracker is ever asked.
+        body = b"d" + bstr(b"announce") + bstr(url) + bstr(b"info") + info
+        if b"piece layers" in top:
+            _, ls, le = top[b"piece layers"]
+            body += bstr(b"piece layers") + data[ls:le]
+        body += b"e"
         with open(out, "wb") as f:
             f.write(body)
     else:
