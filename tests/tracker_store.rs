@@ -284,6 +284,19 @@ async fn bounds_suite<S: SwarmStore>(s: &S) {
         Limit::Peers
     );
     assert_eq!(s.totals().await.unwrap(), totals(2, 1, 2, 1));
+    // Room for a torrent but none for its peer: refused by the peer bound, and the torrent's
+    // place is not kept either (once a peer leaves, the new swarm gets in).
+    ann(s, ha, peer(1, true), Event::Stopped, 50, later).await;
+    ann(s, hd, peer(9, false), Event::Started, 50, later).await;
+    assert_eq!(s.totals().await.unwrap(), totals(1, 0, 3, 0));
+    assert_eq!(
+        refused(s, hc, peer(8, false), Event::Started, later).await,
+        Limit::Peers
+    );
+    ann(s, hd, peer(7, false), Event::Stopped, 50, later).await;
+    let r = ann(s, hc, peer(8, false), Event::Started, 50, later).await;
+    assert_eq!(r.counts, counts(0, 1, 0));
+    assert_eq!(s.totals().await.unwrap(), totals(2, 0, 3, 0));
 }
 
 /// 64 announces at once, each for its own torrent, under a bound of 10 torrents: exactly 10 get

@@ -7,7 +7,7 @@
 //! | [`swarm`] | one swarm's rules: events, counts, expiry, random sample without the asker | yes |
 //! | [`reply`] | bencoded announce/scrape/failure replies | yes |
 //! | [`hmac`] | HMAC-SHA1 for UDP connection ids | yes |
-//! | [`store`] | the `SwarmStore` trait, the chosen store, and its bounds (`Limits`: the check is pure) | trait |
+//! | [`store`] | the `SwarmStore` trait, the chosen store, and its bounds (`Limits`) | trait |
 //! | [`memory`], [`redis_store`] | the two stores | IO (locks, Redis) |
 //! | [`service`] | policy shared by HTTP and UDP (whitelist, intervals, counters), housekeeping | IO |
 //! | [`conns`] | live HTTP connections: admission under the cap, which one to evict | yes |

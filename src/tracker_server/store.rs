@@ -85,24 +85,6 @@ pub enum Limit {
 }
 
 impl Limits {
-    /// Whether an announce may go ahead when the store holds `torrents` swarms and `peers` peers
-    /// and the announce would create a swarm (`new_swarm`) and/or add a peer (`new_peer`).
-    pub fn check(
-        &self,
-        torrents: u64,
-        peers: u64,
-        new_swarm: bool,
-        new_peer: bool,
-    ) -> Result<(), StoreError> {
-        if new_swarm && torrents >= self.torrents {
-            return Err(self.refusal(Limit::Torrents));
-        }
-        if new_peer && peers >= self.peers {
-            return Err(self.refusal(Limit::Peers));
-        }
-        Ok(())
-    }
-
     /// The error for a refusal by `limit`.
     pub fn refusal(&self, limit: Limit) -> StoreError {
         let max = match limit {
@@ -204,34 +186,6 @@ impl SwarmStore for AnyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn limit_of(r: Result<(), StoreError>) -> Option<Limit> {
-        match r {
-            Ok(()) => None,
-            Err(StoreError::Full { limit, .. }) => Some(limit),
-            Err(e) => panic!("unexpected {e}"),
-        }
-    }
-
-    #[test]
-    fn limits_refuse_only_what_would_grow_past_them() {
-        let l = Limits {
-            torrents: 2,
-            peers: 5,
-        };
-        // Below both bounds, anything goes.
-        assert_eq!(limit_of(l.check(1, 4, true, true)), None);
-        // At the torrent bound: a new swarm is refused, a new peer in a known one is not.
-        assert_eq!(limit_of(l.check(2, 3, true, true)), Some(Limit::Torrents));
-        assert_eq!(limit_of(l.check(2, 3, false, true)), None);
-        // At the peer bound: any new peer is refused, an update is not.
-        assert_eq!(limit_of(l.check(1, 5, false, true)), Some(Limit::Peers));
-        assert_eq!(limit_of(l.check(1, 5, true, true)), Some(Limit::Peers));
-        assert_eq!(limit_of(l.check(2, 5, false, false)), None);
-        // Past a bound (limits lowered while running) the same holds.
-        assert_eq!(limit_of(l.check(9, 9, false, false)), None);
-        assert_eq!(limit_of(l.check(9, 0, true, true)), Some(Limit::Torrents));
-    }
 
     #[test]
     fn refusals_say_which_bound_and_its_value() {
