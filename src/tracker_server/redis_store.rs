@@ -8,8 +8,8 @@
 //! round trip: a script expires the swarm's stale peers, applies the event, and samples peers with
 //! `HRANDFIELD` (Redis 6.2 or newer). The same script enforces [`Limits`]: it refuses, writing
 //! nothing, a new swarm when `P:torrents` holds `--max-torrents`, and a new peer when the totals'
-//! seeders and leechers reach `--max-peers-total`, so keys cannot grow without bound. Scripts build keys from the prefix, so this targets a single
-//! Redis (or a primary), not Redis Cluster.
+//! seeders and leechers reach `--max-peers-total`, so keys cannot grow without bound. Scripts build
+//! keys from the prefix, so this targets a single Redis (or a primary), not Redis Cluster.
 //!
 //! A call that takes longer than [`TIMEOUT`] (Redis down, or stuck) is `Unavailable`; the
 //! connection manager reconnects in the background, so service resumes when Redis does.

@@ -84,6 +84,16 @@ pub enum Limit {
     Peers,
 }
 
+impl Limit {
+    /// What the bound counts, as the refusal names it.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Limit::Torrents => "torrents",
+            Limit::Peers => "peers",
+        }
+    }
+}
+
 impl Limits {
     /// The error for a refusal by `limit`.
     pub fn refusal(&self, limit: Limit) -> StoreError {
@@ -99,7 +109,7 @@ impl Limits {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A new swarm or peer past [`Limits`]; existing peers are still served.
-    #[error("tracker full: it holds at most {max} {}; try again later", match limit { Limit::Torrents => "torrents", Limit::Peers => "peers" })]
+    #[error("tracker full: it holds at most {max} {}; try again later", .limit.noun())]
     Full { limit: Limit, max: u64 },
     /// The backend is down or too slow; the caller answers with a failure and retries later.
     #[error("swarm store unavailable: {0}")]
