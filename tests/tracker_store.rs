@@ -351,9 +351,23 @@ async fn redis_store_follows_the_swarm_rules() {
     assert_eq!(other.totals().await.unwrap(), Totals::default());
 }
 
+/// A flood of 450 one-peer swarms (more than one sweep batch of the Redis store) all expire in
+/// one sweep, giving back every place under the bounds.
+async fn flood_expires_in_one_sweep<S: SwarmStore>(s: &S) {
+    for n in 0..450u32 {
+        let mut hash = [0x5f; 20];
+        hash[..4].copy_from_slice(&n.to_be_bytes());
+        ann(s, hash, peer(1, false), Event::Started, 0, T0).await;
+    }
+    assert_eq!(s.totals().await.unwrap(), totals(450, 0, 450, 0));
+    assert_eq!(s.sweep(T0 + TTL + 1).await.unwrap(), 450);
+    assert_eq!(s.totals().await.unwrap(), Totals::default());
+}
+
 #[tokio::test]
 async fn memory_store_holds_its_bounds() {
     bounds_suite(&MemoryStore::new(TTL, SMALL)).await;
+    flood_expires_in_one_sweep(&MemoryStore::new(TTL, Limits::default())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -405,4 +419,6 @@ async fn redis_store_holds_its_bounds_and_its_keys() {
         RedisStore::new(&redis.url(), "race", TTL, limits).unwrap(),
     ))
     .await;
+    let flood = RedisStore::new(&redis.url(), "flood", TTL, Limits::default()).unwrap();
+    flood_expires_in_one_sweep(&flood).await;
 }

@@ -28,8 +28,11 @@ use super::swarm::Peer;
 
 /// Longest wait for Redis on one request.
 pub const TIMEOUT: Duration = Duration::from_millis(1500);
-/// Torrents the periodic sweep clears per call.
+/// Torrents one sweep script clears (Redis runs nothing else meanwhile, so keep each call short).
 const SWEEP_BATCH: u32 = 200;
+/// Longest one sweep goes on calling the script while whole batches come back: after a flood of
+/// `--max-torrents` swarms, room comes back within a few sweeps, not one batch a sweep.
+const SWEEP_BUDGET: Duration = Duration::from_secs(1);
 
 const COMMON: &str = include_str!("redis_store/common.lua");
 const ANNOUNCE: &str = include_str!("redis_store/announce.lua");
@@ -244,14 +247,22 @@ impl SwarmStore for RedisStore {
     }
 
     async fn sweep(&self, now: u64) -> Result<u64, StoreError> {
-        let mut con = self.con.clone();
-        let mut call = self.sweep.prepare_invoke();
-        call.key(format!("{}:torrents", self.prefix))
-            .key(format!("{}:totals", self.prefix))
-            .arg(&self.prefix)
-            .arg(now.saturating_sub(self.ttl))
-            .arg(SWEEP_BATCH);
-        self.bounded(call.invoke_async(&mut con)).await
+        let started = std::time::Instant::now();
+        let mut gone = 0;
+        loop {
+            let mut con = self.con.clone();
+            let mut call = self.sweep.prepare_invoke();
+            call.key(format!("{}:torrents", self.prefix))
+                .key(format!("{}:totals", self.prefix))
+                .arg(&self.prefix)
+                .arg(now.saturating_sub(self.ttl))
+                .arg(SWEEP_BATCH);
+            let (peers, torrents): (u64, u32) = self.bounded(call.invoke_async(&mut con)).await?;
+            gone += peers;
+            if torrents < SWEEP_BATCH || started.elapsed() >= SWEEP_BUDGET {
+                return Ok(gone);
+            }
+        }
     }
 
     fn kind(&self) -> &'static str {
