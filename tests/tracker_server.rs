@@ -1,7 +1,8 @@
 //! `pixtorrent-tracker` as a process: answers over HTTP and UDP (read back with pixtorrent's own
 //! tracker client), survives malformed requests, bounds what it reads, enforces a whitelist; two
 //! processes on one Redis serve one swarm; a Redis outage gives quick failures and `/health` 503,
-//! and service comes back by itself when Redis does.
+//! and service comes back by itself when Redis does; past `--max-torrents` / `--max-peers-total` new
+//! swarms and peers get a failure (HTTP) or an error packet (UDP), counted in `/metrics`.
 
 mod common;
 
@@ -235,6 +236,15 @@ fn two_trackers_on_one_redis_serve_one_swarm() {
 
 /// A UDP announce (leecher, port 7000) with pixtorrent's client, bounded by 2 s per try.
 fn udp_announce(url: &str, hash: [u8; 20], peer: u8) -> pixtorrent::tracker::AnnounceResponse {
+    udp_try(url, hash, peer).unwrap()
+}
+
+/// As [`udp_announce`], with the client's error (an error packet is `TrackerError::Failure`).
+fn udp_try(
+    url: &str,
+    hash: [u8; 20],
+    peer: u8,
+) -> Result<pixtorrent::tracker::AnnounceResponse, pixtorrent::tracker::TrackerError> {
     use pixtorrent::tracker::{udp::UdpTracker, AnnounceRequest, Event, TrackerConfig};
     let cfg = TrackerConfig {
         udp_base_timeout: Duration::from_secs(1),
@@ -257,13 +267,84 @@ fn udp_announce(url: &str, hash: [u8; 20], peer: u8) -> pixtorrent::tracker::Ann
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        UdpTracker::new(url)
-            .unwrap()
-            .announce(&cfg, &req)
-            .await
-            .unwrap()
-    })
+    rt.block_on(async { UdpTracker::new(url).unwrap().announce(&cfg, &req).await })
+}
+
+/// The value of one `/metrics` line (`series` is the name with its labels).
+fn metric(t: &TrackerProc, series: &str) -> Option<u64> {
+    let body = get(t.http, "/metrics").1;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn bounds_refuse_new_swarms_and_peers_over_http_and_udp() {
+    // One bound from the command line, the other from the environment.
+    let t = TrackerProc::start_env(
+        bin(),
+        &["--max-torrents", "1"],
+        &[("PIXTORRENT_TRACKER_MAX_PEERS_TOTAL", "2")],
+    );
+    let (ha, hb) = ([0x51; 20], [0x52; 20]);
+    let torrents = "pixtorrent_tracker_refused_total{reason=\"max_torrents\"}";
+    let peers = "pixtorrent_tracker_refused_total{reason=\"max_peers_total\"}";
+    assert_eq!(
+        (metric(&t, torrents), metric(&t, peers)),
+        (Some(0), Some(0))
+    );
+    let ok = get(t.http, &announce_target(ha, 1, 6001, 0, "&event=started")).1;
+    assert!(parse_announce(&ok).is_ok());
+    // A second torrent: a bencoded failure reason over HTTP, an error packet over UDP.
+    let (status, body) = get(t.http, &announce_target(hb, 2, 6002, 0, "&event=started"));
+    assert_eq!(status, 200);
+    let why = failure(&body).unwrap();
+    assert_eq!(
+        why,
+        "tracker full: it holds at most 1 torrents; try again later"
+    );
+    match udp_try(&t.udp_url(), hb, 3) {
+        Err(pixtorrent::tracker::TrackerError::Failure(m)) => assert_eq!(m, why),
+        other => panic!("UDP announce past --max-torrents: {other:?}"),
+    }
+    // The known torrent takes a second peer (over UDP), then no third one.
+    assert_eq!(udp_announce(&t.udp_url(), ha, 4).peers.len(), 1);
+    let why = failure(&get(t.http, &announce_target(ha, 5, 6005, 9, "")).1).unwrap();
+    assert_eq!(
+        why,
+        "tracker full: it holds at most 2 peers; try again later"
+    );
+    assert!(matches!(
+        udp_try(&t.udp_url(), ha, 6),
+        Err(pixtorrent::tracker::TrackerError::Failure(m)) if m == why
+    ));
+    // Peers already in keep announcing; one that stops makes room for another.
+    let r = parse_announce(&get(t.http, &announce_target(ha, 1, 6001, 0, "")).1).unwrap();
+    assert_eq!((r.seeders, r.leechers), (Some(1), Some(1)));
+    get(t.http, &announce_target(ha, 1, 6001, 0, "&event=stopped"));
+    let r = parse_announce(&get(t.http, &announce_target(ha, 5, 6005, 9, "")).1).unwrap();
+    assert_eq!((r.seeders, r.leechers), (Some(0), Some(2)));
+    // Each refusal counted once, by its bound; the store holds what it should.
+    assert_eq!(
+        (metric(&t, torrents), metric(&t, peers)),
+        (Some(2), Some(2))
+    );
+    assert_eq!(metric(&t, "pixtorrent_tracker_torrents"), Some(1));
+    assert_eq!(metric(&t, "pixtorrent_tracker_leechers"), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&get(t.http, "/stats").1).unwrap();
+    assert_eq!(
+        (
+            v["refused_max_torrents_total"].as_u64(),
+            v["refused_max_peers_total"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+    // A bound of 0 would refuse everything: the command line says so at once.
+    let o = std::process::Command::new(bin())
+        .args(["--listen", "127.0.0.1:0", "--max-peers-total", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

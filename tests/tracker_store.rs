@@ -1,16 +1,20 @@
 //! One test suite for both swarm stores: the in-memory store, and the Redis store against a real
 //! `redis-server` this test starts (random port, nothing persisted). The clock is a number the suite
-//! advances, so expiry is tested without waiting.
+//! advances, so expiry is tested without waiting. The bounds (`--max-torrents`,
+//! `--max-peers-total`) are held to the same rules on both, under concurrent announces too.
 
 mod common;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use pixtorrent::tracker_server::memory::MemoryStore;
 use pixtorrent::tracker_server::query::{Event, Id};
 use pixtorrent::tracker_server::redis_store::RedisStore;
-use pixtorrent::tracker_server::store::{AnnounceIn, AnnounceOut, Counts, SwarmStore, Totals};
+use pixtorrent::tracker_server::store::{
+    AnnounceIn, AnnounceOut, Counts, Limit, Limits, StoreError, SwarmStore, Totals,
+};
 use pixtorrent::tracker_server::swarm::Peer;
 
 use common::servers::Redis;
@@ -165,9 +169,174 @@ async fn suite<S: SwarmStore>(s: &S) {
     s.health().await.unwrap();
 }
 
+/// The announce's refusal: which bound, and the message a client reads.
+async fn refused<S: SwarmStore>(s: &S, hash: Id, p: Peer, event: Event, now: u64) -> Limit {
+    let r = s
+        .announce(AnnounceIn {
+            info_hash: hash,
+            peer: p,
+            event,
+            numwant: 50,
+            now,
+        })
+        .await;
+    match r {
+        Err(e @ StoreError::Full { limit, .. }) => {
+            assert!(e.to_string().starts_with("tracker full"), "{e}");
+            limit
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+fn totals(torrents: u64, seeders: u64, leechers: u64, completed: u64) -> Totals {
+    Totals {
+        torrents,
+        seeders,
+        leechers,
+        completed,
+    }
+}
+
+/// Limits of this suite: two torrents, three peers.
+const SMALL: Limits = Limits {
+    torrents: 2,
+    peers: 3,
+};
+
+/// Past `SMALL`, new swarms and new peers are refused and write nothing; peers already in keep
+/// announcing; `stopped`, emptied swarms and expiry make room; the totals stay exact throughout.
+async fn bounds_suite<S: SwarmStore>(s: &S) {
+    let (ha, hb, hc, hd) = ([0xa1; 20], [0xa2; 20], [0xa3; 20], [0xa4; 20]);
+    ann(s, ha, peer(1, false), Event::Started, 50, T0).await;
+    ann(s, hb, peer(2, false), Event::Started, 50, T0).await;
+    // Two torrents: a third is refused, whatever its event, and leaves no trace.
+    assert_eq!(
+        refused(s, hc, peer(3, false), Event::Started, T0).await,
+        Limit::Torrents
+    );
+    assert_eq!(
+        refused(s, hc, peer(3, true), Event::Completed, T0).await,
+        Limit::Torrents
+    );
+    assert_eq!(
+        refused(s, hc, peer(3, false), Event::None, T0).await,
+        Limit::Torrents
+    );
+    assert_eq!(s.scrape(&[hc], T0).await.unwrap(), vec![Counts::default()]);
+    assert_eq!(s.totals().await.unwrap(), totals(2, 0, 2, 0));
+    // A stopped announce for an unknown torrent is no new swarm: answered, not refused.
+    let r = ann(s, hc, peer(3, false), Event::Stopped, 50, T0).await;
+    assert_eq!(r.counts, Counts::default());
+    // A new peer in a known swarm is fine up to three peers, then refused in any swarm.
+    let r = ann(s, ha, peer(3, false), Event::Started, 50, T0).await;
+    assert_eq!(r.counts, counts(0, 2, 0));
+    assert_eq!(
+        refused(s, ha, peer(4, false), Event::Started, T0).await,
+        Limit::Peers
+    );
+    assert_eq!(
+        refused(s, hb, peer(4, true), Event::Completed, T0).await,
+        Limit::Peers
+    );
+    // Peers already in keep announcing: updates, completed, a new address.
+    let r = ann(s, ha, peer(1, true), Event::Completed, 50, T0 + 1).await;
+    assert_eq!(r.counts, counts(1, 1, 1));
+    assert_eq!(r.peers.len(), 1);
+    let mut moved = peer(2, false);
+    moved.addr = SocketAddr::from(([10, 8, 8, 8], 7000));
+    let r = ann(s, hb, moved, Event::None, 50, T0 + 1).await;
+    assert_eq!(r.counts, counts(0, 1, 0));
+    assert_eq!(s.totals().await.unwrap(), totals(2, 1, 2, 1));
+    // Stopped frees a peer's place: someone else may take it, then it is full again.
+    ann(s, ha, peer(3, false), Event::Stopped, 50, T0 + 2).await;
+    let r = ann(s, hb, peer(4, true), Event::Started, 50, T0 + 2).await;
+    assert_eq!(r.counts, counts(1, 1, 0));
+    assert_eq!(
+        refused(s, ha, peer(5, false), Event::Started, T0 + 2).await,
+        Limit::Peers
+    );
+    assert_eq!(s.totals().await.unwrap(), totals(2, 2, 1, 1));
+    // A swarm whose last peer stops is gone, and frees a torrent's place.
+    ann(s, hb, peer(2, false), Event::Stopped, 50, T0 + 3).await;
+    ann(s, hb, peer(4, true), Event::Stopped, 50, T0 + 3).await;
+    assert_eq!(s.totals().await.unwrap(), totals(1, 1, 0, 1));
+    let r = ann(s, hc, peer(5, false), Event::Started, 50, T0 + 3).await;
+    assert_eq!(r.counts, counts(0, 1, 0));
+    assert_eq!(
+        refused(s, hb, peer(6, false), Event::Started, T0 + 3).await,
+        Limit::Torrents
+    );
+    assert_eq!(s.totals().await.unwrap(), totals(2, 1, 1, 1));
+    // Expiry frees both: only ha's seeder announced since, so hc is swept away.
+    let later = T0 + TTL + 10;
+    ann(s, ha, peer(1, true), Event::None, 50, later - 5).await;
+    s.sweep(later).await.unwrap();
+    assert_eq!(s.totals().await.unwrap(), totals(1, 1, 0, 1));
+    ann(s, hd, peer(6, false), Event::Started, 50, later).await;
+    ann(s, hd, peer(7, false), Event::Started, 50, later).await;
+    assert_eq!(
+        refused(s, hc, peer(8, false), Event::Started, later).await,
+        Limit::Torrents
+    );
+    assert_eq!(
+        refused(s, hd, peer(8, false), Event::Started, later).await,
+        Limit::Peers
+    );
+    assert_eq!(s.totals().await.unwrap(), totals(2, 1, 2, 1));
+    // Room for a torrent but none for its peer: refused by the peer bound, and the torrent's
+    // place is not kept either (once a peer leaves, the new swarm gets in).
+    ann(s, ha, peer(1, true), Event::Stopped, 50, later).await;
+    ann(s, hd, peer(9, false), Event::Started, 50, later).await;
+    assert_eq!(s.totals().await.unwrap(), totals(1, 0, 3, 0));
+    assert_eq!(
+        refused(s, hc, peer(8, false), Event::Started, later).await,
+        Limit::Peers
+    );
+    ann(s, hd, peer(7, false), Event::Stopped, 50, later).await;
+    let r = ann(s, hc, peer(8, false), Event::Started, 50, later).await;
+    assert_eq!(r.counts, counts(0, 1, 0));
+    assert_eq!(s.totals().await.unwrap(), totals(2, 0, 3, 0));
+}
+
+/// 64 announces at once, each for its own torrent, under a bound of 10 torrents: exactly 10 get
+/// in, whatever the interleaving (memory: one atomic count across shards; Redis: one script).
+async fn concurrent_bounds<S: SwarmStore>(s: Arc<S>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64u8 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            // First bytes differ, so the memory store spreads them over its shards.
+            let mut hash = [0x30; 20];
+            hash[0] = n.wrapping_mul(4);
+            s.announce(AnnounceIn {
+                info_hash: hash,
+                peer: peer(n, false),
+                event: Event::Started,
+                numwant: 0,
+                now: T0,
+            })
+            .await
+        });
+    }
+    let (mut ok, mut full) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Full {
+                limit: Limit::Torrents,
+                max: 10,
+            }) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, full), (10, 54));
+    assert_eq!(s.totals().await.unwrap(), totals(10, 0, 10, 0));
+}
+
 #[tokio::test]
 async fn memory_store_follows_the_swarm_rules() {
-    suite(&MemoryStore::new(TTL)).await;
+    suite(&MemoryStore::new(TTL, Limits::default())).await;
 }
 
 #[tokio::test]
@@ -175,9 +344,81 @@ async fn redis_store_follows_the_swarm_rules() {
     let Some(redis) = Redis::start() else {
         return;
     };
-    let store = RedisStore::new(&redis.url(), "suite", TTL).unwrap();
+    let store = RedisStore::new(&redis.url(), "suite", TTL, Limits::default()).unwrap();
     suite(&store).await;
     // Another prefix on the same Redis is another tracker's world.
-    let other = RedisStore::new(&redis.url(), "other", TTL).unwrap();
+    let other = RedisStore::new(&redis.url(), "other", TTL, Limits::default()).unwrap();
     assert_eq!(other.totals().await.unwrap(), Totals::default());
+}
+
+/// A flood of 450 one-peer swarms (more than one sweep batch of the Redis store) all expire in
+/// one sweep, giving back every place under the bounds.
+async fn flood_expires_in_one_sweep<S: SwarmStore>(s: &S) {
+    for n in 0..450u32 {
+        let mut hash = [0x5f; 20];
+        hash[..4].copy_from_slice(&n.to_be_bytes());
+        ann(s, hash, peer(1, false), Event::Started, 0, T0).await;
+    }
+    assert_eq!(s.totals().await.unwrap(), totals(450, 0, 450, 0));
+    assert_eq!(s.sweep(T0 + TTL + 1).await.unwrap(), 450);
+    assert_eq!(s.totals().await.unwrap(), Totals::default());
+}
+
+#[tokio::test]
+async fn memory_store_holds_its_bounds() {
+    bounds_suite(&MemoryStore::new(TTL, SMALL)).await;
+    flood_expires_in_one_sweep(&MemoryStore::new(TTL, Limits::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_bounds_hold_under_concurrent_announces() {
+    let limits = Limits {
+        torrents: 10,
+        peers: 1000,
+    };
+    concurrent_bounds(Arc::new(MemoryStore::new(TTL, limits))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_holds_its_bounds_and_its_keys() {
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    let store = RedisStore::new(&redis.url(), "bounds", TTL, SMALL).unwrap();
+    bounds_suite(&store).await;
+    // At the bounds, a flood of new torrents and of new peers writes no key at all.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = || redis::cmd("DBSIZE");
+    let before: u64 = keys().query_async(&mut con).await.unwrap();
+    for n in 0..100u8 {
+        let now = T0 + TTL + 10;
+        assert_eq!(
+            refused(&store, [n; 20], peer(n, true), Event::Completed, now).await,
+            Limit::Torrents
+        );
+        assert_eq!(
+            refused(
+                &store,
+                [0xa4; 20],
+                peer(100 + n, false),
+                Event::Started,
+                now
+            )
+            .await,
+            Limit::Peers
+        );
+    }
+    let after: u64 = keys().query_async(&mut con).await.unwrap();
+    assert_eq!(after, before);
+    let limits = Limits {
+        torrents: 10,
+        peers: 1000,
+    };
+    concurrent_bounds(Arc::new(
+        RedisStore::new(&redis.url(), "race", TTL, limits).unwrap(),
+    ))
+    .await;
+    let flood = RedisStore::new(&redis.url(), "flood", TTL, Limits::default()).unwrap();
+    flood_expires_in_one_sweep(&flood).await;
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use pixtorrent::tracker_server::store::{self, Limits};
 use pixtorrent::tracker_server::{self, listener, Config};
 
 #[derive(Parser, Debug)]
@@ -67,6 +68,18 @@ struct Cli {
     #[arg(long, env = "PIXTORRENT_TRACKER_UDP_RATE", value_name = "N",
           default_value_t = tracker_server::DEFAULT_UDP_RATE)]
     udp_rate: u32,
+    /// Most torrents tracked at once. Past it an announce that would start a new swarm gets a
+    /// failure reason; swarms already tracked keep working. Room comes back as swarms empty.
+    #[arg(long, env = "PIXTORRENT_TRACKER_MAX_TORRENTS", value_name = "N",
+          default_value_t = store::DEFAULT_MAX_TORRENTS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_torrents: u64,
+    /// Most peers tracked at once, all torrents together. Past it a new peer gets a failure
+    /// reason; peers already tracked keep announcing (and `stopped` or expiry makes room).
+    #[arg(long, env = "PIXTORRENT_TRACKER_MAX_PEERS_TOTAL", value_name = "N",
+          default_value_t = store::DEFAULT_MAX_PEERS_TOTAL,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_peers_total: u64,
     /// More logging (-v debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -98,6 +111,10 @@ fn main() -> std::process::ExitCode {
         max_connections: cli.max_connections,
         head_timeout: std::time::Duration::from_secs(cli.header_timeout),
         udp_rate: cli.udp_rate,
+        limits: Limits {
+            torrents: cli.max_torrents,
+            peers: cli.max_peers_total,
+        },
     };
     // Each connection is a file: --max-connections 4096 needs more than the usual 1024.
     pixtorrent::net::raise_open_file_limit();

@@ -15,7 +15,7 @@ use axum::Router;
 use super::listener::Connections;
 use super::query::{parse_announce, parse_scrape};
 use super::reply::{self, AnnounceReply};
-use super::service::{bump, read, Tracker};
+use super::service::{bump, read, Counters, Tracker};
 use super::store::{AnyStore, SwarmStore};
 
 /// What the handlers share.
@@ -109,6 +109,8 @@ async fn stats(State(state): State<Arc<HttpState>>) -> Response {
         "announces_total": read(&c.announces),
         "scrapes_total": read(&c.scrapes),
         "failures_total": read(&c.failures),
+        "refused_max_torrents_total": read(&c.refused_torrents),
+        "refused_max_peers_total": read(&c.refused_peers),
     });
     match t.store.totals().await {
         Ok(tot) => {
@@ -223,7 +225,21 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
             tot.completed.to_string(),
         );
     }
+    out.push_str(&refused(c));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `refused_total`, one series per bound (`reason` names the option without its dashes).
+fn refused(c: &Counters) -> String {
+    format!(
+        "# HELP pixtorrent_tracker_refused_total Announces refused at a bound: a new swarm past \
+         --max-torrents, a new peer past --max-peers-total.\n\
+         # TYPE pixtorrent_tracker_refused_total counter\n\
+         pixtorrent_tracker_refused_total{{reason=\"max_torrents\"}} {}\n\
+         pixtorrent_tracker_refused_total{{reason=\"max_peers_total\"}} {}\n",
+        read(&c.refused_torrents),
+        read(&c.refused_peers),
+    )
 }
 
 async fn health(State(state): State<Arc<HttpState>>) -> Response {

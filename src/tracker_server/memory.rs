@@ -1,12 +1,17 @@
 //! The in-memory store (the default): swarms in 64 shards, each behind its own mutex, picked by the
 //! info-hash's first byte, so announces to different torrents rarely wait for each other and no lock
-//! is held across an await. Expired peers are swept shard by shard.
+//! is held across an await. Expired peers are swept shard by shard. Swarms and peers are counted in
+//! two atomics, so [`Limits`] hold exactly across shards: a new swarm or peer takes its place in the
+//! count before it is added, and is refused when there is none.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::query::{Event, Id};
-use super::store::{AnnounceIn, AnnounceOut, Counts, StoreError, SwarmStore, Totals};
+use super::store::{
+    AnnounceIn, AnnounceOut, Counts, Limit, Limits, StoreError, SwarmStore, Totals,
+};
 use super::swarm::Swarm;
 
 const SHARDS: usize = 64;
@@ -15,15 +20,46 @@ const SHARDS: usize = 64;
 pub struct MemoryStore {
     shards: Vec<Mutex<HashMap<Id, Swarm>>>,
     ttl: u64,
+    limits: Limits,
+    /// Swarms held (changed only under the swarm's shard lock).
+    torrents: AtomicU64,
+    /// Peers held (changed only under the peer's shard lock).
+    peers: AtomicU64,
+}
+
+/// Takes one place in `count` if it is below `max`.
+fn reserve(count: &AtomicU64, max: u64) -> bool {
+    count
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 impl MemoryStore {
-    /// An empty store.
-    pub fn new(ttl: u64) -> MemoryStore {
+    /// An empty store holding at most `limits`.
+    pub fn new(ttl: u64, limits: Limits) -> MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             ttl,
+            limits,
+            torrents: AtomicU64::new(0),
+            peers: AtomicU64::new(0),
         }
+    }
+
+    /// Takes the places a new swarm and/or a new peer need, or none and says which bound refused.
+    fn admit(&self, new_swarm: bool, new_peer: bool) -> Result<(), StoreError> {
+        if new_swarm && !reserve(&self.torrents, self.limits.torrents) {
+            return Err(self.limits.refusal(Limit::Torrents));
+        }
+        if new_peer && !reserve(&self.peers, self.limits.peers) {
+            if new_swarm {
+                self.torrents.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Err(self.limits.refusal(Limit::Peers));
+        }
+        Ok(())
     }
 
     fn shard(&self, hash: &Id) -> MutexGuard<'_, HashMap<Id, Swarm>> {
@@ -49,14 +85,23 @@ impl SwarmStore for MemoryStore {
         if a.event == Event::Stopped && !shard.contains_key(&a.info_hash) {
             return Ok(AnnounceOut::default());
         }
+        let known = shard.get(&a.info_hash);
+        let new_swarm = known.is_none();
+        let new_peer = a.event != Event::Stopped && known.is_none_or(|s| !s.contains(&a.peer.id));
+        self.admit(new_swarm, new_peer)?;
         let swarm = shard.entry(a.info_hash).or_default();
+        let before = swarm.len();
         swarm.announce(a.peer, a.event, a.now);
+        // A new peer's place is already taken; a stopped one gives its place back.
+        let left = before.saturating_sub(swarm.len()) as u64;
+        self.peers.fetch_sub(left, Ordering::AcqRel);
         let out = AnnounceOut {
             counts: counts(swarm),
             peers: swarm.sample(a.numwant, &a.peer.id, &mut rand::rng()),
         };
         if swarm.is_empty() {
             shard.remove(&a.info_hash);
+            self.torrents.fetch_sub(1, Ordering::AcqRel);
         }
         Ok(out)
     }
@@ -91,10 +136,15 @@ impl SwarmStore for MemoryStore {
         let mut gone = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut g, mut e) = (0, 0);
             shard.retain(|_, s| {
-                gone += s.expire(cutoff) as u64;
+                g += s.expire(cutoff) as u64;
+                e += u64::from(s.is_empty());
                 !s.is_empty()
             });
+            self.peers.fetch_sub(g, Ordering::AcqRel);
+            self.torrents.fetch_sub(e, Ordering::AcqRel);
+            gone += g;
         }
         Ok(gone)
     }

@@ -7,7 +7,7 @@
 //! | [`swarm`] | one swarm's rules: events, counts, expiry, random sample without the asker | yes |
 //! | [`reply`] | bencoded announce/scrape/failure replies | yes |
 //! | [`hmac`] | HMAC-SHA1 for UDP connection ids | yes |
-//! | [`store`] | the `SwarmStore` trait and the chosen store | trait |
+//! | [`store`] | the `SwarmStore` trait, the chosen store, and its bounds (`Limits`) | trait |
 //! | [`memory`], [`redis_store`] | the two stores | IO (locks, Redis) |
 //! | [`service`] | policy shared by HTTP and UDP (whitelist, intervals, counters), housekeeping | IO |
 //! | [`conns`] | live HTTP connections: admission under the cap, which one to evict | yes |
@@ -63,6 +63,8 @@ pub struct Config {
     pub head_timeout: Duration,
     /// UDP datagrams a second per source address (bursts of twice that); 0: no limit.
     pub udp_rate: u32,
+    /// Most swarms and peers held ([`store::Limits::default`] by default).
+    pub limits: store::Limits,
 }
 
 /// `--udp-rate` by default: a busy NAT gateway or a seedbox starting a thousand torrents sends a
@@ -138,13 +140,13 @@ pub async fn run(
     // Peers expire after about two intervals without an announce.
     let ttl = 2 * u64::from(config.interval) + 30;
     let store = match &config.redis {
-        None => AnyStore::Memory(MemoryStore::new(ttl)),
+        None => AnyStore::Memory(MemoryStore::new(ttl, config.limits)),
         Some(url) => {
             let redis_err = |why: String| ServerError::Redis {
                 url: url.clone(),
                 why,
             };
-            let store = RedisStore::new(url, &config.redis_prefix, ttl)
+            let store = RedisStore::new(url, &config.redis_prefix, ttl, config.limits)
                 .map_err(|e| redis_err(e.to_string()))?;
             store.health().await.map_err(|e| redis_err(e.to_string()))?;
             AnyStore::Redis(store)

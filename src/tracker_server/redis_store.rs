@@ -6,8 +6,10 @@
 //! (sorted set of hashes by last announce, for the sweep) and `P:totals` (seeders, leechers,
 //! completed, kept exact because every change happens inside a Lua script). One announce is one
 //! round trip: a script expires the swarm's stale peers, applies the event, and samples peers with
-//! `HRANDFIELD` (Redis 6.2 or newer). Scripts build keys from the prefix, so this targets a single
-//! Redis (or a primary), not Redis Cluster.
+//! `HRANDFIELD` (Redis 6.2 or newer). The same script enforces [`Limits`]: it refuses, writing
+//! nothing, a new swarm when `P:torrents` holds `--max-torrents`, and a new peer when the totals'
+//! seeders and leechers reach `--max-peers-total`, so keys cannot grow without bound. Scripts build
+//! keys from the prefix, so this targets a single Redis (or a primary), not Redis Cluster.
 //!
 //! A call that takes longer than [`TIMEOUT`] (Redis down, or stuck) is `Unavailable`; the
 //! connection manager reconnects in the background, so service resumes when Redis does.
@@ -19,13 +21,18 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
 use super::query::{Event, Id};
-use super::store::{AnnounceIn, AnnounceOut, Counts, StoreError, SwarmStore, Totals};
+use super::store::{
+    AnnounceIn, AnnounceOut, Counts, Limit, Limits, StoreError, SwarmStore, Totals,
+};
 use super::swarm::Peer;
 
 /// Longest wait for Redis on one request.
 pub const TIMEOUT: Duration = Duration::from_millis(1500);
-/// Torrents the periodic sweep clears per call.
+/// Torrents one sweep script clears (Redis runs nothing else meanwhile, so keep each call short).
 const SWEEP_BATCH: u32 = 200;
+/// Longest one sweep goes on calling the script while whole batches come back: after a flood of
+/// `--max-torrents` swarms, room comes back within a few sweeps, not one batch a sweep.
+const SWEEP_BUDGET: Duration = Duration::from_secs(1);
 
 const COMMON: &str = include_str!("redis_store/common.lua");
 const ANNOUNCE: &str = include_str!("redis_store/announce.lua");
@@ -37,6 +44,7 @@ pub struct RedisStore {
     con: ConnectionManager,
     prefix: String,
     ttl: u64,
+    limits: Limits,
     announce: Script,
     scrape: Script,
     sweep: Script,
@@ -89,7 +97,12 @@ fn unpack(b: &[u8]) -> Option<Peer> {
 
 impl RedisStore {
     /// Connects lazily (the first request dials); `check` tells whether Redis answers now.
-    pub fn new(url: &str, prefix: &str, ttl: u64) -> Result<RedisStore, StoreError> {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        ttl: u64,
+        limits: Limits,
+    ) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -102,6 +115,7 @@ impl RedisStore {
             con,
             prefix: prefix.to_string(),
             ttl,
+            limits,
             announce: Script::new(&format!("{COMMON}\n{ANNOUNCE}")),
             scrape: Script::new(&format!("{COMMON}\n{SCRAPE}")),
             sweep: Script::new(&format!("{COMMON}\n{SWEEP}")),
@@ -152,9 +166,17 @@ impl SwarmStore for RedisStore {
             .arg(a.now)
             .arg(a.now.saturating_sub(self.ttl))
             .arg(a.numwant)
-            .arg(hex(h));
-        let (complete, incomplete, downloaded, peers): (u64, u64, u64, Vec<Vec<u8>>) =
+            .arg(hex(h))
+            .arg(self.limits.torrents)
+            .arg(self.limits.peers);
+        let (complete, incomplete, downloaded, peers, refused): (u64, u64, u64, Vec<Vec<u8>>, u8) =
             self.bounded(call.invoke_async(&mut con)).await?;
+        match refused {
+            0 => {}
+            1 => return Err(self.limits.refusal(Limit::Torrents)),
+            2 => return Err(self.limits.refusal(Limit::Peers)),
+            n => return Err(StoreError::Backend(format!("announce script answered {n}"))),
+        }
         Ok(AnnounceOut {
             counts: Counts {
                 complete,
@@ -225,14 +247,22 @@ impl SwarmStore for RedisStore {
     }
 
     async fn sweep(&self, now: u64) -> Result<u64, StoreError> {
-        let mut con = self.con.clone();
-        let mut call = self.sweep.prepare_invoke();
-        call.key(format!("{}:torrents", self.prefix))
-            .key(format!("{}:totals", self.prefix))
-            .arg(&self.prefix)
-            .arg(now.saturating_sub(self.ttl))
-            .arg(SWEEP_BATCH);
-        self.bounded(call.invoke_async(&mut con)).await
+        let started = std::time::Instant::now();
+        let mut gone = 0;
+        loop {
+            let mut con = self.con.clone();
+            let mut call = self.sweep.prepare_invoke();
+            call.key(format!("{}:torrents", self.prefix))
+                .key(format!("{}:totals", self.prefix))
+                .arg(&self.prefix)
+                .arg(now.saturating_sub(self.ttl))
+                .arg(SWEEP_BATCH);
+            let (peers, torrents): (u64, u32) = self.bounded(call.invoke_async(&mut con)).await?;
+            gone += peers;
+            if torrents < SWEEP_BATCH || started.elapsed() >= SWEEP_BUDGET {
+                return Ok(gone);
+            }
+        }
     }
 
     fn kind(&self) -> &'static str {

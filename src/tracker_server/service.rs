@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::query::{Announce, Id};
-use super::store::{AnnounceIn, AnnounceOut, Counts, SwarmStore};
+use super::store::{AnnounceIn, AnnounceOut, Counts, Limit, StoreError, SwarmStore};
 use super::swarm::Peer;
 
 /// How the tracker answers.
@@ -26,8 +26,12 @@ pub struct Settings {
 pub struct Counters {
     pub announces: AtomicU64,
     pub scrapes: AtomicU64,
-    /// Requests answered with a failure (bad request, whitelist, store down).
+    /// Requests answered with a failure (bad request, whitelist, store down or full).
     pub failures: AtomicU64,
+    /// Announces refused because a new swarm would pass `--max-torrents`.
+    pub refused_torrents: AtomicU64,
+    /// Announces refused because a new peer would pass `--max-peers-total`.
+    pub refused_peers: AtomicU64,
     pub udp_connects: AtomicU64,
     /// UDP datagrams dropped because their source was over its rate.
     pub udp_limited: AtomicU64,
@@ -119,7 +123,15 @@ impl<S: SwarmStore> Tracker<S> {
                 now: now(),
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                if let StoreError::Full { limit, .. } = e {
+                    bump(match limit {
+                        Limit::Torrents => &self.counters.refused_torrents,
+                        Limit::Peers => &self.counters.refused_peers,
+                    });
+                }
+                e.to_string()
+            })
     }
 
     /// Figures for each hash (zeros for torrents not tracked).

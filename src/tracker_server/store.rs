@@ -49,9 +49,68 @@ pub struct Totals {
     pub completed: u64,
 }
 
+/// `--max-torrents` by default: a flood of random info-hashes makes one-peer swarms, measured at
+/// about 580 bytes each in memory and 510 in Redis, so a full table costs some 0.6 GB.
+pub const DEFAULT_MAX_TORRENTS: u64 = 1_000_000;
+/// `--max-peers-total` by default: a peer in a larger swarm costs about 130 bytes in memory and
+/// 190 in Redis, so the other 4 million peers add some 0.5-0.75 GB: about 1.1-1.3 GB in all.
+pub const DEFAULT_MAX_PEERS_TOTAL: u64 = 5_000_000;
+
+/// How much a store holds at most. New swarms and new peers past these are refused; peers already
+/// in a swarm keep announcing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Swarms with at least one peer.
+    pub torrents: u64,
+    /// Peers across every swarm.
+    pub peers: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            torrents: DEFAULT_MAX_TORRENTS,
+            peers: DEFAULT_MAX_PEERS_TOTAL,
+        }
+    }
+}
+
+/// Which bound refused an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `--max-torrents`.
+    Torrents,
+    /// `--max-peers-total`.
+    Peers,
+}
+
+impl Limit {
+    /// What the bound counts, as the refusal names it.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Limit::Torrents => "torrents",
+            Limit::Peers => "peers",
+        }
+    }
+}
+
+impl Limits {
+    /// The error for a refusal by `limit`.
+    pub fn refusal(&self, limit: Limit) -> StoreError {
+        let max = match limit {
+            Limit::Torrents => self.torrents,
+            Limit::Peers => self.peers,
+        };
+        StoreError::Full { limit, max }
+    }
+}
+
 /// Why the store could not answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// A new swarm or peer past [`Limits`]; existing peers are still served.
+    #[error("tracker full: it holds at most {max} {}; try again later", .limit.noun())]
+    Full { limit: Limit, max: u64 },
     /// The backend is down or too slow; the caller answers with a failure and retries later.
     #[error("swarm store unavailable: {0}")]
     Unavailable(String),
@@ -131,5 +190,26 @@ impl SwarmStore for AnyStore {
             AnyStore::Memory(s) => s.kind(),
             AnyStore::Redis(s) => s.kind(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_which_bound_and_its_value() {
+        let l = Limits {
+            torrents: 7,
+            peers: 9,
+        };
+        assert_eq!(
+            l.refusal(Limit::Torrents).to_string(),
+            "tracker full: it holds at most 7 torrents; try again later"
+        );
+        assert_eq!(
+            l.refusal(Limit::Peers).to_string(),
+            "tracker full: it holds at most 9 peers; try again later"
+        );
     }
 }

@@ -118,6 +118,16 @@ impl Swarm {
         self.peers.len() - self.seeders
     }
 
+    /// Whether peer `id` is in the swarm.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// Peers, seeders and leechers together.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
     /// No peer left (the counters of completed downloads may still matter).
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
@@ -146,6 +156,8 @@ mod tests {
         s.announce(peer(1, false), Event::Started, 0);
         s.announce(peer(2, true), Event::Started, 0);
         assert_eq!((s.complete(), s.incomplete(), s.downloaded), (1, 1, 0));
+        assert!(s.contains(&[1; 20]) && s.contains(&[2; 20]) && !s.contains(&[3; 20]));
+        assert_eq!(s.len(), 2);
         s.announce(peer(1, true), Event::Completed, 5);
         assert_eq!((s.complete(), s.incomplete(), s.downloaded), (2, 0, 1));
         // A repeated `completed` from a seeder is not another download.
@@ -153,6 +165,8 @@ mod tests {
         assert_eq!(s.downloaded, 1);
         s.announce(peer(2, true), Event::Stopped, 7);
         assert_eq!((s.complete(), s.incomplete()), (1, 0));
+        assert!(!s.contains(&[2; 20]));
+        assert_eq!(s.len(), 1);
         s.announce(peer(1, true), Event::Stopped, 8);
         assert!(s.is_empty());
         // Stopping an unknown peer changes nothing.

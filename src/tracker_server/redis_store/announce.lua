@@ -1,12 +1,33 @@
 -- KEYS: peers, seen, seeders, dl, torrents, totals
--- ARGV: peer id, packed peer, seeder (1/0), event, now, cutoff, numwant, hex info-hash
--- Returns {complete, incomplete, downloaded, {packed peers...}}.
+-- ARGV: peer id, packed peer, seeder (1/0), event, now, cutoff, numwant, hex info-hash,
+--       max torrents, max peers
+-- Returns {complete, incomplete, downloaded, {packed peers...}, refused}: refused is 0, or 1 when a
+-- new swarm would pass max torrents, 2 when a new peer would pass max peers (nothing is written).
 local peers, seen, seeders, dl, torrents, totals = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, rec, seeder, event = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local now, cutoff, numwant, hex = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local max_torrents, max_peers = tonumber(ARGV[9]), tonumber(ARGV[10])
 
 expire(peers, seen, seeders, totals, cutoff)
 local known = redis.call('ZSCORE', seen, id)
+if event ~= 'stopped' and not known then
+  -- The bounds: a swarm with no peer left counts as new (it is dropped below if refused).
+  local new_swarm = redis.call('ZCARD', seen) == 0
+  local others = redis.call('ZCARD', torrents)
+  if redis.call('ZSCORE', torrents, hex) then others = others - 1 end
+  local held = redis.call('HMGET', totals, 'seeders', 'leechers')
+  local held_peers = tonumber(held[1] or '0') + tonumber(held[2] or '0')
+  local refused = 0
+  if new_swarm and others >= max_torrents then
+    refused = 1
+  elseif held_peers >= max_peers then
+    refused = 2
+  end
+  if refused > 0 then
+    drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex)
+    return {0, 0, 0, {}, refused}
+  end
+end
 local was_seeder = false
 if known then
   was_seeder = redis.call('SISMEMBER', seeders, id) == 1
@@ -41,7 +62,7 @@ else
   end
 end
 if drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex) then
-  return {0, 0, 0, {}}
+  return {0, 0, 0, {}, 0}
 end
 redis.call('ZADD', torrents, now, hex)
 local total = redis.call('ZCARD', seen)
@@ -56,4 +77,4 @@ if numwant > 0 then
     end
   end
 end
-return {complete, total - complete, tonumber(redis.call('GET', dl) or '0'), out}
+return {complete, total - complete, tonumber(redis.call('GET', dl) or '0'), out, 0}

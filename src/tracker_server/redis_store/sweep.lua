@@ -1,6 +1,6 @@
 -- KEYS: torrents, totals.  ARGV: prefix, cutoff, batch.
 -- Torrents nobody announced to since `cutoff` hold only expired peers: clear up to `batch` of them.
--- Returns how many peers went.
+-- Returns {peers gone, torrents looked at} (fewer torrents than `batch`: nothing stale is left).
 local torrents, totals = KEYS[1], KEYS[2]
 local prefix, cutoff, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local gone = 0
@@ -12,4 +12,4 @@ for _, hex in ipairs(stale) do
   expire(peers, seen, seeders, totals, cutoff)
   drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex)
 end
-return gone
+return {gone, #stale}
