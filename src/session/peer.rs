@@ -201,6 +201,11 @@ impl Conn {
         let private = ctx.private;
         let now = crate::session::now();
         let pinned = ctx.config.requests_per_peer;
+        let codec = if ctx.has_v2 {
+            Codec::new(n).with_v2()
+        } else {
+            Codec::new(n)
+        };
         Conn {
             ctx,
             key,
@@ -216,7 +221,7 @@ impl Conn {
             has: Bitfield::new(n),
             ours,
             wanted: 0,
-            codec: Codec::new(n),
+            codec,
             pipeline: Pipeline::new(pinned),
             pending: Outstanding::default(),
             out: BytesMut::with_capacity(4096),
@@ -347,10 +352,11 @@ impl Conn {
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
             Message::Port(port) => self.on_port(port),
-            // BEP 52's hash messages: only a `Codec::with_v2` decodes them, and no session uses one yet.
+            // BEP 52's hash messages (decoded for torrents with a v2 side): we serve no hashes yet,
+            // so a request is rejected at once rather than left to time out; we ask for none.
+            Message::HashRequest(r) => Message::HashReject(r).encode(&mut self.out),
             Message::KeepAlive
             | Message::Unknown(_)
-            | Message::HashRequest(_)
             | Message::Hashes(_)
             | Message::HashReject(_) => {}
             Message::Extended { id, payload } => self.on_extended(id, &payload),

@@ -1,7 +1,7 @@
 //! Scripted peers for a torrent with a v2 side (BEP 52): the reserved bit in our handshake, a
 //! hybrid's two ids (a dial answered under the v2 id, an address from the v2 swarm dialled with it,
-//! an incoming peer answered under the id it used), the engine's routing under both ids, and a v1
-//! torrent that still refuses a foreign id.
+//! an incoming peer answered under the id it used), the engine's routing under both ids, a v1
+//! torrent that still refuses a foreign id, and a hash request answered with a hash reject.
 use super::*;
 use crate::wire::handshake::V2_BIT;
 
@@ -115,4 +115,33 @@ async fn the_engine_routes_a_hybrid_under_both_ids_and_counts_it_once() {
     engine.detach(&ctx.info_hash);
     assert!(engine.torrent(&ctx.info_hash).is_none());
     assert!(engine.torrent(&V2).is_none(), "both ids forgotten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hash_request_is_answered_with_a_hash_reject_of_the_same_fields() {
+    let ctx = hybrid(V2);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1005));
+    peer.codec = Codec::new(PIECES).with_v2();
+    let _ = our_handshake(&mut peer).await;
+    peer.io
+        .write_all(&Handshake::ours(ctx.info_hash, PeerId([5; 20])).encode())
+        .await
+        .unwrap();
+    let request = crate::wire::hashes::HashRequest {
+        pieces_root: [7; 32],
+        base_layer: 0,
+        index: 4,
+        length: 4,
+        proof_layers: 1,
+    };
+    peer.send(Message::HashRequest(request)).await;
+    let rejected = peer
+        .until(|m| match m {
+            Message::HashReject(r) => Some(*r),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rejected, request);
+    ctx.shutdown.send_replace(true);
+    let _ = task.await;
 }
