@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Ctx;
 use crate::tracker::tiers::Tiers;
-use crate::tracker::{AnnounceRequest, Event, TrackerClient};
+use crate::tracker::{AnnounceRequest, AnnounceResponse, Event, TrackerClient};
 use crate::types::InfoHash;
 
 /// Deadline of one regular announce (a UDP tracker's retransmissions would otherwise run for hours).
@@ -57,65 +57,40 @@ pub async fn tier(
     let mut failures = 0u32;
     let mut first_round = true;
     let mut completed_sent = false;
+    let asked = Asked {
+        ctx: &ctx,
+        client: &client,
+        info_hash,
+        port,
+    };
     loop {
-        let urls: Vec<String> = tier.in_order().map(|(_, u)| u.to_string()).collect();
-        let mut answered = false;
-        for url in urls {
-            let req = request(&ctx, info_hash, port, event, tracker_id.clone());
-            let result = tokio::select! {
-                r = tokio::time::timeout(ANNOUNCE_TIMEOUT, client.announce(&url, &req)) => r,
-                _ = shutdown.changed() => break,
-            };
-            match result {
-                Ok(Ok(resp)) => {
-                    tracing::debug!(tracker = %url, peers = resp.peers.len(), "announce answered");
-                    tier.promote(&url);
-                    working = Some(url);
-                    if resp.tracker_id.is_some() {
-                        tracker_id = resp.tracker_id.clone();
-                    }
-                    let wait = resp
-                        .interval
-                        .map(|s| Duration::from_secs(u64::from(s)))
-                        .unwrap_or(DEFAULT_INTERVAL)
-                        .clamp(MIN_INTERVAL, MAX_INTERVAL);
-                    let min_interval = resp
-                        .min_interval
-                        .map(|s| Duration::from_secs(u64::from(s)))
-                        .unwrap_or(MIN_EARLY)
-                        .clamp(MIN_EARLY, MAX_INTERVAL);
-                    let wait = spread(wait, min_interval, rand::random::<f64>());
-                    {
-                        ctx.lock().tracker_answered(&resp.peers, v2);
-                    }
-                    ctx.wake.notify_one();
-                    if event == Event::Completed {
-                        completed_sent = true;
-                    }
-                    event = Event::None;
-                    failures = 0;
-                    answered = true;
-                    let _ = wait_next(
-                        &ctx,
-                        wait,
-                        min_interval,
-                        crate::session::now(),
-                        &mut shutdown,
-                        &mut status,
-                        completed_sent,
-                    )
-                    .await;
-                    break;
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(tracker = %url, error = %e, "announce failed");
-                    ctx.lock().tracker_failed(&url, e.to_string());
-                }
-                Err(_) => {
-                    tracing::debug!(tracker = %url, "announce timed out");
-                    ctx.lock().tracker_failed(&url, "no answer in time".into());
-                }
+        let answer = tokio::select! {
+            a = asked.round(&mut tier, event, &tracker_id) => a,
+            _ = shutdown.changed() => None,
+        };
+        let answered = answer.is_some();
+        if let Some((url, resp)) = answer {
+            working = Some(url);
+            if resp.tracker_id.is_some() {
+                tracker_id = resp.tracker_id.clone();
             }
+            let (wait, min_interval) = intervals(resp.interval, resp.min_interval);
+            ctx.lock().tracker_answered(&resp.peers, v2);
+            ctx.wake.notify_one();
+            completed_sent |= event == Event::Completed;
+            event = Event::None;
+            failures = 0;
+            let last = crate::session::now();
+            let _ = wait_next(
+                &ctx,
+                wait,
+                min_interval,
+                last,
+                &mut shutdown,
+                &mut status,
+                completed_sent,
+            )
+            .await;
         }
         if first_round {
             first_round = false;
@@ -126,10 +101,7 @@ pub async fn tier(
         }
         if !answered {
             failures += 1;
-            let wait = RETRY_BASE
-                .saturating_mul(1 << (failures - 1).min(10))
-                .min(RETRY_MAX);
-            let wait = spread(wait, wait / 2, rand::random::<f64>());
+            let wait = retry_delay(failures);
             let _ = wait_next(
                 &ctx,
                 wait,
@@ -150,13 +122,98 @@ pub async fn tier(
     }
     // On the way out: `completed` if not yet said, then `stopped`, to the tracker that last answered.
     let Some(url) = working else { return };
-    if !completed_sent && seeder(&ctx, &status) {
-        let req = request(&ctx, info_hash, port, Event::Completed, tracker_id.clone());
-        let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
+    let completed = !completed_sent && seeder(&ctx, &status);
+    asked.farewell(&url, completed, tracker_id).await;
+}
+
+/// Who a tier's announces are from and for.
+struct Asked<'a> {
+    ctx: &'a Ctx,
+    client: &'a TrackerClient,
+    info_hash: InfoHash,
+    port: u16,
+}
+
+impl Asked<'_> {
+    /// One pass over the tier's trackers in order: the first that answers (promoted to the front)
+    /// and its answer, or `None` when every one failed (each failure recorded).
+    async fn round(
+        &self,
+        tier: &mut Tiers,
+        event: Event,
+        tracker_id: &Option<Vec<u8>>,
+    ) -> Option<(String, AnnounceResponse)> {
+        let urls: Vec<String> = tier.in_order().map(|(_, u)| u.to_string()).collect();
+        for url in urls {
+            let req = request(
+                self.ctx,
+                self.info_hash,
+                self.port,
+                event,
+                tracker_id.clone(),
+            );
+            match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.client.announce(&url, &req)).await {
+                Ok(Ok(resp)) => {
+                    tracing::debug!(tracker = %url, peers = resp.peers.len(), "announce answered");
+                    tier.promote(&url);
+                    return Some((url, resp));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(tracker = %url, error = %e, "announce failed");
+                    self.ctx.lock().tracker_failed(&url, e.to_string());
+                }
+                Err(_) => {
+                    tracing::debug!(tracker = %url, "announce timed out");
+                    self.ctx
+                        .lock()
+                        .tracker_failed(&url, "no answer in time".into());
+                }
+            }
+        }
+        None
     }
-    let req = request(&ctx, info_hash, port, Event::Stopped, tracker_id);
-    let r = tokio::time::timeout(STOP_TIMEOUT, client.announce(&url, &req)).await;
-    tracing::debug!(tracker = %url, answered = matches!(r, Ok(Ok(_))), "stopped announced");
+
+    /// The last announces, to `url` (the tracker that last answered): `completed` first when
+    /// `completed` (never said yet), then `stopped`, each within [`STOP_TIMEOUT`].
+    async fn farewell(&self, url: &str, completed: bool, tracker_id: Option<Vec<u8>>) {
+        let (ctx, client) = (self.ctx, self.client);
+        if completed {
+            let req = request(
+                ctx,
+                self.info_hash,
+                self.port,
+                Event::Completed,
+                tracker_id.clone(),
+            );
+            let _ = tokio::time::timeout(STOP_TIMEOUT, client.announce(url, &req)).await;
+        }
+        let req = request(ctx, self.info_hash, self.port, Event::Stopped, tracker_id);
+        let r = tokio::time::timeout(STOP_TIMEOUT, client.announce(url, &req)).await;
+        tracing::debug!(tracker = %url, answered = matches!(r, Ok(Ok(_))), "stopped announced");
+    }
+}
+
+/// The wait until the next regular announce (the tracker's `interval`, clamped, then [`spread`])
+/// and the soonest an early one may come (its `min interval`, clamped).
+fn intervals(interval: Option<u32>, min_interval: Option<u32>) -> (Duration, Duration) {
+    let secs = |s: u32| Duration::from_secs(u64::from(s));
+    let wait = interval
+        .map(secs)
+        .unwrap_or(DEFAULT_INTERVAL)
+        .clamp(MIN_INTERVAL, MAX_INTERVAL);
+    let min = min_interval
+        .map(secs)
+        .unwrap_or(MIN_EARLY)
+        .clamp(MIN_EARLY, MAX_INTERVAL);
+    (spread(wait, min, rand::random::<f64>()), min)
+}
+
+/// The wait after the `failures`-th failed round of a tier: 30 s doubling to 30 min, [`spread`].
+fn retry_delay(failures: u32) -> Duration {
+    let wait = RETRY_BASE
+        .saturating_mul(1 << failures.saturating_sub(1).min(10))
+        .min(RETRY_MAX);
+    spread(wait, wait / 2, rand::random::<f64>())
 }
 
 /// Whether the download is complete and left us with every piece: a partial download (a file
