@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
 use super::proto::udp::{
-    be32, be64, request_header, ANNOUNCE_LEN, ANNOUNCE_REPLY_HEAD, REPLY_HEADER,
+    be32, be64, request_header, Action, ANNOUNCE_LEN, ANNOUNCE_REPLY_HEAD, PROTOCOL_ID,
+    REPLY_HEADER, REQUEST_HEADER,
 };
-pub use super::proto::udp::{Action, PROTOCOL_ID};
 use super::proto::{read_compact, Family};
 use super::{
     AnnounceRequest, AnnounceResponse, ScrapeStats, TrackerConfig, TrackerError,
@@ -46,7 +46,7 @@ pub fn encode_announce(conn: u64, tid: u32, req: &AnnounceRequest) -> Vec<u8> {
     let numwant = req
         .numwant
         .map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
-    let mut out = request_header(conn, Action::Announce, tid, ANNOUNCE_LEN);
+    let mut out = request_header(conn, Action::Announce, tid, ANNOUNCE_LEN - REQUEST_HEADER);
     out.extend_from_slice(&req.info_hash.0);
     out.extend_from_slice(&req.peer_id.0);
     out.extend_from_slice(&req.downloaded.to_be_bytes());
@@ -90,7 +90,7 @@ pub fn parse_reply(
             buf.len()
         ))
     };
-    let body = &buf[REPLY_HEADER..];
+    let body = buf.get(REPLY_HEADER..).unwrap_or_default();
     if action == Action::Error.code() {
         return Ok(Some(Reply::Error(sanitize(&String::from_utf8_lossy(body)))));
     }
@@ -116,7 +116,7 @@ pub fn parse_reply(
             };
             let family = if ipv6 { Family::V6 } else { Family::V4 };
             let mut peers = Vec::new();
-            let list = &buf[ANNOUNCE_REPLY_HEAD..];
+            let list = buf.get(ANNOUNCE_REPLY_HEAD..).unwrap_or_default();
             read_compact(list, family, MAX_PEERS_PER_REPLY, &mut peers);
             Reply::Announce(AnnounceResponse {
                 interval: Some(interval),
