@@ -292,4 +292,41 @@ mod tests {
             QueryError::Invalid("info_hash")
         );
     }
+
+    #[test]
+    fn reads_what_our_client_sends() {
+        use crate::tracker::{http::announce_url, AnnounceRequest};
+        let events = [
+            Event::None,
+            Event::Started,
+            Event::Completed,
+            Event::Stopped,
+        ];
+        for i in 0..7 {
+            let event = events[i % 4];
+            // 7 runs of 40 id bytes: every byte value, `%` and `+` included, goes through.
+            let base = (i * 40) as u8;
+            let req = AnnounceRequest {
+                info_hash: InfoHash(std::array::from_fn(|n| base.wrapping_add(n as u8))),
+                peer_id: PeerId(std::array::from_fn(|n| base.wrapping_add(20 + n as u8))),
+                port: 51413,
+                uploaded: u64::MAX,
+                downloaded: 7,
+                left: i as u64,
+                event,
+                numwant: Some(30),
+                key: 0xdead_beef,
+                tracker_id: None,
+            };
+            let url = announce_url("http://t.example/announce?passkey=x", &req).unwrap();
+            let (_, raw) = url.split_once('?').unwrap();
+            let a = parse_announce(raw).unwrap();
+            assert_eq!((a.info_hash, a.peer_id), (req.info_hash, req.peer_id));
+            assert_eq!((a.port, a.event, a.numwant), (51413, event, 30));
+            assert_eq!((a.uploaded, a.downloaded), (u64::MAX, 7));
+            assert_eq!(a.left, Some(i as u64));
+            assert!(a.compact);
+            assert_eq!(a.key.as_deref(), Some(&b"deadbeef"[..]));
+        }
+    }
 }
