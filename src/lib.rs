@@ -15,7 +15,7 @@
 //! | [`magnet`] | magnet URIs (BEP 9): parse (`xt` hex/base32, `dn`, `tr`, `ws`, `x.pe`) and build | yes |
 //! | [`net`] | every socket bound as `--bind` / `--interface` say: listener, peer connections, UDP, HTTP client | IO |
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
-//! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
+//! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing; `tracker::proto`, the wire vocabulary the server shares (events, compact peers, BEP 15 header and datagrams, bencoded replies) | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
 //! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules, BEP 52 `hash request`/`hashes`/`hash reject` (decoded only by a `Codec::with_v2`) | yes |
@@ -42,7 +42,8 @@
 //! - `fetch`: net.
 //! - `merkle`: types.
 //! - `metainfo`: bencode, merkle, types, text. `magnet`: metainfo (its bounds), types.
-//! - `tracker` (client): bencode, types, fetch, net.
+//! - `tracker` (client): bencode, types, fetch, net. Its `proto`: bencode, types only (the server uses
+//!   it, so it knows nothing of the client around it).
 //! - `report`: metainfo, magnet, tracker, types (it only formats).
 //! - `ratelimit`: nothing.
 //! - `bitfield`: nothing. `wire`: bencode (BEP 10 handshake), bitfield, merkle (BEP 52 proofs), types. `picker`, `pipeline`, `outstanding`: bitfield, types.
@@ -51,15 +52,18 @@
 //! - `utp`: net (`PeerStream`, `Bind`), the `udp` port (librqbit-utp). `udp`: net, `utp::packet`.
 //! - `dht`: bencode, net, `udp` (its node's sockets), text; nothing from `session`, which uses it.
 //! - `mse`: net (`PeerStream`) only (sha1, rc4, num-bigint).
-//! - `session`: everything above (`utp` through `session::dial` and the engine only). `ui`: report, session. `bin/*`: anything; `anyhow` lives only there.
+//! - `session`: everything above (`utp` through `session::dial` and the engine only). `ui`: report,
+//!   session (the progress `Snapshot`, the `Outcome`, the lifecycle `Phase`). `bin/*`: anything;
+//!   `anyhow` lives only there.
 //! - Inside `session`: `engine` knows torrents only as `Ctx`s; `lifecycle`, `pool`, `choker`,
 //!   `counters` import nothing from `session`; `state` imports `pool`, `choker`, `counters` and the
 //!   session clock; tasks
 //!   (`link`, `peer`, `webseed`, `announce`, `loops`) change the state only through its methods.
 //! - `create`: bencode, merkle, metainfo (to read back what it made), storage (the v1 piece layout), types.
-//! - Nothing imports `session` but the binaries and tests.
-//! - `tracker_server`: types (hex info-hashes) only; the tracker client appears in its tests, to read
-//!   its replies back.
+//! - Nothing imports `session` but `ui`, the binaries and tests.
+//! - `tracker_server`: types (`InfoHash`, `PeerId`), `tracker::proto` (events, compact peers, BEP 15
+//!   datagrams, the bencoded replies, which it writes through `bencode`), and `bencode` directly in
+//!   its tests; the rest of the tracker client appears only in its tests, to read its replies back.
 
 pub mod bencode;
 pub mod bitfield;

@@ -97,7 +97,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Our 20-byte peer id: Azureus style, `-PX0100-` then 12 random ASCII characters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub [u8; 20]);
 
 impl PeerId {
