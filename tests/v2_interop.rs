@@ -59,6 +59,8 @@ struct Made {
     v1: Option<InfoHash>,
     /// The truncated v2 info-hash: the v2 swarm's 20-byte id.
     v2: InfoHash,
+    /// The whole v2 info-hash (SHA-256), in hex, as a `urn:btmh:` magnet link names it.
+    v2_hex: String,
     pads: u64,
     pieces: u64,
 }
@@ -87,6 +89,7 @@ fn lt_make(root: &Path, kind: &str, out: &Path, tracker: Option<&str>) -> Option
         torrent: out.to_path_buf(),
         v1: json["v1"].as_str().and_then(InfoHash::from_hex),
         v2: InfoHash::from_hex(&v2[..40]).unwrap(),
+        v2_hex: v2.to_string(),
         pads: json["pads"].as_u64().unwrap(),
         pieces: json["num_pieces"].as_u64().unwrap(),
     })
@@ -296,6 +299,58 @@ fn a_v2_torrent_made_and_seeded_by_pixtorrent_to_libtorrent() {
     );
     assert_same_tree(&seed_root, &out.join(ITEM));
     assert!(!out.join(ITEM).join(".pad").exists());
+    interrupt(&mut seeder);
+}
+
+/// A libtorrent leecher given only a v2 magnet link (`urn:btmh:`) of a torrent pixtorrent seeds: it
+/// takes the `info` by `ut_metadata`, then the piece layers of the files larger than a piece by BEP
+/// 52 `hash request`s, which pixtorrent answers from its `.torrent`'s `piece layers`.
+#[test]
+fn a_libtorrent_leecher_given_a_v2_magnet_gets_the_piece_layers_from_pixtorrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "v2", &dir.path().join("v2.torrent"), None) else {
+        return;
+    };
+    let (mut seeder, addr) = pixtorrent(
+        "pixtorrent seeder",
+        &made.torrent,
+        &dir.path().join("seed"),
+        LOCALHOST,
+        &["--seed", "--seed-time", "60", "--peer", "127.0.0.1:9"],
+    );
+    let out = dir.path().join("leech");
+    std::fs::create_dir_all(&out).unwrap();
+    let opts = LtOptions {
+        seed: false,
+        wait_tracker: false,
+        exit_when_done: true,
+        connect: vec![addr],
+        magnet: Some(format!("magnet:?xt=urn:btmh:1220{}&dn={ITEM}", made.v2_hex)),
+        peer_log: true,
+        ..LtOptions::default()
+    };
+    let Some(mut leecher) = LtPeer::start(&made.torrent, &out, &opts) else {
+        return;
+    };
+    let done = leecher.proc.wait_line(TIMEOUT, |l| l.starts_with("DONE"));
+    assert!(
+        done.is_some(),
+        "libtorrent did not finish\n{}\n{}",
+        leecher.proc.dump(30),
+        seeder.dump(20)
+    );
+    assert_same_tree(&seed_root, &out.join(ITEM));
+    // libtorrent could also finish by checking each whole file against its root: the layers must
+    // have come from us, one `hashes` reply per file larger than a piece (a.bin, b/d.bin, e.bin),
+    // and no request rejected.
+    let log = leecher.peer_log();
+    let replies = log.iter().filter(|l| l.contains("<== HASHES")).count();
+    assert!(
+        replies >= 3 && !log.iter().any(|l| l.contains("HASH_REJECT")),
+        "{}",
+        log.join("\n")
+    );
     interrupt(&mut seeder);
 }
 

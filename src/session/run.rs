@@ -305,6 +305,7 @@ fn context(
             .filter(|h| *h != meta.info_hash),
         has_v2: meta.info_hash_v2.is_some(),
         check: checked.check,
+        trees: super::hashes::Trees::for_info(&meta.info),
         info_bytes: meta.info_bytes.clone().into(),
         private: meta.info.private,
         files: meta.info.files.clone(),

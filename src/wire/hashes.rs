@@ -5,7 +5,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 
 use super::{Message, WireError};
-use crate::merkle::{self, Hash};
+use crate::merkle::{self, Hash, MerkleTree};
 
 /// `hash request` message id.
 pub const HASH_REQUEST: u8 = 21;
@@ -119,6 +119,26 @@ impl Hashes {
     pub fn proven_node(&self) -> Option<(u32, u64, Hash)> {
         let r = &self.request;
         merkle::proven_node(r.base_layer, u64::from(r.index), self.base(), self.uncles())
+    }
+}
+
+/// Our answer to a peer's `hash request`, given the tree we hold of the file it names (`None`: no
+/// file of ours has that `pieces root`, or we do not know its layers yet): a `hashes` reply, or a
+/// `hash reject` of the same fields for anything we cannot serve. Served: at most [`MAX_HASHES`]
+/// base hashes (BEP 52: length SHOULD NOT exceed 512), from a layer the tree holds (the piece
+/// layer and above; never the leaves, which we do not keep), inside the file's padded layer, with
+/// uncles that stop below the root (libtorrent's rule: proof layers < layers above the base).
+pub fn answer(request: &HashRequest, tree: Option<&MerkleTree>) -> Message {
+    let r = request;
+    let served = tree
+        .filter(|t| t.root() == r.pieces_root && r.check(MAX_HASHES).is_ok())
+        .and_then(|t| t.hashes(r.base_layer, u64::from(r.index), r.length, r.proof_layers));
+    match served {
+        Some(hashes) => Message::Hashes(Hashes {
+            request: *r,
+            hashes,
+        }),
+        None => Message::HashReject(*r),
     }
 }
 
