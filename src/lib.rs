@@ -9,10 +9,10 @@
 //! |---|---|---|
 //! | [`text`] | outside text made safe to print: the one `sanitize`, and the log writer that applies it | yes |
 //! | [`bencode`] | the one place that touches `bip_bencode`: decode with limits, raw spans, encode | yes |
-//! | [`types`] | `InfoHash`, `InfoHashV2`, `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
+//! | [`types`] | `InfoHash`, `InfoHashV2`, `InfoHashes` (what a link names, what metadata must match), `PeerId`, `PieceIndex`, `BlockRef`, `Lengths` (all piece/block arithmetic) | yes |
 //! | [`merkle`] | BEP 52 Merkle trees over SHA-256: zero-padded 16 KiB leaves, a file's `pieces root` and piece layer, proofs (uncle hashes) and the `hashes` reply | yes |
 //! | [`metainfo`] | `.torrent` -> `Metainfo`; info-hashes (SHA-1, and SHA-256 for BEP 52) over the raw `info` bytes; validation; v2 `file tree`, `piece layers`, a hybrid's two halves checked against each other, the v2 piece layout | yes |
-//! | [`magnet`] | magnet URIs (BEP 9): parse (`xt` hex/base32, `dn`, `tr`, `ws`, `x.pe`) and build | yes |
+//! | [`magnet`] | magnet URIs (BEP 9): parse (`xt` `btih` hex/base32 and BEP 52 `btmh`, `dn`, `tr`, `ws`, `x.pe`) and build | yes |
 //! | [`net`] | every socket bound as `--bind` / `--interface` say: listener, peer connections, UDP, HTTP client | IO |
 //! | [`fetch`] | size-bounded HTTP GET of small documents (a `.torrent` by URL, tracker replies) | IO |
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |

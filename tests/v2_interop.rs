@@ -189,6 +189,35 @@ fn a_hybrid_magnet_link_from_a_libtorrent_seeder() {
     download(&made, &seed_root, &dir.path().join("out"), &[]);
 }
 
+/// A hybrid's magnet link naming both hashes (`urn:btih:` and `urn:btmh:`): the metadata must
+/// match both, and `--info` on the link shows both.
+#[test]
+fn a_hybrid_magnet_link_with_both_hashes_from_a_libtorrent_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "hybrid", &dir.path().join("h.torrent"), None) else {
+        return;
+    };
+    let Some(seeder) = lt_seeder(&made, &dir.path().join("seed")) else {
+        return;
+    };
+    let v1 = made.v1.unwrap();
+    let (btih, btmh) = (
+        format!("xt=urn:btih:{v1}"),
+        format!("xt=urn:btmh:1220{}", made.v2_hex),
+    );
+    let magnet = format!("magnet:?{btmh}&{btih}&dn={ITEM}&x.pe={}", seeder.addr);
+    let info = common::px().args(["--info", &magnet]).output().unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{text}");
+    assert!(text.contains(&btih) && text.contains(&btmh), "{text}");
+    let made = Made {
+        torrent: PathBuf::from(magnet),
+        ..made
+    };
+    download(&made, &seed_root, &dir.path().join("out"), &[]);
+}
+
 /// A v2-only torrent through opentracker: libtorrent announces its truncated v2 info-hash (whitelisted
 /// like any 20-byte hash), pixtorrent announces the same and finds the seeder there.
 #[test]
@@ -367,8 +396,8 @@ fn interrupt(px: &mut Proc) {
 }
 
 /// A v2 `.torrent` without `piece layers` cannot be checked (they would have to come from peers,
-/// which is not supported yet), and a v2 magnet link cannot be used: each is one `error:` line and
-/// status 1, before any connection.
+/// which is not supported yet), and a malformed v2 magnet link is refused: each is one `error:`
+/// line and status 1, before any connection.
 #[test]
 fn what_v2_cannot_do_yet_is_one_line_each() {
     use pixtorrent::bencode::{decode, Limits};
@@ -379,10 +408,10 @@ fn what_v2_cannot_do_yet_is_one_line_each() {
     assert!(t.remove("piece layers").is_some());
     let bare = dir.path().join("bare.torrent");
     std::fs::write(&bare, t.encode()).unwrap();
-    let magnet = format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32));
+    let magnet = format!("magnet:?xt=urn:btmh:1114{}", "ab".repeat(32));
     let cases = [
         (bare.display().to_string(), "no `piece layers`"),
-        (magnet, "v2 magnet links are not supported yet"),
+        (magnet, "is not a v2 info-hash"),
     ];
     for (source, want) in cases {
         let out = common::px()

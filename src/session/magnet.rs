@@ -59,6 +59,7 @@ pub async fn resolve(
     let info = fetch(
         Fetch {
             info_hash: magnet.info_hash,
+            ids: magnet.ids,
             trackers: magnet.trackers.clone(),
             peers: asked,
             reach,
@@ -67,10 +68,10 @@ pub async fn resolve(
     )
     .await?;
     let bytes = torrent_with(&info, &magnet.trackers, &magnet.web_seeds);
-    let meta = Metainfo::from_bytes(&bytes).map_err(|e| {
+    let meta = Metainfo::from_bytes_any_version(&bytes).map_err(|e| {
         SessionError::NoMetadata(format!("the metadata peers sent is not valid: {e}"))
     })?;
-    if meta.info_hash != magnet.info_hash {
+    if !is_of(&meta, magnet) {
         return Err(SessionError::NoMetadata(
             "the metadata does not match the link's info-hash".into(),
         ));
@@ -115,9 +116,16 @@ fn saved(dir: &Path, magnet: &Magnet) -> Option<(std::path::PathBuf, Metainfo)> 
         .take(MAX_SAVED_SCANNED)
         .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() <= max))
         .find_map(|p| {
-            let meta = Metainfo::from_bytes(&std::fs::read(&p).ok()?).ok()?;
-            (meta.info_hash == magnet.info_hash).then_some((p, meta))
+            let meta = Metainfo::from_bytes_any_version(&std::fs::read(&p).ok()?).ok()?;
+            is_of(&meta, magnet).then_some((p, meta))
         })
+}
+
+/// Whether `meta` is the torrent `magnet` names: its `info` has every hash the link gives, and a
+/// usable v2 side when the link names the v2 hash.
+fn is_of(meta: &Metainfo, magnet: &Magnet) -> bool {
+    let v2_usable = magnet.ids.v2.is_none() || meta.info_hash_v2 == magnet.ids.v2;
+    v2_usable && magnet.ids.matches(&meta.info_bytes)
 }
 
 /// Writes `dir/<name>.torrent` atomically (a temporary file renamed), unless it exists already.

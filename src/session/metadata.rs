@@ -37,8 +37,10 @@ const DHT_AGAIN: Duration = Duration::from_secs(30);
 /// What the fetch starts from.
 #[derive(Debug, Clone)]
 pub struct Fetch {
-    /// The torrent.
+    /// The torrent's swarm id (`ids.swarm()`): handshakes, announces, the DHT.
     pub info_hash: InfoHash,
+    /// The hashes the metadata must have (SHA-1, SHA-256 for a v2 link, both for a hybrid's).
+    pub ids: crate::types::InfoHashes,
     /// Tracker URLs (the link's `tr`).
     pub trackers: Vec<String>,
     /// Peers to ask, with where they came from (`x.pe`, `--peer`).
@@ -276,7 +278,7 @@ async fn dial(ctx: Arc<Ctx>) {
                 if let Some(asm) = s.asm.as_mut() {
                     asm.source_gone(key);
                 }
-                restart_if_hopeless(&mut s, ctx.fetch.info_hash);
+                restart_if_hopeless(&mut s, ctx.fetch.ids);
                 let permanent = result.is_err();
                 if let Err(why) = result {
                     tracing::debug!(peer = %addr, why = %why, "metadata source dropped");
@@ -297,7 +299,7 @@ async fn dial(ctx: Arc<Ctx>) {
 
 /// When no source of the current claim is left while others claimed another size, starts over
 /// from the size most of them claimed: a hostile first claimer cannot block the fetch.
-fn restart_if_hopeless(s: &mut Shared, info_hash: InfoHash) {
+fn restart_if_hopeless(s: &mut Shared, ids: crate::types::InfoHashes) {
     let Some(asm) = s.asm.as_ref() else { return };
     if asm.usable_sources() > 0 {
         return;
@@ -308,6 +310,6 @@ fn restart_if_hopeless(s: &mut Shared, info_hash: InfoHash) {
         *counts.entry(size).or_default() += 1;
     }
     if let Some((&size, _)) = counts.iter().max_by_key(|(_, n)| **n) {
-        s.asm = MetadataAssembler::new(info_hash, size).ok();
+        s.asm = MetadataAssembler::new(ids, size).ok();
     }
 }

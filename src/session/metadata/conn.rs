@@ -80,9 +80,10 @@ async fn over(ctx: &Ctx, stream: AnyStream, addr: SocketAddr, key: u64) -> Resul
 }
 
 /// Our handshake: BEP 10 without the Fast bit, since a metadata connection sends no availability
-/// message (BEP 6 would want one).
+/// message (BEP 6 would want one); the BEP 52 bit for a v2 link.
 fn our_handshake(ctx: &Ctx) -> [u8; HANDSHAKE_LEN] {
-    let mut hs = Handshake::ours(ctx.fetch.info_hash, ctx.peer_id);
+    let mut hs =
+        Handshake::ours(ctx.fetch.info_hash, ctx.peer_id).with_v2(ctx.fetch.ids.v2.is_some());
     hs.reserved[7] &= !crate::wire::handshake::FAST_BIT;
     hs.encode()
 }
@@ -238,7 +239,7 @@ impl MetadataPeer<'_> {
         let mut s = self.ctx.lock();
         s.claims.insert(self.key, size);
         if s.asm.is_none() {
-            let asm = MetadataAssembler::new(self.ctx.fetch.info_hash, size)
+            let asm = MetadataAssembler::new(self.ctx.fetch.ids, size)
                 .map_err(|e| format!("claims metadata of {size} bytes: {e}"))?;
             s.asm = Some(asm);
         }
