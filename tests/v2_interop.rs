@@ -168,8 +168,9 @@ fn a_hybrid_torrent_from_a_libtorrent_seeder() {
     );
 }
 
-/// A hybrid's v1 magnet link (`urn:btih:`): the metadata comes without `piece layers`, so pieces are
-/// checked by SHA-1, and by SHA-256 only in files of at most one piece; the download still completes.
+/// A hybrid's v1 magnet link (`urn:btih:`): the metadata comes without `piece layers`; they are
+/// fetched from the seeder (it set the v2 bit) by `hash request`, so pieces are checked by SHA-1 and
+/// SHA-256, and the `.torrent` saved beside the download carries them.
 #[test]
 fn a_hybrid_magnet_link_from_a_libtorrent_seeder() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,6 +188,41 @@ fn a_hybrid_magnet_link_from_a_libtorrent_seeder() {
         ..made
     };
     download(&made, &seed_root, &dir.path().join("out"), &[]);
+    assert_saved_with_layers(&dir.path().join("out"));
+}
+
+/// The `.torrent` a magnet download saved in `out` has `piece layers` (fetched from peers).
+fn assert_saved_with_layers(out: &Path) {
+    let saved = std::fs::read(out.join(format!("{ITEM}.torrent"))).unwrap();
+    let meta = pixtorrent::metainfo::Metainfo::from_bytes_any_version(&saved).unwrap();
+    assert!(
+        meta.info.has_piece_layers(),
+        "the saved .torrent has no piece layers"
+    );
+}
+
+/// A v2-only magnet link (`urn:btmh:`) from a libtorrent seeder: the `info` by `ut_metadata`
+/// (checked by SHA-256), the piece layers by `hash request`, then a byte-identical download.
+#[test]
+fn a_v2_only_magnet_link_from_a_libtorrent_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "v2", &dir.path().join("v2.torrent"), None) else {
+        return;
+    };
+    let Some(seeder) = lt_seeder(&made, &dir.path().join("seed")) else {
+        return;
+    };
+    let magnet = format!(
+        "magnet:?xt=urn:btmh:1220{}&dn={ITEM}&x.pe={}",
+        made.v2_hex, seeder.addr
+    );
+    let made = Made {
+        torrent: PathBuf::from(magnet),
+        ..made
+    };
+    download(&made, &seed_root, &dir.path().join("out"), &[]);
+    assert_saved_with_layers(&dir.path().join("out"));
 }
 
 /// A hybrid's magnet link naming both hashes (`urn:btih:` and `urn:btmh:`): the metadata must
@@ -216,6 +252,7 @@ fn a_hybrid_magnet_link_with_both_hashes_from_a_libtorrent_seeder() {
         ..made
     };
     download(&made, &seed_root, &dir.path().join("out"), &[]);
+    assert_saved_with_layers(&dir.path().join("out"));
 }
 
 /// A v2-only torrent through opentracker: libtorrent announces its truncated v2 info-hash (whitelisted

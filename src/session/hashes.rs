@@ -1,7 +1,7 @@
 //! BEP 52 hash messages on a torrent's connections: the Merkle trees we hold, by `pieces root`,
 //! and the answer to a peer's `hash request` ([`crate::wire::hashes::answer`] decides it, pure).
 //! The trees come from the `.torrent`'s `piece layers`; a file of at most one piece needs none (its
-//! root is in the `info`).
+//! root is in the `info`). [`layers`] fetches the piece layers of a magnet-loaded torrent.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -10,6 +10,8 @@ use crate::merkle::{self, Hash, MerkleTree};
 use crate::metainfo::Info;
 use crate::wire::hashes::{answer, HashRequest};
 use crate::wire::Message;
+
+pub mod layers;
 
 /// Bytes waiting to go to a peer past which its `hash request`s are rejected unread.
 pub const MAX_BUFFERED: usize = 256 * 1024;

@@ -2,8 +2,8 @@
 //! start. Peers come from the link's trackers, its `x.pe` and `--peer`; up to [`CONNECTIONS`] are
 //! asked at once over `ut_metadata`, each piece checked as it arrives and the whole against the
 //! info-hash by [`MetadataAssembler`]. A peer that lies about the size, sends a wrong piece or
-//! rejects is dropped as a source; the fetch ends with the raw info dictionary, or with a reason when
-//! no source is left to try.
+//! rejects is dropped as a source; the fetch ends with the raw info dictionary (and the peers that
+//! speak BEP 52, for the piece layers), or with a reason when no source is left to try.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -76,6 +76,30 @@ struct Shared {
     trackers_tried: usize,
     last_error: Option<String>,
     info: Option<Vec<u8>>,
+    /// Peers whose handshake set the BEP 52 bit, at most [`MAX_V2_PEERS`]: who is asked for the
+    /// piece layers next.
+    v2_peers: Vec<SocketAddr>,
+}
+
+/// Most v2-capable peers remembered for the piece-layer fetch.
+const MAX_V2_PEERS: usize = 32;
+
+impl Shared {
+    /// Remembers a peer that set the BEP 52 bit.
+    fn speaks_v2(&mut self, addr: SocketAddr) {
+        if self.v2_peers.len() < MAX_V2_PEERS && !self.v2_peers.contains(&addr) {
+            self.v2_peers.push(addr);
+        }
+    }
+}
+
+/// What the fetch brings back.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The `info` bytes, checked against every hash the link names.
+    pub info: Vec<u8>,
+    /// Peers that set the BEP 52 reserved bit, the first that answered first.
+    pub v2_peers: Vec<SocketAddr>,
 }
 
 struct Ctx {
@@ -96,7 +120,7 @@ impl Ctx {
 pub async fn fetch(
     fetch: Fetch,
     progress: impl Fn(&str) + Send + 'static,
-) -> Result<Vec<u8>, SessionError> {
+) -> Result<Fetched, SessionError> {
     if fetch.trackers.is_empty() && fetch.peers.is_empty() && fetch.reach.dht.is_none() {
         return Err(SessionError::NoMetadata(
             "the magnet link names no tracker (tr) and no peer (x.pe), no --peer was given and \
@@ -120,6 +144,7 @@ pub async fn fetch(
             trackers_tried: 0,
             last_error: None,
             info: None,
+            v2_peers: Vec::new(),
         }),
         done: Notify::new(),
         wake: Notify::new(),
@@ -150,7 +175,7 @@ async fn watch(
     ctx: &Ctx,
     started: Instant,
     progress: impl Fn(&str),
-) -> Result<Vec<u8>, SessionError> {
+) -> Result<Fetched, SessionError> {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         let ticked = tokio::select! {
@@ -159,7 +184,10 @@ async fn watch(
         };
         let s = ctx.lock();
         if let Some(info) = &s.info {
-            return Ok(info.clone());
+            return Ok(Fetched {
+                info: info.clone(),
+                v2_peers: s.v2_peers.clone(),
+            });
         }
         let (have, pieces) = s.asm.as_ref().map_or((0, 0), |a| (a.have(), a.pieces()));
         if ticked {

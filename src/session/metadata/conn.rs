@@ -118,6 +118,12 @@ async fn exchange(
     .map_err(|e| Failure::Early(e.to_string()))?;
     let hs =
         Handshake::check(&theirs, ctx.fetch.info_hash, ctx.peer_id).map_err(|e| e.to_string())?;
+    // A v2 peer: it set the BEP 52 bit (libtorrent does on a hybrid's v1 connection, to offer the
+    // upgrade), or it answered under the truncated v2 id (libtorrent sets no bit then).
+    let v2_id = ctx.fetch.ids.v2.map(|h| h.truncated());
+    if hs.supports_v2() || v2_id == Some(hs.info_hash) {
+        ctx.lock().speaks_v2(addr);
+    }
     if !hs.supports_extensions() {
         return Err("does not speak the extension protocol (BEP 10)"
             .to_string()

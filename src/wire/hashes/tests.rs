@@ -351,3 +351,67 @@ fn the_root_alone_is_never_served() {
         assert_eq!(answer(&r, Some(&tree)), Message::HashReject(r));
     }
 }
+
+#[test]
+fn layer_requests_cover_the_padded_layer_and_prove_the_root() {
+    let (data, tree) = seeded();
+    let root = tree.root();
+    let plen = 32 * 1024;
+    assert!(
+        layer_requests(root, plen as u64, plen).is_empty(),
+        "one piece"
+    );
+    assert!(layer_requests(root, 10, plen).is_empty());
+    assert!(
+        layer_requests(root, data.len() as u64, 1000).is_empty(),
+        "bad piece length"
+    );
+    let asked = layer_requests(root, data.len() as u64, plen);
+    assert_eq!(asked, vec![ask(&tree, 1, 0, 8, 2)]);
+    // Our own server answers it, and the reply checks.
+    let Message::Hashes(h) = answer(&asked[0], Some(&tree)) else {
+        panic!("rejected");
+    };
+    let chunk = layer_chunk(&asked[0], &h).unwrap();
+    assert_eq!(&chunk[..5], merkle::piece_layer(&data, plen).unwrap());
+    // A forged hash, a reply to another request, or the wrong root: refused.
+    let mut forged = h.clone();
+    forged.hashes[2][5] ^= 1;
+    assert_eq!(layer_chunk(&asked[0], &forged), None);
+    let other = ask(&tree, 1, 0, 4, 2);
+    let Message::Hashes(h4) = answer(&other, Some(&tree)) else {
+        panic!("rejected");
+    };
+    assert_eq!(layer_chunk(&asked[0], &h4), None);
+    let wrong_root = HashRequest {
+        pieces_root: [1; 32],
+        ..asked[0]
+    };
+    let relabelled = Hashes {
+        request: wrong_root,
+        hashes: h.hashes.clone(),
+    };
+    assert_eq!(layer_chunk(&wrong_root, &relabelled), None);
+}
+
+#[test]
+fn a_layer_over_512_pieces_is_asked_in_chunks_each_proving_the_root() {
+    // 1300 pieces of 16 KiB (one leaf each): padded to 2048, four requests of 512.
+    let layer: Vec<Hash> = (0..1300u32)
+        .map(|i| merkle::hash_block(&i.to_be_bytes()))
+        .collect();
+    let tree = MerkleTree::from_layer(layer.clone(), 0).unwrap();
+    let asked = layer_requests(tree.root(), 1300 * 16 * 1024 - 5, 16 * 1024);
+    assert_eq!(asked.len(), 4);
+    let mut got = Vec::new();
+    for (k, r) in asked.iter().enumerate() {
+        assert_eq!((r.index, r.length, r.base_layer), (k as u32 * 512, 512, 0));
+        assert_eq!(r.uncles(), 2, "2048 = 512 * 4: two uncles");
+        let Message::Hashes(h) = answer(r, Some(&tree)) else {
+            panic!("{r:?} rejected");
+        };
+        got.extend_from_slice(layer_chunk(r, &h).unwrap());
+    }
+    got.truncate(1300);
+    assert_eq!(got, layer);
+}
