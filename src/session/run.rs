@@ -367,7 +367,9 @@ impl Swarm {
         ctx.lock()
             .set_tracker_tiers(tiers.len() * swarms.len() + usize::from(dht.is_some()));
         if let Some(dht) = dht {
-            tasks.spawn(loops::dht(ctx.clone(), dht));
+            for &swarm in &swarms {
+                tasks.spawn(loops::dht(ctx.clone(), dht.clone(), swarm));
+            }
         }
         let client = ctx.engine.tracker.clone();
         for urls in tiers {

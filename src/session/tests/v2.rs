@@ -194,3 +194,23 @@ async fn a_hash_request_for_a_held_layer_is_answered_with_hashes_that_prove_the_
     ctx.shutdown.send_replace(true);
     let _ = task.await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_address_from_a_dht_lookup_of_the_v2_id_is_dialled_with_it() {
+    let ctx = hybrid(V2);
+    assert_eq!(ctx.lock().dht_result(&[addr(1007)], false, true), 1);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1007));
+    let ours = our_handshake(&mut peer).await;
+    assert_eq!(
+        ours.info_hash, V2,
+        "a peer of the v2 swarm is dialled with the v2 id"
+    );
+    drop(peer);
+    let _ = task.await;
+    // One of the v1 lookup: the v1 id.
+    assert_eq!(ctx.lock().dht_result(&[addr(1008)], true, false), 1);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1008));
+    assert_eq!(our_handshake(&mut peer).await.info_hash, ctx.info_hash);
+    drop(peer);
+    let _ = task.await;
+}
