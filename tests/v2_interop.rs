@@ -255,6 +255,39 @@ fn a_hybrid_magnet_link_with_both_hashes_from_a_libtorrent_seeder() {
     assert_saved_with_layers(&dir.path().join("out"));
 }
 
+/// A hybrid magnet link naming both hashes joins both swarms while it fetches the metadata: with
+/// only the truncated v2 id whitelisted at opentracker, the libtorrent seeder is found in the v2
+/// swarm alone, and the metadata, the piece layers and the data all come from it.
+#[test]
+fn a_hybrid_magnet_link_finds_its_seeder_in_the_v2_swarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let torrent = dir.path().join("h.torrent");
+    let Some(first) = lt_make(&seed_root, "hybrid", &torrent, None) else {
+        return;
+    };
+    let Some(tracker) = Opentracker::start(&[first.v2]) else {
+        return;
+    };
+    let made = lt_make(&seed_root, "hybrid", &torrent, Some(&tracker.http)).unwrap();
+    let Some(_seeder) = LtPeer::seed(&made.torrent, &dir.path().join("seed")) else {
+        return;
+    };
+    wait_for_seeders(&tracker.http, made.v2, 1, TIMEOUT);
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}&dn={ITEM}&tr={}",
+        made.v1.unwrap(),
+        made.v2_hex,
+        tracker.http
+    );
+    let made = Made {
+        torrent: PathBuf::from(magnet),
+        ..made
+    };
+    download(&made, &seed_root, &dir.path().join("out"), &[]);
+    assert_saved_with_layers(&dir.path().join("out"));
+}
+
 /// A v2-only torrent through opentracker: libtorrent announces its truncated v2 info-hash (whitelisted
 /// like any 20-byte hash), pixtorrent announces the same and finds the seeder there.
 #[test]

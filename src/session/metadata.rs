@@ -49,6 +49,26 @@ pub struct Fetch {
     pub reach: Reach,
 }
 
+impl Fetch {
+    /// The swarms asked for peers: the link's id, and for a hybrid link naming both hashes the
+    /// truncated v2 id too (BEP 52: it joins both swarms).
+    pub fn swarms(&self) -> Vec<InfoHash> {
+        let v2 = self.ids.v2.map(|h| h.truncated());
+        std::iter::once(self.info_hash)
+            .chain(v2.filter(|h| *h != self.info_hash))
+            .collect()
+    }
+
+    /// The id to handshake with `addr` under: the truncated v2 id for an address heard of in a
+    /// hybrid link's v2 swarm (`v2`), else the link's.
+    fn id_for(&self, v2: bool) -> InfoHash {
+        match self.ids.v2 {
+            Some(h) if v2 => h.truncated(),
+            _ => self.info_hash,
+        }
+    }
+}
+
 /// How the fetch reaches peers: the download's network settings.
 #[derive(Debug, Clone)]
 pub struct Reach {
@@ -159,10 +179,14 @@ pub async fn fetch(
     );
     let mut tasks = tokio::task::JoinSet::new();
     for url in ctx.fetch.trackers.clone() {
-        tasks.spawn(announce(ctx.clone(), client.clone(), url));
+        for swarm in ctx.fetch.swarms() {
+            tasks.spawn(announce(ctx.clone(), client.clone(), url.clone(), swarm));
+        }
     }
     if let Some(dht) = ctx.fetch.reach.dht.clone() {
-        tasks.spawn(dht_peers(ctx.clone(), dht));
+        for swarm in ctx.fetch.swarms() {
+            tasks.spawn(dht_peers(ctx.clone(), dht.clone(), swarm));
+        }
     }
     tasks.spawn(dial(ctx.clone()));
     let result = watch(&ctx, started, progress).await;
@@ -214,20 +238,22 @@ async fn watch(
 
 /// Asks the DHT for peers of the torrent until the metadata is in: at once, then every
 /// [`DHT_AGAIN`]. The first lookup counts as one more tracker tried.
-async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
-    let target = crate::dht::id::NodeId(ctx.fetch.info_hash.0);
-    let mut first = true;
+async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht, swarm: InfoHash) {
+    let target = crate::dht::id::NodeId(swarm.0);
+    let v2 = swarm != ctx.fetch.info_hash;
+    // The v2 swarm's lookups of a hybrid link do not count as one more source tried.
+    let mut first = !v2;
     loop {
         let early = ctx.clone();
         let peers = dht
             .get_peers(target, None, move |found| {
-                early.lock().pool.add(found, PeerSource::Dht, now());
+                early.lock().pool.add_in(found, PeerSource::Dht, v2, now());
                 early.wake.notify_one();
             })
             .await;
         {
             let mut s = ctx.lock();
-            s.pool.add(&peers, PeerSource::Dht, now());
+            s.pool.add_in(&peers, PeerSource::Dht, v2, now());
             if first {
                 s.trackers_tried += 1;
                 first = false;
@@ -242,11 +268,13 @@ async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
 }
 
 /// Announces to one tracker until the metadata is in, every [`REANNOUNCE`].
-async fn announce(ctx: Arc<Ctx>, client: Arc<TrackerClient>, url: String) {
-    let mut first = true;
+async fn announce(ctx: Arc<Ctx>, client: Arc<TrackerClient>, url: String, swarm: InfoHash) {
+    let v2 = swarm != ctx.fetch.info_hash;
+    // The v2 swarm's announces of a hybrid link do not count as one more tracker tried.
+    let mut first = !v2;
     loop {
         let req = AnnounceRequest {
-            info_hash: ctx.fetch.info_hash,
+            info_hash: swarm,
             peer_id: ctx.peer_id,
             port: ctx.fetch.reach.port.max(1),
             uploaded: 0,
@@ -264,7 +292,7 @@ async fn announce(ctx: Arc<Ctx>, client: Arc<TrackerClient>, url: String) {
             let mut s = ctx.lock();
             match result {
                 Ok(Ok(r)) => {
-                    s.pool.add(&r.peers, PeerSource::Tracker, now());
+                    s.pool.add_in(&r.peers, PeerSource::Tracker, v2, now());
                 }
                 Ok(Err(e)) => s.last_error = Some(format!("{}: {e}", crate::text::line(&url))),
                 Err(_) => {
@@ -339,5 +367,48 @@ fn restart_if_hopeless(s: &mut Shared, ids: crate::types::InfoHashes) {
     }
     if let Some((&size, _)) = counts.iter().max_by_key(|(_, n)| **n) {
         s.asm = MetadataAssembler::new(ids, size).ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{InfoHashV2, InfoHashes};
+
+    fn fetch(ids: InfoHashes) -> Fetch {
+        Fetch {
+            info_hash: ids.swarm(),
+            ids,
+            trackers: Vec::new(),
+            peers: Vec::new(),
+            reach: Reach {
+                net: Bind::default(),
+                port: 0,
+                dht: None,
+                encryption: Encryption::default(),
+                dialer: super::super::dial::Dialer::tcp_only(Bind::default()),
+            },
+        }
+    }
+
+    #[test]
+    fn a_hybrid_link_asks_both_swarms_and_dials_each_under_its_id() {
+        let (v1, v2) = (InfoHash([1; 20]), InfoHashV2([2; 32]));
+        let hybrid = fetch(InfoHashes {
+            v1: Some(v1),
+            v2: Some(v2),
+        });
+        assert_eq!(hybrid.swarms(), vec![v1, v2.truncated()]);
+        assert_eq!(hybrid.id_for(false), v1);
+        assert_eq!(hybrid.id_for(true), v2.truncated());
+        let v2_only = fetch(InfoHashes {
+            v1: None,
+            v2: Some(v2),
+        });
+        assert_eq!(v2_only.swarms(), vec![v2.truncated()]);
+        assert_eq!(v2_only.id_for(false), v2.truncated());
+        let v1_only = fetch(InfoHashes::from(v1));
+        assert_eq!(v1_only.swarms(), vec![v1]);
+        assert_eq!(v1_only.id_for(true), v1);
     }
 }
