@@ -453,6 +453,47 @@ fn a_libtorrent_leecher_given_a_v2_magnet_gets_the_piece_layers_from_pixtorrent(
     interrupt(&mut seeder);
 }
 
+/// pixtorrent on both sides: a seeder of a libtorrent-made hybrid, and a leecher given only its
+/// `btmh` magnet link, which takes the `info`, then the piece layers by `hash request` (answered
+/// from the seeder's `.torrent`), then the data.
+#[test]
+fn a_pixtorrent_seeder_serves_a_v2_magnet_to_a_pixtorrent_leecher() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_root = tree(&dir.path().join("seed"));
+    let Some(made) = lt_make(&seed_root, "hybrid", &dir.path().join("h.torrent"), None) else {
+        return;
+    };
+    let (mut seeder, addr) = pixtorrent(
+        "pixtorrent seeder",
+        &made.torrent,
+        &dir.path().join("seed"),
+        LOCALHOST,
+        &["--seed", "--seed-time", "60", "--peer", "127.0.0.1:9"],
+    );
+    // Until its start-up check is done the seeder drops connections; the leecher would try once.
+    // (tests/tracker_interop.rs has the same wait, private to it.)
+    let start = Instant::now();
+    while !seeder.stderr().iter().any(|l| l.starts_with("seeding: ")) {
+        assert!(
+            start.elapsed() < TIMEOUT && seeder.try_status().is_none(),
+            "the seeder is not seeding\n{}",
+            seeder.dump(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let magnet = format!(
+        "magnet:?xt=urn:btmh:1220{}&dn={ITEM}&x.pe={addr}",
+        made.v2_hex
+    );
+    let made = Made {
+        torrent: PathBuf::from(magnet),
+        ..made
+    };
+    download(&made, &seed_root, &dir.path().join("out"), &[]);
+    assert_saved_with_layers(&dir.path().join("out"));
+    interrupt(&mut seeder);
+}
+
 /// Ctrl-C (SIGINT, by pid) to a seeding pixtorrent: it must exit 0.
 fn interrupt(px: &mut Proc) {
     let pid = px.pid().to_string();
