@@ -18,7 +18,7 @@
 //! | [`tracker`] | tracker client: HTTP (BEP 3/23/7/48), UDP (BEP 15), tiers (BEP 12), probing | codecs pure, clients IO |
 //! | [`report`] | what `--info` and `--announce-only` print, text and JSON | yes |
 //! | [`bitfield`] | one bit per piece, as the `bitfield` message carries it | yes |
-//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules, BEP 52 `hash request`/`hashes`/`hash reject` (decoded only by a `Codec::with_v2`) and the answer to a request given the file's tree | yes |
+//! | [`wire`] | 68-byte handshake, BEP 3 messages, framing limits, BEP 6 Fast-extension messages and rules (allowed-fast set, have all/none), BEP 10 handshake and extension registry, BEP 9 `ut_metadata` codec and assembler, BEP 11 `ut_pex` codec and rules, BEP 52 `hash request`/`hashes`/`hash reject` (decoded only by a `Codec::with_v2`) the answer to a request given the file's tree, the requests that fetch a piece layer and the check of their replies | yes |
 //! | [`select`] | file selection: `--only`/`--exclude` patterns, `--select-file` indexes; the wanted pieces and each file's role (selected, boundary: sparse, skipped: never created) | yes |
 //! | [`picker`] | availability, piece order, the wanted-pieces mask, block reservations, endgame | yes |
 //! | [`pipeline`] | per-peer request window (baseline 10, grows with the BDP) and service timing (when a peer counts as stalled) | yes |

@@ -506,8 +506,8 @@ fn interrupt(px: &mut Proc) {
     );
 }
 
-/// A v2 `.torrent` without `piece layers` cannot be checked (they would have to come from peers,
-/// which is not supported yet), and a malformed v2 magnet link is refused: each is one `error:`
+/// A v2 `.torrent` without `piece layers` cannot be checked (only a magnet link's layers are
+/// fetched from peers), and a malformed v2 magnet link is refused: each is one `error:`
 /// line and status 1, before any connection.
 #[test]
 fn what_v2_cannot_do_yet_is_one_line_each() {
