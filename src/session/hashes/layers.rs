@@ -23,8 +23,13 @@ use crate::wire::{Codec, Message};
 
 /// Peers asked, one after another: each that fails (no answer, rejects, lies) costs one.
 pub const MAX_PEERS: usize = 8;
-/// Longest one peer may take to connect and answer every request it was sent.
+/// Longest wait for a peer to connect, take our bytes or send its next ones.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest one peer is kept, however it trickles: a layer of 512 hashes is 16 KiB.
+pub const PEER_DEADLINE: Duration = Duration::from_secs(300);
+/// Requests unanswered at once on one connection (libtorrent answers them in turn; a burst of
+/// thousands for a torrent of many files could meet a peer's own request limit).
+pub const MAX_IN_FLIGHT: usize = 64;
 /// Bytes read from a peer per call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -136,24 +141,64 @@ pub struct Hello {
     pub pieces: u32,
 }
 
-/// One peer's part: handshakes (ours with the BEP 52 bit), every missing request sent at once, then
-/// its replies read until each is answered (`hashes` or `hash reject`). Its own `hash request`s are
-/// rejected (we hold no layer yet); other messages are ignored. `Err` (the caller drops the peer)
-/// for a reply that does not verify, a protocol error, or the connection ending early.
+/// One peer's part: handshakes (ours with the BEP 52 bit), then the missing requests, at most
+/// [`MAX_IN_FLIGHT`] unanswered at a time, until each is answered (`hashes` or `hash reject`). Its
+/// own `hash request`s are rejected (we hold no layer yet); other messages are ignored. `Err` (the
+/// caller drops the peer) for a reply that does not verify, a protocol error, silence for
+/// [`PEER_TIMEOUT`], or the connection ending early.
 pub async fn from_peer<S>(mut stream: S, hello: Hello, wanted: &mut Wanted) -> Result<(), String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    handshake(&mut stream, hello).await?;
+    let mut queue = wanted.missing();
+    queue.reverse();
+    let mut in_flight: Vec<HashRequest> = Vec::new();
+    let mut codec = Codec::new(hello.pieces).with_v2();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = BytesMut::new();
+    loop {
+        while in_flight.len() < MAX_IN_FLIGHT {
+            let Some(r) = queue.pop() else { break };
+            Message::HashRequest(r).encode(&mut out);
+            in_flight.push(r);
+        }
+        if !out.is_empty() {
+            within(stream.write_all(&out)).await?;
+            out.clear();
+        }
+        if in_flight.is_empty() {
+            return Ok(());
+        }
+        if within(stream.read_buf(&mut buf)).await? == 0 {
+            return Err("closed the connection".into());
+        }
+        while let Some(msg) = codec.decode(&mut buf).map_err(|e| e.to_string())? {
+            match msg {
+                Message::Hashes(h) => {
+                    wanted.on_hashes(&h).map_err(|why| format!("sent {why}"))?;
+                    in_flight.retain(|r| *r != h.request);
+                }
+                Message::HashReject(r) => in_flight.retain(|p| *p != r),
+                Message::HashRequest(r) => Message::HashReject(r).encode(&mut out),
+                _ => {}
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+    }
+}
+
+/// Our handshake and the peer's: our torrent under either id, and a peer that speaks v2.
+async fn handshake<S>(stream: &mut S, hello: Hello) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let ours = Handshake::ours(hello.info_hash, hello.peer_id).with_v2(true);
-    stream
-        .write_all(&ours.encode())
-        .await
-        .map_err(|e| e.to_string())?;
+    within(stream.write_all(&ours.encode())).await?;
     let mut theirs = [0u8; HANDSHAKE_LEN];
-    stream
-        .read_exact(&mut theirs)
-        .await
-        .map_err(|e| e.to_string())?;
+    within(stream.read_exact(&mut theirs)).await?;
     let ids = [hello.info_hash, hello.v2_id];
     let hs = Handshake::check_any(&theirs, &ids, hello.peer_id).map_err(|e| e.to_string())?;
     // libtorrent sets the bit only to offer the upgrade on a v1 connection; a handshake under the
@@ -161,43 +206,20 @@ where
     if !hs.supports_v2() && hs.info_hash != hello.v2_id {
         return Err("does not speak BEP 52 (no v2 reserved bit, not the v2 id)".into());
     }
-    let mut pending = wanted.missing();
-    let mut out = BytesMut::new();
-    pending
-        .iter()
-        .for_each(|r| Message::HashRequest(*r).encode(&mut out));
-    stream.write_all(&out).await.map_err(|e| e.to_string())?;
-    let mut codec = Codec::new(hello.pieces).with_v2();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    while !pending.is_empty() {
-        if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
-            return Err("closed the connection".into());
-        }
-        let mut reply = BytesMut::new();
-        while let Some(msg) = codec.decode(&mut buf).map_err(|e| e.to_string())? {
-            match msg {
-                Message::Hashes(h) => {
-                    wanted.on_hashes(&h).map_err(|why| format!("sent {why}"))?;
-                    pending.retain(|r| *r != h.request);
-                }
-                Message::HashReject(r) => pending.retain(|p| *p != r),
-                Message::HashRequest(r) => Message::HashReject(r).encode(&mut reply),
-                _ => {}
-            }
-        }
-        if !reply.is_empty() {
-            stream.write_all(&reply).await.map_err(|e| e.to_string())?;
-        }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
-    }
     Ok(())
 }
 
-/// Fetches the layers `info` lacks from `peers` (those that set the v2 bit while sending the
-/// metadata), at most [`MAX_PEERS`] of them, each within [`PEER_TIMEOUT`]. Returns the layers by
-/// root, or why some are still missing.
+/// One IO step, bounded by [`PEER_TIMEOUT`].
+async fn within<T>(io: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(PEER_TIMEOUT, io).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("silent for {} s", PEER_TIMEOUT.as_secs())),
+    }
+}
+
+/// Fetches the layers `info` lacks from `peers` (those that spoke v2 while sending the metadata), at
+/// most [`MAX_PEERS`] of them, none silent for more than [`PEER_TIMEOUT`] nor kept more than
+/// [`PEER_DEADLINE`]. Returns the layers by root, or why some are still missing.
 pub async fn fetch(
     info: &Info,
     peers: &[SocketAddr],
@@ -211,15 +233,12 @@ pub async fn fetch(
             break;
         }
         let attempt = async {
-            let stream = dialer
-                .dial(addr, PEER_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
+            let stream = (dialer.dial(addr, PEER_TIMEOUT).await).map_err(|e| e.to_string())?;
             from_peer(stream, hello, &mut wanted).await
         };
-        let result = tokio::time::timeout(PEER_TIMEOUT, attempt)
+        let result = tokio::time::timeout(PEER_DEADLINE, attempt)
             .await
-            .unwrap_or_else(|_| Err("timed out".into()));
+            .unwrap_or_else(|_| Err("too slow".into()));
         if let Err(e) = result {
             tracing::debug!(peer = %addr, error = %e, "piece layers: peer dropped");
             why = format!("{addr}: {}", crate::text::line(&e));

@@ -38,6 +38,7 @@ enum Script {
     Forge,
     Reject,
     NoV2Bit,
+    Silent,
 }
 
 /// The peer: answers our handshake, then each request as `script` says, until we hang up.
@@ -80,6 +81,9 @@ async fn peer(mut io: DuplexStream, full: Metainfo, script: Script) {
                 );
                 continue;
             };
+            if script == Script::Silent {
+                continue;
+            }
             let reply = match (script, trees.answer(&r, 0)) {
                 (Script::Reject, _) => Message::HashReject(r),
                 (Script::Forge, Message::Hashes(mut h)) => {
@@ -101,10 +105,10 @@ async fn against(script: Script, wanted: &mut Wanted) -> Result<(), String> {
     let (bare, full) = bare_and_full();
     let (ours, theirs) = tokio::io::duplex(1 << 16);
     let task = tokio::spawn(peer(theirs, full, script));
-    let result = tokio::time::timeout(PEER_TIMEOUT, from_peer(ours, hello(&bare), wanted))
+    let result = tokio::time::timeout(2 * PEER_TIMEOUT, from_peer(ours, hello(&bare), wanted))
         .await
         .unwrap();
-    let _ = task.await;
+    task.await.expect("the scripted peer followed its script");
     result
 }
 
@@ -177,4 +181,15 @@ fn unasked_or_forged_replies_are_refused() {
     assert_eq!(wanted.on_hashes(&forged), Err("hashes that do not verify"));
     assert_eq!(wanted.on_hashes(&good), Ok(()));
     assert!(!wanted.missing().contains(&r));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_answers_nothing_is_given_up_after_the_timeout() {
+    let (bare, _) = bare_and_full();
+    let mut wanted = Wanted::for_info(&bare.info);
+    let started = tokio::time::Instant::now();
+    let err = against(Script::Silent, &mut wanted).await.unwrap_err();
+    assert!(err.contains("silent"), "{err}");
+    assert!(started.elapsed() >= PEER_TIMEOUT);
+    assert!(!wanted.is_done());
 }
