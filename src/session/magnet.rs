@@ -168,11 +168,13 @@ fn saved(dir: &Path, magnet: &Magnet) -> Option<(std::path::PathBuf, Metainfo)> 
         })
 }
 
-/// Whether `meta` is the torrent `magnet` names: its `info` has every hash the link gives, and a
-/// usable v2 side when the link names the v2 hash.
+/// Whether `meta` is the torrent `magnet` names: every hash the link gives is one `meta` computed
+/// from its `info` (the SHA-1 of a v1 or hybrid torrent; the SHA-256 of a usable v2 side).
 fn is_of(meta: &Metainfo, magnet: &Magnet) -> bool {
-    let v2_usable = magnet.ids.v2.is_none() || meta.info_hash_v2 == magnet.ids.v2;
-    v2_usable && magnet.ids.matches(&meta.info_bytes)
+    let sha1 = (meta.info.version() != MetaVersion::V2).then_some(meta.info_hash);
+    let v1 = magnet.ids.v1.is_none_or(|h| sha1 == Some(h));
+    let v2 = magnet.ids.v2.is_none_or(|h| meta.info_hash_v2 == Some(h));
+    v1 && v2
 }
 
 /// Writes `dir/<name>.torrent` atomically (a temporary file renamed), unless it exists already.
@@ -190,4 +192,35 @@ fn save(dir: &Path, name: &str, bytes: &[u8]) -> Result<std::path::PathBuf, Sess
     std::fs::write(&tmp, bytes).map_err(err)?;
     std::fs::rename(&tmp, &path).map_err(err)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(bytes: &[u8]) -> Metainfo {
+        Metainfo::from_bytes_any_version(bytes).unwrap()
+    }
+
+    fn link(xts: &[String]) -> Magnet {
+        Magnet::parse(&format!("magnet:?{}", xts.join("&"))).unwrap()
+    }
+
+    #[test]
+    fn a_torrent_is_the_links_when_every_hash_the_link_names_is_its_own() {
+        let hybrid = fixture(include_bytes!("../../tests/data/v2/hybrid-multi.torrent"));
+        let v2_only = fixture(include_bytes!("../../tests/data/v2/v2-single.torrent"));
+        let btih = |m: &Metainfo| format!("xt=urn:btih:{}", m.info_hash);
+        let btmh = |m: &Metainfo| format!("xt=urn:btmh:1220{}", m.info_hash_v2.unwrap());
+        let other = format!("xt=urn:btmh:1220{}", "ab".repeat(32));
+        assert!(is_of(&hybrid, &link(&[btih(&hybrid)])));
+        assert!(is_of(&hybrid, &link(&[btmh(&hybrid)])));
+        assert!(is_of(&hybrid, &link(&[btih(&hybrid), btmh(&hybrid)])));
+        assert!(!is_of(&hybrid, &link(&[btih(&hybrid), other.clone()])));
+        assert!(!is_of(&hybrid, &link(&[btmh(&v2_only)])));
+        assert!(is_of(&v2_only, &link(&[btmh(&v2_only)])));
+        // A v2-only torrent's 20-byte id is its truncated SHA-256, not a SHA-1: no btih names it.
+        assert!(!is_of(&v2_only, &link(&[btih(&v2_only)])));
+        assert!(!is_of(&v2_only, &link(&[other])));
+    }
 }
