@@ -1,7 +1,7 @@
 //! From a magnet link to a torrent: the `.torrent` saved beside an earlier download of it, when
 //! there is one (a restart needs no peer), else the metadata fetched from peers
 //! ([`super::metadata`]), checked, with the piece layers of a v2 or hybrid torrent fetched from the
-//! peers that set the BEP 52 bit ([`super::hashes::layers`]), and saved as `DIR/<name>.torrent`
+//! peers that speak v2 ([`super::hashes::layers`]), and saved as `DIR/<name>.torrent`
 //! (layers included) for the next run.
 
 use std::net::SocketAddr;
