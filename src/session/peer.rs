@@ -352,9 +352,12 @@ impl Conn {
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
             Message::Port(port) => self.on_port(port),
-            // BEP 52's hash messages (decoded for torrents with a v2 side): we serve no hashes yet,
-            // so a request is rejected at once rather than left to time out; we ask for none.
-            Message::HashRequest(r) => Message::HashReject(r).encode(&mut self.out),
+            // BEP 52's hash messages (decoded for torrents with a v2 side): a request is answered
+            // at once from the trees we hold, `hashes` or `hash reject` (super::hashes).
+            Message::HashRequest(r) => {
+                let reply = self.ctx.trees.answer(&r, self.out.len());
+                reply.encode(&mut self.out)
+            }
             Message::KeepAlive
             | Message::Unknown(_)
             | Message::Hashes(_)
