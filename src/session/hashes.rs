@@ -2,13 +2,20 @@
 //! and the answer to a peer's `hash request` ([`crate::wire::hashes::answer`] decides it, pure).
 //! The trees come from the `.torrent`'s `piece layers`; a file of at most one piece needs none (its
 //! root is in the `info`). [`layers`] fetches the piece layers of a magnet-loaded torrent.
+//! Leaf hashes (base layer 0) are not kept: [`reply`] hashes the blocks of a piece we hold, read
+//! from storage, when a peer asks for them (as libtorrent does after a piece fails), within a
+//! per-peer [`LeafBudget`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use std::time::{Duration, Instant};
+
+use super::Ctx;
+use crate::bitfield::Bitfield;
 use crate::merkle::{self, Hash, MerkleTree};
 use crate::metainfo::Info;
-use crate::wire::hashes::{answer, HashRequest};
+use crate::wire::hashes::{answer, HashRequest, Hashes, MAX_HASHES};
 use crate::wire::Message;
 
 pub mod layers;
@@ -21,6 +28,57 @@ pub const MAX_BUFFERED: usize = 256 * 1024;
 #[derive(Debug, Default)]
 pub struct Trees {
     by_root: RwLock<HashMap<Hash, Arc<MerkleTree>>>,
+    /// Every file with a `pieces root`: where its pieces start and its length (for leaf hashes).
+    files: HashMap<Hash, LeafFile>,
+    piece_length: u32,
+}
+
+/// Where a file's pieces lie, to serve its leaf hashes.
+#[derive(Debug, Clone, Copy)]
+struct LeafFile {
+    /// Its first piece's index in the torrent.
+    first_piece: u32,
+    len: u64,
+}
+
+/// Leaf-layer requests one peer may have answered per [`LEAF_WINDOW`]: each costs a piece read
+/// and its SHA-256 tree, so a peer cannot make us hash the torrent over and over.
+pub const LEAF_ANSWERS: u32 = 16;
+/// The window of [`LEAF_ANSWERS`].
+pub const LEAF_WINDOW: Duration = Duration::from_secs(10);
+
+/// One peer's allowance of leaf-layer answers.
+#[derive(Debug)]
+pub struct LeafBudget {
+    since: Instant,
+    used: u32,
+}
+
+impl LeafBudget {
+    /// A full allowance from now.
+    pub fn new() -> LeafBudget {
+        LeafBudget {
+            since: super::now(),
+            used: 0,
+        }
+    }
+
+    /// Takes one answer from the allowance; `false` when it is spent for this window.
+    fn take(&mut self) -> bool {
+        let now = super::now();
+        if now.duration_since(self.since) >= LEAF_WINDOW {
+            self.since = now;
+            self.used = 0;
+        }
+        self.used += 1;
+        self.used <= LEAF_ANSWERS
+    }
+}
+
+impl Default for LeafBudget {
+    fn default() -> LeafBudget {
+        LeafBudget::new()
+    }
 }
 
 impl Trees {
@@ -28,6 +86,15 @@ impl Trees {
     pub fn for_info(info: &Info) -> Trees {
         let piece_length = info.lengths.piece_length();
         let mut by_root = HashMap::new();
+        let mut files = HashMap::new();
+        for p in info.v2_pieces().filter(|p| p.index_in_file == 0) {
+            let (Some(root), Some(first_piece)) = (info.pieces_root(p.file), first_piece(info, p))
+            else {
+                continue;
+            };
+            let len = info.files[p.file].length;
+            files.insert(root, LeafFile { first_piece, len });
+        }
         if let Some(height) = merkle::piece_height(piece_length) {
             for i in 0..info.files.len() {
                 let (Some(root), Some(layer)) = (info.pieces_root(i), info.piece_layer(i)) else {
@@ -42,6 +109,8 @@ impl Trees {
         }
         Trees {
             by_root: RwLock::new(by_root),
+            files,
+            piece_length,
         }
     }
 
@@ -75,6 +144,116 @@ impl Trees {
             return Message::HashReject(*request);
         }
         answer(request, self.get(&request.pieces_root).as_deref())
+    }
+
+    /// Where the leaves `request` asks for lie: the torrent's piece holding them, the piece's index
+    /// in its file, its node's height, the hash it must have, and the file's tree above it.
+    fn leaf_piece(&self, r: &HashRequest) -> Option<LeafPiece> {
+        let file = self.files.get(&r.pieces_root)?;
+        let pl = self.piece_length;
+        let upper = if file.len > u64::from(pl) {
+            Some(self.get(&r.pieces_root)?)
+        } else {
+            None
+        };
+        let height = match &upper {
+            Some(tree) => tree.base(),
+            None => merkle::piece_root_height(file.len, pl)?,
+        };
+        let in_file = u64::from(r.index) >> height;
+        let expected = match &upper {
+            Some(tree) => tree
+                .layer(height)?
+                .get(usize::try_from(in_file).ok()?)
+                .copied()?,
+            None => r.pieces_root,
+        };
+        let offset = in_file.checked_mul(u64::from(pl))?;
+        Some(LeafPiece {
+            piece: file.first_piece.checked_add(u32::try_from(in_file).ok()?)?,
+            in_file,
+            height,
+            expected,
+            len: file
+                .len
+                .checked_sub(offset)
+                .filter(|&n| n > 0)?
+                .min(u64::from(pl)) as usize,
+            upper,
+        })
+    }
+}
+
+#[cfg(test)]
+impl Trees {
+    /// The trees of a torrent of one file of `len` bytes whose tree above the piece layer is `tree`.
+    pub(crate) fn one_file(tree: MerkleTree, len: u64, piece_length: u32) -> Trees {
+        let root = tree.root();
+        let trees = Trees {
+            files: HashMap::from([(
+                root,
+                LeafFile {
+                    first_piece: 0,
+                    len,
+                },
+            )]),
+            piece_length,
+            ..Trees::default()
+        };
+        trees.insert(tree);
+        trees
+    }
+}
+
+/// The piece a leaf-layer request falls in ([`Trees::leaf_piece`]).
+struct LeafPiece {
+    piece: u32,
+    in_file: u64,
+    height: u32,
+    expected: Hash,
+    /// The piece's bytes in its file.
+    len: usize,
+    upper: Option<Arc<MerkleTree>>,
+}
+
+/// The index of v2 piece `p`'s first piece in the torrent (`p` is a file's first piece).
+fn first_piece(info: &Info, p: crate::metainfo::V2Piece) -> Option<u32> {
+    u32::try_from(info.files[p.file].offset / u64::from(info.lengths.piece_length())).ok()
+}
+
+/// What a peer's `hash request` gets on a connection of `ctx`'s torrent (`ours`: the pieces we
+/// hold; `buffered`: bytes waiting to go to it). Layers from the piece layer up come from the
+/// trees ([`Trees::answer`]); leaf hashes are computed from a piece we hold, read from storage,
+/// within the peer's `budget`. Anything else gets a `hash reject`.
+pub fn reply(
+    ctx: &Ctx,
+    ours: &Bitfield,
+    r: &HashRequest,
+    buffered: usize,
+    budget: &mut LeafBudget,
+) -> Message {
+    if r.base_layer != 0 {
+        return ctx.trees.answer(r, buffered);
+    }
+    let served = (buffered <= MAX_BUFFERED && r.check(MAX_HASHES).is_ok() && budget.take())
+        .then(|| ctx.trees.leaf_piece(r))
+        .flatten()
+        .filter(|p| ours.get(p.piece))
+        .and_then(|p| {
+            let index = ctx.lengths.piece(p.piece)?;
+            let mut data = vec![0u8; p.len];
+            ctx.storage.read(index, 0, &mut data).ok()?;
+            let leaves = merkle::leaf_hashes(&data);
+            let request = (u64::from(r.index), r.length, r.proof_layers);
+            let upper = p.upper.as_deref();
+            merkle::leaf_reply(&leaves, p.height, p.in_file, &p.expected, upper, request)
+        });
+    match served {
+        Some(hashes) => Message::Hashes(Hashes {
+            request: *r,
+            hashes,
+        }),
+        None => Message::HashReject(*r),
     }
 }
 

@@ -154,6 +154,8 @@ struct Conn {
     has: Bitfield,
     /// What we have, as far as this task has been told.
     ours: Bitfield,
+    /// Leaf-hash answers left to this peer (BEP 52).
+    leaf_budget: super::hashes::LeafBudget,
     /// Pieces the peer has and we lack.
     wanted: u32,
     codec: Codec,
@@ -220,6 +222,7 @@ impl Conn {
             up_wait: None,
             has: Bitfield::new(n),
             ours,
+            leaf_budget: super::hashes::LeafBudget::new(),
             wanted: 0,
             codec,
             pipeline: Pipeline::new(pinned),
@@ -355,8 +358,9 @@ impl Conn {
             // BEP 52's hash messages (decoded for torrents with a v2 side): a request is answered
             // at once from the trees we hold, `hashes` or `hash reject` (super::hashes).
             Message::HashRequest(r) => {
-                let reply = self.ctx.trees.answer(&r, self.out.len());
-                reply.encode(&mut self.out)
+                let (ctx, buffered) = (&self.ctx, self.out.len());
+                super::hashes::reply(ctx, &self.ours, &r, buffered, &mut self.leaf_budget)
+                    .encode(&mut self.out)
             }
             Message::KeepAlive
             | Message::Unknown(_)

@@ -214,3 +214,72 @@ async fn an_address_from_a_dht_lookup_of_the_v2_id_is_dialled_with_it() {
     drop(peer);
     let _ = task.await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn leaf_hashes_are_served_from_a_piece_we_hold_within_the_budget() {
+    let (ctx, data) = torrent(&[0, 1, 2]);
+    // The test torrent's one file as a v2 file: 6 pieces of 2 blocks, its tree 4 layers tall.
+    let layer = crate::merkle::piece_layer(&data, PIECE_LEN).unwrap();
+    let tree = crate::merkle::MerkleTree::from_layer(layer, 1).unwrap();
+    let root = tree.root();
+    let Ok(mut owned) = Arc::try_unwrap(ctx) else {
+        unreachable!("a fresh torrent has one owner")
+    };
+    owned.has_v2 = true;
+    owned.trees = crate::session::hashes::Trees::one_file(tree, data.len() as u64, PIECE_LEN);
+    let ctx = Arc::new(owned);
+    let (mut peer, task) = Scripted::connect(&ctx, addr(1007));
+    peer.codec = Codec::new(PIECES).with_v2();
+    let _ = our_handshake(&mut peer).await;
+    peer.io
+        .write_all(&Handshake::ours(ctx.info_hash, PeerId([7; 20])).encode())
+        .await
+        .unwrap();
+    let leaves = |index, proof_layers| crate::wire::hashes::HashRequest {
+        pieces_root: root,
+        base_layer: 0,
+        index,
+        length: 2,
+        proof_layers,
+    };
+    // Piece 2's two blocks, with the uncles up to just below the root.
+    peer.send(Message::HashRequest(leaves(4, 3))).await;
+    let hashes = peer
+        .until(|m| match m {
+            Message::Hashes(h) => Some(h.clone()),
+            _ => None,
+        })
+        .await;
+    let want: Vec<_> =
+        crate::merkle::leaf_hashes(&data[4 * BLOCK_LEN as usize..][..2 * BLOCK_LEN as usize]);
+    assert_eq!(hashes.base(), &want[..]);
+    assert_eq!(hashes.proven_node(), Some((4, 0, root)));
+    // Piece 3 is not ours: rejected.
+    peer.send(Message::HashRequest(leaves(6, 0))).await;
+    let rejected = peer
+        .until(|m| match m {
+            Message::HashReject(r) => Some(*r),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rejected, leaves(6, 0));
+    // The budget: 16 answers per window in all, the two above included; then rejects.
+    let mut served = 0;
+    for _ in 0..crate::session::hashes::LEAF_ANSWERS {
+        peer.send(Message::HashRequest(leaves(0, 0))).await;
+        match peer
+            .until(|m| match m {
+                Message::Hashes(_) => Some(true),
+                Message::HashReject(_) => Some(false),
+                _ => None,
+            })
+            .await
+        {
+            true => served += 1,
+            false => break,
+        }
+    }
+    assert_eq!(served, crate::session::hashes::LEAF_ANSWERS - 2);
+    ctx.shutdown.send_replace(true);
+    let _ = task.await;
+}
