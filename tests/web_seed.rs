@@ -1,7 +1,7 @@
 //! The `pixtorrent` binary downloads from web seeds (BEP 19), HTTP mirrors served by the tests' own
 //! [`WebServer`]: alone (with a dead tracker, or none), next to a libtorrent seeder, past mirrors that
 //! answer wrongly (dropped), redirect (followed) or stall (worked around), and for single-file
-//! torrents by file and by base URL; `--no-web-seeds` and `--web-seed`. The last test checks the
+//! torrents by file and by base URL; v2-only and hybrid torrents; `--no-web-seeds` and `--web-seed`. The last test checks the
 //! server itself.
 
 mod common;
@@ -371,6 +371,42 @@ fn single_file_torrents_by_file_url_and_by_base_url() {
         let summary = download(&torrent, &out, &[]);
         assert_same_tree(&data, &out);
         summary.assert_all_from(url, bytes.len() as u64);
+    }
+}
+
+/// A v2-only and a hybrid torrent of a multi-file payload (`pixtorrent create`, 64 KiB pieces, so
+/// files start on piece boundaries and the hybrid lists pad files), from one web seed alone: the
+/// mirror is asked per file (BEP 19), pad files never, and the tree is byte-identical.
+#[test]
+fn v2_and_hybrid_torrents_from_a_web_seed_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, "http://127.0.0.1:9/announce");
+    let server = WebServer::start(&payload.save_dir);
+    let url = server.url("good", "");
+    for format in ["--v2", "--hybrid"] {
+        let torrent = dir.path().join(format!("{}.torrent", &format[2..]));
+        let mut create = common::px();
+        create
+            .arg("create")
+            .arg(payload.root())
+            .arg("-o")
+            .arg(&torrent);
+        create.args([format, "--piece-size", "65536"]);
+        let mut made = common::seeders::Proc::spawn("pixtorrent create", create);
+        common::expect_success(&mut made, DOWNLOAD_TIMEOUT);
+        let out = dir.path().join(&format[2..]);
+        let summary = download(&torrent, &out, &["--web-seed", &url]);
+        assert_same_tree(&payload.root(), &out.join(payload.name()));
+        // The summary credits the mirror with the zeros of the pad files too (they are made up
+        // locally, never fetched), so it is at least the payload; the server saw the payload.
+        let seed = summary.seed(&url);
+        assert_eq!(seed.dropped, None, "{summary:#?}");
+        assert!(seed.bytes >= payload.total, "{summary:#?}");
+        assert_eq!((summary.from_web, summary.from_peers), (seed.bytes, 0));
+        assert!(
+            server.bytes("good") >= payload.total,
+            "{format}: served too little"
+        );
     }
 }
 
