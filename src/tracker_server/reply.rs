@@ -9,15 +9,30 @@ use super::store::Counts;
 use super::swarm::Peer;
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(b.len().to_string().as_bytes());
+    decimal(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
 }
 
 fn int(out: &mut Vec<u8>, n: u64) {
     out.push(b'i');
-    out.extend_from_slice(n.to_string().as_bytes());
+    decimal(out, n);
     out.push(b'e');
+}
+
+/// `n` in decimal, without the `String` that `to_string` allocates (a reply writes a dozen numbers).
+fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// What an announce reply says.
@@ -116,6 +131,19 @@ pub fn failure(reason: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_every_width() {
+        let mut n = 1u64;
+        for _ in 0..20 {
+            for v in [n - 1, n, n.saturating_add(7), u64::MAX] {
+                let mut out = b"x".to_vec();
+                decimal(&mut out, v);
+                assert_eq!(out, format!("x{v}").into_bytes());
+            }
+            n = n.saturating_mul(10);
+        }
+    }
     use crate::bencode::{decode, Limits};
     use crate::tracker::http::{parse_announce as parse_announce_reply, parse_scrape};
 
