@@ -180,10 +180,12 @@ pub fn closing_response(body: &[u8], date: &str) -> Vec<u8> {
     out
 }
 
-/// The `Date` header's value, formatted once a second per thread.
-fn http_date() -> String {
+/// `f` of the `Date` header's value, formatted once a second per thread.
+fn with_http_date<R>(f: impl FnOnce(&str) -> R) -> R {
     thread_local! {
-        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+        static CACHE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((0, String::new()))
+        };
     }
     let now = std::time::SystemTime::now();
     let secs = now
@@ -194,7 +196,7 @@ fn http_date() -> String {
             *at = secs;
             *text = httpdate::fmt_http_date(now);
         }
-        text.clone()
+        f(text)
     })
 }
 
@@ -208,7 +210,10 @@ impl Shortcut for HttpState {
         // Boxed: the store's announce future is large (the Redis store's is), and would otherwise
         // make every connection's task that large, copied as the task is spawned and finished.
         let body = Box::pin(self.announce_reply(a.query, a.forwarded, peer));
-        Some(async move { closing_response(&body.await, &http_date()) })
+        Some(async move {
+            let body = body.await;
+            with_http_date(|date| closing_response(&body, date))
+        })
     }
 }
 
@@ -492,6 +497,6 @@ mod tests {
         let mut r = httparse::Response::new(&mut headers);
         let n = r.parse(&out).unwrap().unwrap();
         assert_eq!((r.code, &out[n..]), (Some(200), &b"d1:ai1ee"[..]));
-        assert_eq!(http_date().len(), 29, "IMF-fixdate");
+        assert_eq!(with_http_date(str::len), 29, "IMF-fixdate");
     }
 }

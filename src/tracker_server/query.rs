@@ -75,27 +75,31 @@ fn decode(s: &[u8]) -> Cow<'_, [u8]> {
     let Some(first) = s.iter().position(|&b| b == b'%') else {
         return Cow::Borrowed(s);
     };
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(s.len());
     out.extend_from_slice(&s[..first]);
     let mut i = first;
-    while i < s.len() {
-        match (
-            s[i],
-            s.get(i + 1).copied().and_then(hex),
-            s.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
+    while let Some(&b) = s.get(i) {
+        if b == b'%' {
+            if let (Some(hi), Some(lo)) = (hex(s.get(i + 1)), hex(s.get(i + 2))) {
                 out.push(hi << 4 | lo);
                 i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
+                continue;
             }
         }
+        out.push(b);
+        i += 1;
     }
     Cow::Owned(out)
+}
+
+/// A hex digit's value.
+fn hex(b: Option<&u8>) -> Option<u8> {
+    match *b? {
+        d @ b'0'..=b'9' => Some(d - b'0'),
+        d @ b'a'..=b'f' => Some(d - b'a' + 10),
+        d @ b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn id(v: &[u8], name: &'static str) -> Result<Id, QueryError> {
