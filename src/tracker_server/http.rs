@@ -110,6 +110,8 @@ async fn announce(
 pub struct ClosingAnnounce<'a> {
     pub query: &'a str,
     pub forwarded: Option<&'a [u8]>,
+    /// An HTTP/1.0 request (answered in HTTP/1.0, as hyper does).
+    pub http10: bool,
 }
 
 /// Most header lines a head may have for the shortcut (more: hyper reads it, up to its 100).
@@ -163,17 +165,27 @@ pub fn closing_announce<'a>(
         }
     }
     // hyper would refuse what its URI parser refuses; non-ASCII is left to it.
-    (close && query.is_ascii()).then_some(ClosingAnnounce { query, forwarded })
+    (close && query.is_ascii()).then_some(ClosingAnnounce {
+        query,
+        forwarded,
+        http10,
+    })
 }
 
-/// The whole response to a closing announce: `body` (bencoded), with the headers hyper would send.
-pub fn closing_response(body: &[u8], date: &str) -> Vec<u8> {
+/// The whole response to a closing announce: `body` (bencoded), with the headers hyper sends (in
+/// HTTP/1.0, where closing is the default, without `connection: close`).
+pub fn closing_response(body: &[u8], date: &str, http10: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + body.len());
+    let (version, connection) = if http10 {
+        ("1.0", "")
+    } else {
+        ("1.1", "connection: close\r\n")
+    };
     // Writing to a Vec cannot fail.
     let _ = write!(
         out,
-        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
-         connection: close\r\ndate: {date}\r\n\r\n",
+        "HTTP/{version} 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
+         {connection}date: {date}\r\n\r\n",
         body.len()
     );
     out.extend_from_slice(body);
@@ -212,7 +224,7 @@ impl Shortcut for HttpState {
         let body = Box::pin(self.announce_reply(a.query, a.forwarded, peer));
         Some(async move {
             let body = body.await;
-            with_http_date(|date| closing_response(&body, date))
+            with_http_date(|date| closing_response(&body, date, a.http10))
         })
     }
 }
@@ -411,6 +423,7 @@ mod tests {
         let want = Some(ClosingAnnounce {
             query: Q,
             forwarded: None,
+            http10: false,
         });
         let h11 = format!("GET /announce?{Q} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         assert_eq!(closing(&h11), want);
@@ -418,10 +431,8 @@ mod tests {
         let mixed = format!("GET /announce?{Q} HTTP/1.1\nconnection: TE, Close\n\nGET / HTTP/1.1");
         assert_eq!(closing(&mixed), want);
         // HTTP/1.0 closes unless it asks to keep the connection.
-        assert_eq!(
-            closing(&format!("GET /announce?{Q} HTTP/1.0\r\n\r\n")),
-            want
-        );
+        let h10 = format!("GET /announce?{Q} HTTP/1.0\r\n\r\n");
+        assert_eq!(closing(&h10).map(|a| (a.query, a.http10)), Some((Q, true)));
         let empty = closing("GET /announce HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(empty.map(|a| a.query), Some(""));
     }
@@ -487,7 +498,13 @@ mod tests {
 
     #[test]
     fn the_response_is_what_hyper_would_send() {
-        let out = closing_response(b"d1:ai1ee", "Tue, 08 Dec 2026 02:21:21 GMT");
+        let date = "Tue, 08 Dec 2026 02:21:21 GMT";
+        assert_eq!(
+            closing_response(b"d1:ai1ee", date, true),
+            b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\
+              date: Tue, 08 Dec 2026 02:21:21 GMT\r\n\r\nd1:ai1ee"
+        );
+        let out = closing_response(b"d1:ai1ee", date, false);
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\
