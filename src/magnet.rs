@@ -1,12 +1,13 @@
-//! Magnet URIs (BEP 9): [`Magnet::parse`] reads one (`xt=urn:btih:` in hex or base32, `dn`, every
-//! `tr`, `ws` and `x.pe`), [`magnet_link`] builds the one `--info` prints. Pure; every part bounded.
+//! Magnet URIs (BEP 9): [`Magnet::parse`] reads one (`xt=urn:btih:` in hex or base32,
+//! `xt=urn:btmh:1220…` (BEP 52's SHA-256 multihash), both for a hybrid, `dn`, every `tr`, `ws` and
+//! `x.pe`), [`magnet_link`] builds the one `--info` prints. Pure; every part bounded.
 
 use std::net::{IpAddr, SocketAddr};
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode};
 
 use crate::metainfo::{MAX_TRACKERS, MAX_WEB_SEEDS};
-use crate::types::{InfoHash, URL_COMPONENT};
+use crate::types::{InfoHash, InfoHashV2, InfoHashes, URL_COMPONENT};
 
 /// Longest magnet URI read: far above any real one (hundreds of trackers fit), small enough that a
 /// pasted blob is refused at once.
@@ -26,15 +27,23 @@ pub enum MagnetError {
     /// Over [`MAX_URI_LEN`].
     #[error("the magnet link is {0} bytes long, more than the {MAX_URI_LEN}-byte limit")]
     TooLong(usize),
-    /// No `xt=urn:btih:`.
-    #[error("the magnet link has no `xt=urn:btih:` info-hash{0}")]
-    NoInfoHash(&'static str),
+    /// No `xt=urn:btih:` nor `xt=urn:btmh:`.
+    #[error("the magnet link has no `xt=urn:btih:` or `xt=urn:btmh:` info-hash")]
+    NoInfoHash,
     /// A `btih` that is neither 40 hex nor 32 base32 characters.
     #[error("`xt=urn:btih:{0}` is not a 40-character hex or 32-character base32 info-hash")]
     BadInfoHash(String),
+    /// A `btmh` that is not `1220` (SHA-256, 32 bytes) and 64 hex characters.
+    #[error(
+        "`xt=urn:btmh:{0}` is not a v2 info-hash (`1220` and 64 hex characters: a SHA-256 multihash)"
+    )]
+    BadInfoHashV2(String),
     /// Two different `btih` hashes.
     #[error("the magnet link names two different info-hashes ({0} and {1})")]
     TwoInfoHashes(InfoHash, InfoHash),
+    /// Two different `btmh` hashes.
+    #[error("the magnet link names two different v2 info-hashes ({0} and {1})")]
+    TwoInfoHashesV2(InfoHashV2, InfoHashV2),
 }
 
 /// A peer address from `x.pe`: an IP literal or a host name, with its port.
@@ -49,8 +58,11 @@ pub enum PeerAddr {
 /// What a magnet link says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Magnet {
-    /// The torrent (`xt=urn:btih:`).
+    /// The torrent's swarm id: the `btih`, else the `btmh` truncated to 20 bytes (BEP 52).
     pub info_hash: InfoHash,
+    /// Every hash the link names: `btih` (SHA-1), `btmh` (SHA-256), both for a hybrid. The
+    /// metadata must match each.
+    pub ids: InfoHashes,
     /// Its display name (`dn`), until the metadata gives the real one.
     pub name: Option<String>,
     /// Trackers (`tr`, `tr.N`), in order, each once, at most [`MAX_TRACKERS`].
@@ -77,10 +89,10 @@ impl Magnet {
         if !Self::is_magnet(uri) || !uri[7..].starts_with('?') {
             return Err(MagnetError::NotMagnet);
         }
-        let mut info_hash: Option<InfoHash> = None;
-        let mut v2_only = false;
+        let mut ids = InfoHashes { v1: None, v2: None };
         let mut m = Magnet {
             info_hash: InfoHash([0; 20]),
+            ids,
             name: None,
             trackers: Vec::new(),
             web_seeds: Vec::new(),
@@ -97,20 +109,7 @@ impl Magnet {
                 }
             });
             match key {
-                "xt" => {
-                    let value = decode(raw, false);
-                    if let Some(h) = strip_prefix_ci(&value, "urn:btih:") {
-                        let h = parse_btih(h)?;
-                        match info_hash {
-                            Some(old) if old != h => {
-                                return Err(MagnetError::TwoInfoHashes(old, h))
-                            }
-                            _ => info_hash = Some(h),
-                        }
-                    } else if strip_prefix_ci(&value, "urn:btmh:").is_some() {
-                        v2_only = true;
-                    }
-                }
+                "xt" => xt(&decode(raw, false), &mut ids)?,
                 "dn" if m.name.is_none() => m.name = Some(name(&decode(raw, true))),
                 "tr" => push_url(&mut m.trackers, decode(raw, false), MAX_TRACKERS),
                 "ws" => push_url(&mut m.web_seeds, decode(raw, false), MAX_WEB_SEEDS),
@@ -124,13 +123,40 @@ impl Magnet {
                 _ => {}
             }
         }
-        m.info_hash = info_hash.ok_or(MagnetError::NoInfoHash(if v2_only {
-            " (a v2-only `urn:btmh:` link: v2 magnet links are not supported yet; download \
-             from the .torrent file)"
-        } else {
-            ""
-        }))?;
+        if ids.v1.is_none() && ids.v2.is_none() {
+            return Err(MagnetError::NoInfoHash);
+        }
+        m.ids = ids;
+        m.info_hash = ids.swarm();
         Ok(m)
+    }
+}
+
+/// Reads one `xt` into `ids`: a `btih`, a `btmh`, or something else (ignored). The same hash twice
+/// is fine; two different ones of a kind are an error.
+fn xt(value: &str, ids: &mut InfoHashes) -> Result<(), MagnetError> {
+    if let Some(h) = strip_prefix_ci(value, "urn:btih:") {
+        let h = parse_btih(h)?;
+        match ids.v1 {
+            Some(old) if old != h => return Err(MagnetError::TwoInfoHashes(old, h)),
+            _ => ids.v1 = Some(h),
+        }
+    } else if let Some(h) = strip_prefix_ci(value, "urn:btmh:") {
+        let h = parse_btmh(h)?;
+        match ids.v2 {
+            Some(old) if old != h => return Err(MagnetError::TwoInfoHashesV2(old, h)),
+            _ => ids.v2 = Some(h),
+        }
+    }
+    Ok(())
+}
+
+/// `1220` (multihash: SHA2-256, 32 bytes) then 64 hex characters.
+fn parse_btmh(h: &str) -> Result<InfoHashV2, MagnetError> {
+    let bad = || MagnetError::BadInfoHashV2(crate::text::line(h));
+    match h.get(..4) {
+        Some("1220") => InfoHashV2::from_hex(&h[4..]).ok_or_else(bad),
+        _ => Err(bad()),
     }
 }
 
@@ -220,14 +246,22 @@ fn peer(text: &str) -> Option<PeerAddr> {
     valid_host.then(|| PeerAddr::Host(host.to_ascii_lowercase(), port))
 }
 
-/// `magnet:?xt=urn:btih:HEX&dn=NAME&tr=...&ws=...`, trackers in tier order, then web seeds.
+/// `magnet:?xt=urn:btih:HEX&xt=urn:btmh:1220HEX&dn=NAME&tr=...&ws=...` (each `xt` the torrent has:
+/// `btih` for v1, `btmh` for v2, both for a hybrid), trackers in tier order, then web seeds.
 pub fn magnet_link<'a>(
-    info_hash: &InfoHash,
+    ids: &InfoHashes,
     name: &str,
     trackers: impl IntoIterator<Item = &'a String>,
     web_seeds: impl IntoIterator<Item = &'a String>,
 ) -> String {
-    let mut link = format!("magnet:?xt=urn:btih:{}", info_hash.to_hex());
+    let mut xts = Vec::new();
+    if let Some(v1) = ids.v1 {
+        xts.push(format!("xt=urn:btih:{}", v1.to_hex()));
+    }
+    if let Some(v2) = ids.v2 {
+        xts.push(format!("xt=urn:btmh:1220{}", v2.to_hex()));
+    }
+    let mut link = format!("magnet:?{}", xts.join("&"));
     let mut param = |key: &str, value: &str| {
         link.push('&');
         link.push_str(key);

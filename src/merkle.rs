@@ -190,6 +190,56 @@ pub fn proven_node(
     Some((height, at >> uncles.len(), hash))
 }
 
+/// The hashes of a `hashes` reply to a leaf-layer request (BEP 52 base layer 0), served from one
+/// piece's data: `leaves` are that piece's block hashes (padding left out), `piece_height` the
+/// height of its node (`2^piece_height` leaves under it), `piece_in_file` its index among the
+/// file's pieces, and `expected` the hash we trust for it (its piece-layer entry, or the `pieces
+/// root` of a file of one piece). Uncles above the piece come from `upper`, the file's tree from
+/// the piece layer up; without it (a file of one piece) they must stop below the root. `None` when
+/// the request lies outside this piece, the leaves do not hash to `expected` (the data on disk is
+/// not the piece), or the shape is one BEP 52 forbids.
+pub fn leaf_reply(
+    leaves: &[Hash],
+    piece_height: u32,
+    piece_in_file: u64,
+    expected: &Hash,
+    upper: Option<&MerkleTree>,
+    request: (u64, u32, u32),
+) -> Option<Vec<Hash>> {
+    let (index, length, proof_layers) = request;
+    if piece_height > MAX_HEIGHT.min(20) || length == 0 || !length.is_power_of_two() {
+        return None;
+    }
+    let per_piece = 1u64 << piece_height;
+    let local = index.checked_sub(piece_in_file.checked_mul(per_piece)?)?;
+    if index % u64::from(length) != 0
+        || local + u64::from(length) > per_piece
+        || leaves.len() as u64 > per_piece
+    {
+        return None;
+    }
+    let mut padded = leaves.to_vec();
+    padded.resize(per_piece as usize, ZERO);
+    let piece = MerkleTree::from_layer(padded, 0)?;
+    if piece.root() != *expected {
+        return None;
+    }
+    let mut out = (local..local + u64::from(length))
+        .map(|i| piece.node(0, i))
+        .collect::<Option<Vec<_>>>()?;
+    let first = height_for(u64::from(length));
+    for height in (first..).take(uncle_count(length, proof_layers) as usize) {
+        let uncle = if height < piece_height {
+            piece.node(height, (local >> height) ^ 1)?
+        } else {
+            let upper = upper.filter(|u| height < u.height() && height >= u.base())?;
+            upper.node(height, (index >> height) ^ 1)?
+        };
+        out.push(uncle);
+    }
+    Some(out)
+}
+
 /// The known layers of one file's tree, from `base` (0: the leaves; the piece height when built
 /// from a `.torrent`'s piece layer) up to the root. Nodes past the end of the data are padding:
 /// computed, never stored.

@@ -71,12 +71,11 @@ fn size_both(bytes: u64) -> String {
 /// The magnet link of a torrent, with its trackers and web seeds.
 pub fn magnet(m: &Metainfo) -> String {
     let tiers = m.tiers();
-    magnet_link(
-        &m.info_hash,
-        &m.info.name,
-        tiers.iter().flatten(),
-        &m.url_list,
-    )
+    let ids = crate::types::InfoHashes {
+        v1: (m.info.version() != crate::metainfo::MetaVersion::V2).then_some(m.info_hash),
+        v2: m.info_hash_v2,
+    };
+    magnet_link(&ids, &m.info.name, tiers.iter().flatten(), &m.url_list)
 }
 
 /// The `Format:` line of a torrent that is not plain v1.

@@ -1,4 +1,4 @@
-//! Small value types shared by every layer: [`InfoHash`], [`InfoHashV2`], [`PeerId`], [`PieceIndex`],
+//! Small value types shared by every layer: [`InfoHash`], [`InfoHashV2`], [`InfoHashes`], [`PeerId`], [`PieceIndex`],
 //! [`BlockRef`] and [`Lengths`], the one place where piece and block offsets are computed.
 
 use std::fmt;
@@ -29,17 +29,7 @@ impl InfoHash {
 
     /// Parses 40 hex digits (either case).
     pub fn from_hex(s: &str) -> Option<InfoHash> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 40 {
-            return None;
-        }
-        let mut out = [0u8; 20];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            out[i] = (hi * 16 + lo) as u8;
-        }
-        Some(InfoHash(out))
+        unhex(s).map(InfoHash)
     }
 }
 
@@ -71,6 +61,69 @@ impl InfoHashV2 {
     pub fn to_hex(&self) -> String {
         hex(&self.0)
     }
+
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(s: &str) -> Option<InfoHashV2> {
+        unhex(s).map(InfoHashV2)
+    }
+}
+
+/// `2 * N` hex digits (either case) to `N` bytes.
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// The hashes a torrent's `info` bytes are known by: SHA-1 (v1), SHA-256 (v2), or both (a hybrid).
+/// What a magnet link names, and what fetched metadata must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InfoHashes {
+    /// SHA-1 of the `info` bytes.
+    pub v1: Option<InfoHash>,
+    /// SHA-256 of the `info` bytes.
+    pub v2: Option<InfoHashV2>,
+}
+
+impl InfoHashes {
+    /// The 20-byte swarm id used first: the v1 hash, else the truncated v2 one.
+    pub fn swarm(&self) -> InfoHash {
+        match (self.v1, self.v2) {
+            (Some(v1), _) => v1,
+            (None, Some(v2)) => v2.truncated(),
+            (None, None) => InfoHash([0; 20]),
+        }
+    }
+
+    /// Whether `info` has every hash known here (and at least one is known).
+    pub fn matches(&self, info: &[u8]) -> bool {
+        use sha1::Digest;
+        let v1 = self
+            .v1
+            .is_none_or(|h| sha1::Sha1::digest(info).as_slice() == h.0);
+        let v2 = self
+            .v2
+            .is_none_or(|h| sha2::Sha256::digest(info).as_slice() == h.0);
+        (self.v1.is_some() || self.v2.is_some()) && v1 && v2
+    }
+}
+
+impl From<InfoHash> for InfoHashes {
+    /// A v1 hash alone.
+    fn from(v1: InfoHash) -> InfoHashes {
+        InfoHashes {
+            v1: Some(v1),
+            v2: None,
+        }
+    }
 }
 
 impl fmt::Display for InfoHashV2 {
@@ -97,7 +150,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Our 20-byte peer id: Azureus style, `-PX0100-` then 12 random ASCII characters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub [u8; 20]);
 
 impl PeerId {
@@ -255,6 +308,38 @@ impl Lengths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_hashes_match_the_info_bytes_by_every_hash_they_know() {
+        use sha1::Digest;
+        let info = b"d4:name1:xe";
+        let v1 = InfoHash(sha1::Sha1::digest(info).into());
+        let v2 = InfoHashV2(sha2::Sha256::digest(info).into());
+        let hex = v2.to_hex().to_uppercase();
+        assert_eq!(InfoHashV2::from_hex(&hex), Some(v2));
+        assert_eq!(InfoHashV2::from_hex(&hex[..62]), None);
+        assert_eq!(InfoHashV2::from_hex(&format!("{}zz", &hex[..62])), None);
+        let both = InfoHashes {
+            v1: Some(v1),
+            v2: Some(v2),
+        };
+        let only_v2 = InfoHashes {
+            v1: None,
+            v2: Some(v2),
+        };
+        for ids in [both, only_v2, InfoHashes::from(v1)] {
+            assert!(ids.matches(info), "{ids:?}");
+            assert!(!ids.matches(b"d4:name1:ye"), "{ids:?}");
+        }
+        let wrong_v1 = InfoHashes {
+            v1: Some(InfoHash([1; 20])),
+            v2: Some(v2),
+        };
+        assert!(!wrong_v1.matches(info), "a hybrid must match both");
+        assert!(!InfoHashes { v1: None, v2: None }.matches(info));
+        assert_eq!(both.swarm(), v1);
+        assert_eq!(only_v2.swarm(), v2.truncated());
+    }
 
     #[test]
     fn info_hash_hex_round_trip() {

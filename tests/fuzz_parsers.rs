@@ -1,5 +1,6 @@
 //! Property tests over every parser of outside input: bencode, metainfo (v1, v2 and hybrid), BEP 52 hash
-//! messages, HTTP and UDP tracker replies. Inputs are random bytes and random mutations of valid
+//! messages, HTTP and UDP tracker replies (the client's side), UDP tracker requests and announce/scrape
+//! queries (the server's side). Inputs are random bytes and random mutations of valid
 //! documents (a real Internet Archive torrent when `../shared` is present, the BEP 52 fixtures of
 //! `tests/data/v2`). Properties: no panic, and peak heap during one parse stays under a fixed
 //! multiple of the input size (measured by a counting allocator, per thread).
@@ -12,7 +13,9 @@ use std::cell::Cell;
 use pixtorrent::bencode::{self, Limits, Value};
 use pixtorrent::metainfo::Metainfo;
 use pixtorrent::tracker::http::{parse_announce, parse_scrape};
-use pixtorrent::tracker::udp::{parse_reply, Action};
+use pixtorrent::tracker::proto::udp::Action;
+use pixtorrent::tracker::udp::parse_reply;
+use pixtorrent::tracker_server::{query, udp as server_udp};
 use pixtorrent::wire::Codec;
 use proptest::prelude::*;
 
@@ -267,10 +270,32 @@ proptest! {
         // Make the transaction id match half the time so the body parsers run, for IPv4 and IPv6 alike.
         let tid = if bytes.len() >= 8 && matching { u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) } else { 0 };
         check_bounded(&bytes, |b| {
-            for action in [Action::Connect, Action::Announce, Action::Scrape] {
+            for action in [Action::Connect, Action::Announce, Action::Scrape, Action::Error] {
                 let _ = parse_reply(b, tid, action, v6);
             }
         });
+    }
+
+    #[test]
+    fn udp_requests(bytes in prop::collection::vec(any::<u8>(), 0..256), action in 0u8..5) {
+        // Half the inputs get a plausible header (action 0-4) so the body decoders run.
+        let mut b = bytes;
+        if b.len() >= 16 && action < 4 {
+            b[8..12].copy_from_slice(&u32::from(action).to_be_bytes());
+        }
+        check_bounded(&b, |b| {
+            let _ = pixtorrent::tracker::proto::udp::decode_request(b, 74);
+            let _ = server_udp::parse(b);
+        });
+    }
+
+    #[test]
+    fn announce_queries(q in "[a-z_=&%0-9A-F+]{0,300}", junk in prop::collection::vec(any::<u8>(), 0..256)) {
+        let junk = String::from_utf8_lossy(&junk).into_owned();
+        for input in [q.as_str(), junk.as_str()] {
+            let _ = query::parse_announce(input);
+            let _ = query::parse_scrape(input);
+        }
     }
 }
 

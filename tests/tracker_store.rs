@@ -10,12 +10,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pixtorrent::tracker_server::memory::MemoryStore;
-use pixtorrent::tracker_server::query::{Event, Id};
 use pixtorrent::tracker_server::redis_store::RedisStore;
 use pixtorrent::tracker_server::store::{
-    AnnounceIn, AnnounceOut, Counts, Limit, Limits, StoreError, SwarmStore, Totals,
+    AnnounceIn, AnnounceOut, Counts, Event, Id, Limit, Limits, StoreError, SwarmStore, Totals,
 };
 use pixtorrent::tracker_server::swarm::Peer;
+use pixtorrent::types::{InfoHash, PeerId};
 
 use common::servers::Redis;
 
@@ -24,7 +24,7 @@ const T0: u64 = 1_000_000;
 
 fn peer(n: u8, seeder: bool) -> Peer {
     Peer {
-        id: [n; 20],
+        id: PeerId([n; 20]),
         addr: SocketAddr::from(([10, 0, 0, n], 6000 + u16::from(n))),
         seeder,
     }
@@ -58,7 +58,7 @@ fn counts(complete: u64, incomplete: u64, downloaded: u64) -> Counts {
 }
 
 async fn suite<S: SwarmStore>(s: &S) {
-    let h1 = [1; 20];
+    let h1 = InfoHash([1; 20]);
     // Alone: counted, but never handed itself.
     let r = ann(s, h1, peer(1, false), Event::Started, 50, T0).await;
     assert_eq!(r.counts, counts(0, 1, 0));
@@ -92,24 +92,32 @@ async fn suite<S: SwarmStore>(s: &S) {
     let r = ann(s, h1, peer(2, true), Event::Stopped, 50, T0 + 4).await;
     assert_eq!(r.counts, counts(1, 0, 1));
     assert_eq!(
-        s.scrape(&[h1, [0xee; 20]], T0 + 4).await.unwrap(),
+        s.scrape(&[h1, InfoHash([0xee; 20])], T0 + 4).await.unwrap(),
         vec![counts(1, 0, 1), Counts::default()]
     );
     // A stopped announce for an unknown torrent creates nothing.
-    let r = ann(s, [0xdd; 20], peer(3, false), Event::Stopped, 50, T0 + 4).await;
+    let r = ann(
+        s,
+        InfoHash([0xdd; 20]),
+        peer(3, false),
+        Event::Stopped,
+        50,
+        T0 + 4,
+    )
+    .await;
     assert_eq!(r.counts, Counts::default());
 
     // numwant: a random sample, bounded, distinct, never the asker.
-    let h2 = [2; 20];
+    let h2 = InfoHash([2; 20]);
     for n in 10..40 {
         ann(s, h2, peer(n, n % 3 == 0), Event::Started, 0, T0).await;
     }
     for want in [0usize, 1, 5, 29, 200] {
         let r = ann(s, h2, peer(10, false), Event::None, want, T0).await;
         assert_eq!(r.peers.len(), want.min(29), "numwant {want}");
-        let ids: HashSet<Id> = r.peers.iter().map(|p| p.id).collect();
+        let ids: HashSet<PeerId> = r.peers.iter().map(|p| p.id).collect();
         assert_eq!(ids.len(), r.peers.len(), "distinct");
-        assert!(!ids.contains(&[10; 20]), "the asker itself");
+        assert!(!ids.contains(&PeerId([10; 20])), "the asker itself");
     }
     let a = ann(s, h2, peer(11, false), Event::None, 5, T0).await;
     let b = ann(s, h2, peer(11, false), Event::None, 5, T0).await;
@@ -141,7 +149,7 @@ async fn suite<S: SwarmStore>(s: &S) {
     let r = ann(s, h2, peer(13, false), Event::None, 50, later).await;
     assert_eq!(
         r.peers.iter().map(|p| p.id).collect::<Vec<_>>(),
-        vec![[12; 20]]
+        vec![PeerId([12; 20])]
     );
     // h1 had nobody since T0 + 3: gone, with its count of downloads.
     assert_eq!(
@@ -159,7 +167,7 @@ async fn suite<S: SwarmStore>(s: &S) {
     );
     // An IPv6 peer round-trips.
     let v6 = Peer {
-        id: [0x66; 20],
+        id: PeerId([0x66; 20]),
         addr: "[2001:db8::1]:51413".parse().unwrap(),
         seeder: false,
     };
@@ -207,7 +215,7 @@ const SMALL: Limits = Limits {
 /// Past `SMALL`, new swarms and new peers are refused and write nothing; peers already in keep
 /// announcing; `stopped`, emptied swarms and expiry make room; the totals stay exact throughout.
 async fn bounds_suite<S: SwarmStore>(s: &S) {
-    let (ha, hb, hc, hd) = ([0xa1; 20], [0xa2; 20], [0xa3; 20], [0xa4; 20]);
+    let [ha, hb, hc, hd] = [0xa1, 0xa2, 0xa3, 0xa4].map(|b| InfoHash([b; 20]));
     ann(s, ha, peer(1, false), Event::Started, 50, T0).await;
     ann(s, hb, peer(2, false), Event::Started, 50, T0).await;
     // Two torrents: a third is refused, whatever its event, and leaves no trace.
@@ -310,7 +318,7 @@ async fn concurrent_bounds<S: SwarmStore>(s: Arc<S>) {
             let mut hash = [0x30; 20];
             hash[0] = n.wrapping_mul(4);
             s.announce(AnnounceIn {
-                info_hash: hash,
+                info_hash: InfoHash(hash),
                 peer: peer(n, false),
                 event: Event::Started,
                 numwant: 0,
@@ -357,7 +365,7 @@ async fn flood_expires_in_one_sweep<S: SwarmStore>(s: &S) {
     for n in 0..450u32 {
         let mut hash = [0x5f; 20];
         hash[..4].copy_from_slice(&n.to_be_bytes());
-        ann(s, hash, peer(1, false), Event::Started, 0, T0).await;
+        ann(s, InfoHash(hash), peer(1, false), Event::Started, 0, T0).await;
     }
     assert_eq!(s.totals().await.unwrap(), totals(450, 0, 450, 0));
     assert_eq!(s.sweep(T0 + TTL + 1).await.unwrap(), 450);
@@ -394,13 +402,20 @@ async fn redis_store_holds_its_bounds_and_its_keys() {
     for n in 0..100u8 {
         let now = T0 + TTL + 10;
         assert_eq!(
-            refused(&store, [n; 20], peer(n, true), Event::Completed, now).await,
+            refused(
+                &store,
+                InfoHash([n; 20]),
+                peer(n, true),
+                Event::Completed,
+                now
+            )
+            .await,
             Limit::Torrents
         );
         assert_eq!(
             refused(
                 &store,
-                [0xa4; 20],
+                InfoHash([0xa4; 20]),
                 peer(100 + n, false),
                 Event::Started,
                 now

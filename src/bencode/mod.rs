@@ -243,12 +243,8 @@ impl Value {
     /// Appends the canonical encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
-            Value::Int(i) => {
-                out.push(b'i');
-                out.extend_from_slice(i.to_string().as_bytes());
-                out.push(b'e');
-            }
-            Value::Bytes(b) => encode_bytes(b, out),
+            Value::Int(i) => put_int(out, *i),
+            Value::Bytes(b) => put_bytes(out, b),
             Value::List(items) => {
                 out.push(b'l');
                 items.iter().for_each(|v| v.encode_into(out));
@@ -257,7 +253,7 @@ impl Value {
             Value::Dict(map) => {
                 out.push(b'd');
                 for (k, v) in map {
-                    encode_bytes(k, out);
+                    put_bytes(out, k);
                     v.encode_into(out);
                 }
                 out.push(b'e');
@@ -289,10 +285,47 @@ impl Value {
     }
 }
 
-fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b.len().to_string().as_bytes());
+// The streaming writer: [`Value::encode_into`] and the tracker replies (`tracker::proto`) both write
+// through these, so there is one encoder. The caller writes `d`/`l`/`e` and keeps dictionary keys
+// sorted; these write one string or integer, without allocating.
+
+/// Appends a byte string, `len:bytes`.
+pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_decimal(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
+}
+
+/// Appends an integer, `i…e`.
+pub fn put_int(out: &mut Vec<u8>, n: i64) {
+    out.push(b'i');
+    if n < 0 {
+        out.push(b'-');
+    }
+    put_decimal(out, n.unsigned_abs());
+    out.push(b'e');
+}
+
+/// Appends a non-negative integer, `i…e` (counts wider than `i64` allows are still valid bencode).
+pub fn put_uint(out: &mut Vec<u8>, n: u64) {
+    out.push(b'i');
+    put_decimal(out, n);
+    out.push(b'e');
+}
+
+/// Appends `n` in decimal digits.
+fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20]; // u64::MAX has 20 digits
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 #[cfg(test)]

@@ -85,95 +85,32 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
             max: limits.max_len,
         });
     }
-    let syntax = |offset, what| BencodeError::Syntax { offset, what };
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut keys = DictKeys::default();
-    let mut pos = 0usize;
-    let mut items = 0usize;
-    let mut tree_bytes = 0usize;
+    let mut scanner = Scanner {
+        bytes,
+        limits,
+        stack: Vec::new(),
+        keys: DictKeys::default(),
+        pos: 0,
+        items: 0,
+        tree_bytes: 0,
+    };
     loop {
-        let Some(&byte) = bytes.get(pos) else {
-            return Err(syntax(pos, "input ends inside a list or dictionary"));
+        let Some(&byte) = bytes.get(scanner.pos) else {
+            return Err(syntax(
+                scanner.pos,
+                "input ends inside a list or dictionary",
+            ));
         };
-        if byte == b'e' && !stack.is_empty() {
-            match stack.pop() {
-                Some(Frame::DictValue) => {
-                    return Err(syntax(pos, "dictionary key without a value"))
-                }
-                Some(Frame::DictKey) if keys.close() => {
-                    return Err(syntax(pos, "duplicate dictionary key"));
-                }
-                _ => pos += 1,
-            }
+        if byte == b'e' && !scanner.stack.is_empty() {
+            scanner.close()?;
         } else {
-            items += 1;
-            if items > limits.max_items {
-                return Err(BencodeError::TooManyItems {
-                    max: limits.max_items,
-                });
-            }
-            let top = stack.last().copied();
-            // Keys live inside their dictionary's node; every other value takes a node of its own.
-            tree_bytes += match byte {
-                _ if top == Some(Frame::DictKey) => 0,
-                b'd' => VALUE_COST + DICT_COST,
-                b'l' => VALUE_COST + LIST_COST,
-                _ => VALUE_COST,
-            };
-            if tree_bytes > limits.max_tree_bytes {
-                return Err(BencodeError::TooComplex {
-                    max: limits.max_tree_bytes,
-                });
-            }
-            if top == Some(Frame::DictKey) && !byte.is_ascii_digit() {
-                return Err(syntax(pos, "dictionary key is not a byte string"));
-            }
-            match byte {
-                b'i' => pos = scan_int(bytes, pos + 1, b'e', true)?,
-                b'0'..=b'9' => {
-                    let start = scan_int(bytes, pos, b':', false)?;
-                    let len = parse_digits(&bytes[pos..start - 1])
-                        .ok_or(syntax(pos, "byte string length too large"))?;
-                    if len > bytes.len() - start {
-                        return Err(syntax(pos, "byte string runs past the end of the input"));
-                    }
-                    if top == Some(Frame::DictKey) {
-                        keys.push(&bytes[start..start + len]);
-                    }
-                    pos = start + len;
-                }
-                b'l' | b'd' => {
-                    if stack.len() >= limits.max_depth {
-                        return Err(BencodeError::TooDeep {
-                            offset: pos,
-                            max: limits.max_depth,
-                        });
-                    }
-                    pos += 1;
-                }
-                _ => return Err(syntax(pos, "expected 'i', 'l', 'd' or a digit")),
-            }
-            // The value just read fills the slot the top frame was waiting for.
-            if let Some(frame) = stack.last_mut() {
-                *frame = match *frame {
-                    Frame::DictKey => Frame::DictValue,
-                    Frame::DictValue => Frame::DictKey,
-                    Frame::List => Frame::List,
-                };
-            }
-            match byte {
-                b'l' => stack.push(Frame::List),
-                b'd' => {
-                    stack.push(Frame::DictKey);
-                    keys.open();
-                }
-                _ => {}
-            }
+            scanner.value(byte)?;
         }
-        if stack.is_empty() {
+        if scanner.stack.is_empty() {
             break;
         }
     }
+    let pos = scanner.pos;
     if pos != bytes.len() {
         return Err(BencodeError::Trailing {
             offset: pos,
@@ -181,6 +118,117 @@ pub fn scan(bytes: &[u8], limits: Limits) -> Result<(), BencodeError> {
         });
     }
     Ok(())
+}
+
+fn syntax(offset: usize, what: &'static str) -> BencodeError {
+    BencodeError::Syntax { offset, what }
+}
+
+/// One scan's position and what it has counted so far.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    limits: Limits,
+    stack: Vec<Frame>,
+    keys: DictKeys<'a>,
+    pos: usize,
+    items: usize,
+    tree_bytes: usize,
+}
+
+impl<'a> Scanner<'a> {
+    /// The `e` at `pos` closes the innermost list or dictionary.
+    fn close(&mut self) -> Result<(), BencodeError> {
+        match self.stack.pop() {
+            Some(Frame::DictValue) => Err(syntax(self.pos, "dictionary key without a value")),
+            Some(Frame::DictKey) if self.keys.close() => {
+                Err(syntax(self.pos, "duplicate dictionary key"))
+            }
+            _ => {
+                self.pos += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads the value starting with `byte` at `pos` (a list or dictionary only opens), counting it
+    /// against the limits.
+    fn value(&mut self, byte: u8) -> Result<(), BencodeError> {
+        let top = self.stack.last().copied();
+        self.charge(byte, top)?;
+        if top == Some(Frame::DictKey) && !byte.is_ascii_digit() {
+            return Err(syntax(self.pos, "dictionary key is not a byte string"));
+        }
+        let (bytes, pos) = (self.bytes, self.pos);
+        match byte {
+            b'i' => self.pos = scan_int(bytes, pos + 1, b'e', true)?,
+            b'0'..=b'9' => {
+                let start = scan_int(bytes, pos, b':', false)?;
+                let len = parse_digits(&bytes[pos..start - 1])
+                    .ok_or(syntax(pos, "byte string length too large"))?;
+                if len > bytes.len() - start {
+                    return Err(syntax(pos, "byte string runs past the end of the input"));
+                }
+                if top == Some(Frame::DictKey) {
+                    self.keys.push(&bytes[start..start + len]);
+                }
+                self.pos = start + len;
+            }
+            b'l' | b'd' => {
+                if self.stack.len() >= self.limits.max_depth {
+                    return Err(BencodeError::TooDeep {
+                        offset: pos,
+                        max: self.limits.max_depth,
+                    });
+                }
+                self.pos += 1;
+            }
+            _ => return Err(syntax(pos, "expected 'i', 'l', 'd' or a digit")),
+        }
+        self.filled();
+        match byte {
+            b'l' => self.stack.push(Frame::List),
+            b'd' => {
+                self.stack.push(Frame::DictKey);
+                self.keys.open();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Counts one more value (`byte` starts it, inside `top`) against the item and tree limits.
+    fn charge(&mut self, byte: u8, top: Option<Frame>) -> Result<(), BencodeError> {
+        self.items += 1;
+        if self.items > self.limits.max_items {
+            return Err(BencodeError::TooManyItems {
+                max: self.limits.max_items,
+            });
+        }
+        // Keys live inside their dictionary's node; every other value takes a node of its own.
+        self.tree_bytes += match byte {
+            _ if top == Some(Frame::DictKey) => 0,
+            b'd' => VALUE_COST + DICT_COST,
+            b'l' => VALUE_COST + LIST_COST,
+            _ => VALUE_COST,
+        };
+        if self.tree_bytes > self.limits.max_tree_bytes {
+            return Err(BencodeError::TooComplex {
+                max: self.limits.max_tree_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// The value just read fills the slot the top frame was waiting for.
+    fn filled(&mut self) {
+        if let Some(frame) = self.stack.last_mut() {
+            *frame = match *frame {
+                Frame::DictKey => Frame::DictValue,
+                Frame::DictValue => Frame::DictKey,
+                Frame::List => Frame::List,
+            };
+        }
+    }
 }
 
 /// The keys of the dictionaries open during a scan, to find duplicates. Sorted dictionaries (the norm:
@@ -225,7 +273,6 @@ impl<'a> DictKeys<'a> {
 
 /// Reads `[-]digits` up to `delim` starting at `pos`; returns the offset after `delim`.
 fn scan_int(bytes: &[u8], pos: usize, delim: u8, signed: bool) -> Result<usize, BencodeError> {
-    let syntax = |offset, what| BencodeError::Syntax { offset, what };
     let mut digits_at = pos;
     if signed && bytes.get(pos) == Some(&b'-') {
         digits_at += 1;

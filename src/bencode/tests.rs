@@ -259,3 +259,31 @@ fn key_order_as_written() {
     assert!(d.root().get(b"info").unwrap().keys_sorted());
     assert!(!d.root().keys_sorted());
 }
+
+#[test]
+fn streaming_writer_matches_decimal_text_at_the_extremes() {
+    for n in [0, 1, -1, 9, 10, -10, 1_234_567, i64::MAX, i64::MIN] {
+        let mut out = Vec::new();
+        put_int(&mut out, n);
+        assert_eq!(out, format!("i{n}e").into_bytes(), "{n}");
+        assert_eq!(decode(&out, L).unwrap().root().as_int(), Some(n));
+    }
+    for n in [0, 7, 10, 99, 100, u64::MAX] {
+        let mut out = Vec::new();
+        put_uint(&mut out, n);
+        assert_eq!(out, format!("i{n}e").into_bytes(), "{n}");
+    }
+    for len in [0, 1, 9, 10, 100, 1000] {
+        let b = vec![b'x'; len];
+        let mut out = Vec::new();
+        put_bytes(&mut out, &b);
+        assert_eq!(out, [format!("{len}:").into_bytes(), b.clone()].concat());
+        assert_eq!(decode(&out, L).unwrap().root().as_bytes(), Some(&b[..]));
+    }
+    // Appends, never replaces.
+    let mut out = b"d".to_vec();
+    put_bytes(&mut out, b"a");
+    put_int(&mut out, -5);
+    out.push(b'e');
+    assert_eq!(out, b"d1:ai-5ee");
+}

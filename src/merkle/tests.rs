@@ -293,3 +293,97 @@ fn hashes_requests_a_tree_cannot_serve() {
     assert_eq!(proven_node(0, 0, &[ZERO; 3], &[]), None);
     assert_eq!(proven_node(MAX_HEIGHT, 0, &[ZERO; 2], &[]), None);
 }
+
+/// A leaf-layer reply served from one piece's data equals the reply of the file's whole tree, for
+/// every request shape inside that piece, in files of one piece, of whole pieces and with a short
+/// last piece; anything outside the piece, or data that is not the piece, is refused.
+#[test]
+fn leaf_replies_from_one_piece_equal_the_whole_trees() {
+    let block = BLOCK_LEN as usize;
+    let piece_length = 4 * BLOCK_LEN;
+    let mut served = 0;
+    for len in [block / 2, 3 * block, 8 * block, 9 * block + 100, 13 * block] {
+        let bytes = data(len, len as u8);
+        let full = MerkleTree::from_leaves(leaf_hashes(&bytes)).unwrap();
+        let pieces = len.div_ceil(piece_length as usize);
+        let (piece_height, upper) = if pieces > 1 {
+            let layer = piece_layer(&bytes, piece_length).unwrap();
+            let h = piece_height(piece_length).unwrap();
+            (h, MerkleTree::from_layer(layer, h))
+        } else {
+            (piece_root_height(len as u64, piece_length).unwrap(), None)
+        };
+        let per_piece = 1u64 << piece_height;
+        for p in 0..pieces as u64 {
+            let span = per_piece as usize * block;
+            let chunk = &bytes[p as usize * span..((p as usize + 1) * span).min(len)];
+            let leaves = leaf_hashes(chunk);
+            let expected = match &upper {
+                Some(u) => u.node(piece_height, p).unwrap(),
+                None => full.root(),
+            };
+            for length in [1u32, 2, 4] {
+                for index in (p * per_piece..(p + 1) * per_piece).step_by(length as usize) {
+                    for proof_layers in 0..6 {
+                        let got = leaf_reply(
+                            &leaves,
+                            piece_height,
+                            p,
+                            &expected,
+                            upper.as_ref(),
+                            (index, length, proof_layers),
+                        );
+                        served += usize::from(got.is_some());
+                        let want = if u64::from(length) <= per_piece {
+                            full.hashes(0, index, length, proof_layers)
+                        } else {
+                            None
+                        };
+                        assert_eq!(
+                            got, want,
+                            "len {len} piece {p} at {index}x{length} p{proof_layers}"
+                        );
+                    }
+                }
+            }
+            // Outside this piece, misaligned, or not the piece's data: refused.
+            let r = |index| {
+                leaf_reply(
+                    &leaves,
+                    piece_height,
+                    p,
+                    &expected,
+                    upper.as_ref(),
+                    (index, 1, 0),
+                )
+            };
+            assert_eq!(r((p + 1) * per_piece), None);
+            if p > 0 {
+                assert_eq!(r(p * per_piece - 1), None);
+            }
+            assert_eq!(
+                leaf_reply(
+                    &leaves,
+                    piece_height,
+                    p,
+                    &ZERO,
+                    upper.as_ref(),
+                    (p * per_piece, 1, 0)
+                ),
+                None
+            );
+            assert_eq!(
+                leaf_reply(
+                    &leaves,
+                    piece_height,
+                    p,
+                    &expected,
+                    upper.as_ref(),
+                    (p * per_piece + 1, 2, 0)
+                ),
+                None
+            );
+        }
+    }
+    assert!(served > 200, "only {served} requests served");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::pool::PeerSource;
 use super::{choker, link, now, Ctx};
+use crate::types::InfoHash;
 
 /// Between DHT lookups (each also announces us): libtorrent re-announces every 15 min; 5 keeps a
 /// young swarm's new peers coming.
@@ -109,20 +110,26 @@ pub(super) async fn dial(ctx: Arc<Ctx>) {
 
 /// Peers from the DHT (BEP 5) for a public torrent: a `get_peers` lookup at once and then every
 /// [`DHT_INTERVAL`], each followed by `announce_peer` with our listening port to the closest nodes,
-/// so others find us while we download and while we seed.
-pub(super) async fn dht(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
-    let target = crate::dht::id::NodeId(ctx.info_hash.0);
-    let mut first = true;
+/// so others find us while we download and while we seed. One loop per swarm id: a hybrid runs one
+/// for its v1 id and one for its truncated v2 id (BEP 52), whose peers are dialled with that id; the
+/// DHT counts as one tracker tier, by the v1 lookup.
+pub(super) async fn dht(ctx: Arc<Ctx>, dht: crate::dht::node::Dht, swarm: InfoHash) {
+    let target = crate::dht::id::NodeId(swarm.0);
+    let v2 = ctx.v2_swarm == Some(swarm);
+    let mut first = !v2;
     loop {
         // Peers are dialled as soon as a node names them; the lookup's end (announce) follows.
         let early = ctx.clone();
         let peers = dht
             .get_peers(target, Some(ctx.engine.port), move |found| {
-                early.lock().pool_mut().add(found, PeerSource::Dht, now());
+                early
+                    .lock()
+                    .pool_mut()
+                    .add_in(found, PeerSource::Dht, v2, now());
                 early.wake.notify_one();
             })
             .await;
-        let added = ctx.lock().dht_result(&peers, first);
+        let added = ctx.lock().dht_result(&peers, first, v2);
         tracing::debug!(
             found = peers.len(),
             new = added,

@@ -2,8 +2,8 @@
 //! start. Peers come from the link's trackers, its `x.pe` and `--peer`; up to [`CONNECTIONS`] are
 //! asked at once over `ut_metadata`, each piece checked as it arrives and the whole against the
 //! info-hash by [`MetadataAssembler`]. A peer that lies about the size, sends a wrong piece or
-//! rejects is dropped as a source; the fetch ends with the raw info dictionary, or with a reason when
-//! no source is left to try.
+//! rejects is dropped as a source; the fetch ends with the raw info dictionary (and the peers that
+//! speak BEP 52, for the piece layers), or with a reason when no source is left to try.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,14 +37,36 @@ const DHT_AGAIN: Duration = Duration::from_secs(30);
 /// What the fetch starts from.
 #[derive(Debug, Clone)]
 pub struct Fetch {
-    /// The torrent.
+    /// The torrent's swarm id (`ids.swarm()`): handshakes, announces, the DHT.
     pub info_hash: InfoHash,
+    /// The hashes the metadata must have (SHA-1, SHA-256 for a v2 link, both for a hybrid's).
+    pub ids: crate::types::InfoHashes,
     /// Tracker URLs (the link's `tr`).
     pub trackers: Vec<String>,
     /// Peers to ask, with where they came from (`x.pe`, `--peer`).
     pub peers: Vec<(SocketAddr, PeerSource)>,
     /// How peers are reached.
     pub reach: Reach,
+}
+
+impl Fetch {
+    /// The swarms asked for peers: the link's id, and for a hybrid link naming both hashes the
+    /// truncated v2 id too (BEP 52: it joins both swarms).
+    pub fn swarms(&self) -> Vec<InfoHash> {
+        let v2 = self.ids.v2.map(|h| h.truncated());
+        std::iter::once(self.info_hash)
+            .chain(v2.filter(|h| *h != self.info_hash))
+            .collect()
+    }
+
+    /// The id to handshake with `addr` under: the truncated v2 id for an address heard of in a
+    /// hybrid link's v2 swarm (`v2`), else the link's.
+    fn id_for(&self, v2: bool) -> InfoHash {
+        match self.ids.v2 {
+            Some(h) if v2 => h.truncated(),
+            _ => self.info_hash,
+        }
+    }
 }
 
 /// How the fetch reaches peers: the download's network settings.
@@ -74,6 +96,30 @@ struct Shared {
     trackers_tried: usize,
     last_error: Option<String>,
     info: Option<Vec<u8>>,
+    /// Peers whose handshake set the BEP 52 bit, at most [`MAX_V2_PEERS`]: who is asked for the
+    /// piece layers next.
+    v2_peers: Vec<SocketAddr>,
+}
+
+/// Most v2-capable peers remembered for the piece-layer fetch.
+const MAX_V2_PEERS: usize = 32;
+
+impl Shared {
+    /// Remembers a peer that set the BEP 52 bit.
+    fn speaks_v2(&mut self, addr: SocketAddr) {
+        if self.v2_peers.len() < MAX_V2_PEERS && !self.v2_peers.contains(&addr) {
+            self.v2_peers.push(addr);
+        }
+    }
+}
+
+/// What the fetch brings back.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The `info` bytes, checked against every hash the link names.
+    pub info: Vec<u8>,
+    /// Peers that set the BEP 52 reserved bit, the first that answered first.
+    pub v2_peers: Vec<SocketAddr>,
 }
 
 struct Ctx {
@@ -94,7 +140,7 @@ impl Ctx {
 pub async fn fetch(
     fetch: Fetch,
     progress: impl Fn(&str) + Send + 'static,
-) -> Result<Vec<u8>, SessionError> {
+) -> Result<Fetched, SessionError> {
     if fetch.trackers.is_empty() && fetch.peers.is_empty() && fetch.reach.dht.is_none() {
         return Err(SessionError::NoMetadata(
             "the magnet link names no tracker (tr) and no peer (x.pe), no --peer was given and \
@@ -118,6 +164,7 @@ pub async fn fetch(
             trackers_tried: 0,
             last_error: None,
             info: None,
+            v2_peers: Vec::new(),
         }),
         done: Notify::new(),
         wake: Notify::new(),
@@ -132,10 +179,14 @@ pub async fn fetch(
     );
     let mut tasks = tokio::task::JoinSet::new();
     for url in ctx.fetch.trackers.clone() {
-        tasks.spawn(announce(ctx.clone(), client.clone(), url));
+        for swarm in ctx.fetch.swarms() {
+            tasks.spawn(announce(ctx.clone(), client.clone(), url.clone(), swarm));
+        }
     }
     if let Some(dht) = ctx.fetch.reach.dht.clone() {
-        tasks.spawn(dht_peers(ctx.clone(), dht));
+        for swarm in ctx.fetch.swarms() {
+            tasks.spawn(dht_peers(ctx.clone(), dht.clone(), swarm));
+        }
     }
     tasks.spawn(dial(ctx.clone()));
     let result = watch(&ctx, started, progress).await;
@@ -148,7 +199,7 @@ async fn watch(
     ctx: &Ctx,
     started: Instant,
     progress: impl Fn(&str),
-) -> Result<Vec<u8>, SessionError> {
+) -> Result<Fetched, SessionError> {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         let ticked = tokio::select! {
@@ -157,7 +208,10 @@ async fn watch(
         };
         let s = ctx.lock();
         if let Some(info) = &s.info {
-            return Ok(info.clone());
+            return Ok(Fetched {
+                info: info.clone(),
+                v2_peers: s.v2_peers.clone(),
+            });
         }
         let (have, pieces) = s.asm.as_ref().map_or((0, 0), |a| (a.have(), a.pieces()));
         if ticked {
@@ -184,20 +238,22 @@ async fn watch(
 
 /// Asks the DHT for peers of the torrent until the metadata is in: at once, then every
 /// [`DHT_AGAIN`]. The first lookup counts as one more tracker tried.
-async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
-    let target = crate::dht::id::NodeId(ctx.fetch.info_hash.0);
-    let mut first = true;
+async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht, swarm: InfoHash) {
+    let target = crate::dht::id::NodeId(swarm.0);
+    let v2 = swarm != ctx.fetch.info_hash;
+    // The v2 swarm's lookups of a hybrid link do not count as one more source tried.
+    let mut first = !v2;
     loop {
         let early = ctx.clone();
         let peers = dht
             .get_peers(target, None, move |found| {
-                early.lock().pool.add(found, PeerSource::Dht, now());
+                early.lock().pool.add_in(found, PeerSource::Dht, v2, now());
                 early.wake.notify_one();
             })
             .await;
         {
             let mut s = ctx.lock();
-            s.pool.add(&peers, PeerSource::Dht, now());
+            s.pool.add_in(&peers, PeerSource::Dht, v2, now());
             if first {
                 s.trackers_tried += 1;
                 first = false;
@@ -212,11 +268,13 @@ async fn dht_peers(ctx: Arc<Ctx>, dht: crate::dht::node::Dht) {
 }
 
 /// Announces to one tracker until the metadata is in, every [`REANNOUNCE`].
-async fn announce(ctx: Arc<Ctx>, client: Arc<TrackerClient>, url: String) {
-    let mut first = true;
+async fn announce(ctx: Arc<Ctx>, client: Arc<TrackerClient>, url: String, swarm: InfoHash) {
+    let v2 = swarm != ctx.fetch.info_hash;
+    // The v2 swarm's announces of a hybrid link do not count as one more tracker tried.
+    let mut first = !v2;
     loop {
         let req = AnnounceRequest {
-            info_hash: ctx.fetch.info_hash,
+            info_hash: swarm,
             peer_id: ctx.peer_id,
             port: ctx.fetch.reach.port.max(1),
             uploaded: 0,
@@ -234,7 +292,7 @@ async fn announce(ctx: Arc<Ctx>, client: Arc<TrackerClient>, url: String) {
             let mut s = ctx.lock();
             match result {
                 Ok(Ok(r)) => {
-                    s.pool.add(&r.peers, PeerSource::Tracker, now());
+                    s.pool.add_in(&r.peers, PeerSource::Tracker, v2, now());
                 }
                 Ok(Err(e)) => s.last_error = Some(format!("{}: {e}", crate::text::line(&url))),
                 Err(_) => {
@@ -276,7 +334,7 @@ async fn dial(ctx: Arc<Ctx>) {
                 if let Some(asm) = s.asm.as_mut() {
                     asm.source_gone(key);
                 }
-                restart_if_hopeless(&mut s, ctx.fetch.info_hash);
+                restart_if_hopeless(&mut s, ctx.fetch.ids);
                 let permanent = result.is_err();
                 if let Err(why) = result {
                     tracing::debug!(peer = %addr, why = %why, "metadata source dropped");
@@ -297,7 +355,7 @@ async fn dial(ctx: Arc<Ctx>) {
 
 /// When no source of the current claim is left while others claimed another size, starts over
 /// from the size most of them claimed: a hostile first claimer cannot block the fetch.
-fn restart_if_hopeless(s: &mut Shared, info_hash: InfoHash) {
+fn restart_if_hopeless(s: &mut Shared, ids: crate::types::InfoHashes) {
     let Some(asm) = s.asm.as_ref() else { return };
     if asm.usable_sources() > 0 {
         return;
@@ -308,6 +366,49 @@ fn restart_if_hopeless(s: &mut Shared, info_hash: InfoHash) {
         *counts.entry(size).or_default() += 1;
     }
     if let Some((&size, _)) = counts.iter().max_by_key(|(_, n)| **n) {
-        s.asm = MetadataAssembler::new(info_hash, size).ok();
+        s.asm = MetadataAssembler::new(ids, size).ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{InfoHashV2, InfoHashes};
+
+    fn fetch(ids: InfoHashes) -> Fetch {
+        Fetch {
+            info_hash: ids.swarm(),
+            ids,
+            trackers: Vec::new(),
+            peers: Vec::new(),
+            reach: Reach {
+                net: Bind::default(),
+                port: 0,
+                dht: None,
+                encryption: Encryption::default(),
+                dialer: super::super::dial::Dialer::tcp_only(Bind::default()),
+            },
+        }
+    }
+
+    #[test]
+    fn a_hybrid_link_asks_both_swarms_and_dials_each_under_its_id() {
+        let (v1, v2) = (InfoHash([1; 20]), InfoHashV2([2; 32]));
+        let hybrid = fetch(InfoHashes {
+            v1: Some(v1),
+            v2: Some(v2),
+        });
+        assert_eq!(hybrid.swarms(), vec![v1, v2.truncated()]);
+        assert_eq!(hybrid.id_for(false), v1);
+        assert_eq!(hybrid.id_for(true), v2.truncated());
+        let v2_only = fetch(InfoHashes {
+            v1: None,
+            v2: Some(v2),
+        });
+        assert_eq!(v2_only.swarms(), vec![v2.truncated()]);
+        assert_eq!(v2_only.id_for(false), v2.truncated());
+        let v1_only = fetch(InfoHashes::from(v1));
+        assert_eq!(v1_only.swarms(), vec![v1]);
+        assert_eq!(v1_only.id_for(true), v1);
     }
 }

@@ -8,6 +8,7 @@ pub mod choker;
 pub mod counters;
 pub mod dial;
 pub mod engine;
+pub mod hashes;
 pub mod lifecycle;
 pub mod link;
 mod loops;
@@ -201,6 +202,8 @@ pub struct Ctx {
     pub(crate) has_v2: bool,
     /// How a complete piece is judged (SHA-1, SHA-256 Merkle root, or both).
     pub(crate) check: Arc<crate::storage::PieceCheck>,
+    /// The files' Merkle trees (v2 and hybrid torrents), served to peers' `hash request`s.
+    pub(crate) trees: hashes::Trees,
     /// The raw `info` dictionary, served to peers that ask for it (BEP 9).
     pub(crate) info_bytes: Arc<[u8]>,
     /// A private torrent (BEP 27): no peer exchange.

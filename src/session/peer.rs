@@ -154,6 +154,8 @@ struct Conn {
     has: Bitfield,
     /// What we have, as far as this task has been told.
     ours: Bitfield,
+    /// Leaf-hash answers left to this peer (BEP 52).
+    leaf_budget: super::hashes::LeafBudget,
     /// Pieces the peer has and we lack.
     wanted: u32,
     codec: Codec,
@@ -220,6 +222,7 @@ impl Conn {
             up_wait: None,
             has: Bitfield::new(n),
             ours,
+            leaf_budget: super::hashes::LeafBudget::new(),
             wanted: 0,
             codec,
             pipeline: Pipeline::new(pinned),
@@ -352,9 +355,13 @@ impl Conn {
     fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
         match msg {
             Message::Port(port) => self.on_port(port),
-            // BEP 52's hash messages (decoded for torrents with a v2 side): we serve no hashes yet,
-            // so a request is rejected at once rather than left to time out; we ask for none.
-            Message::HashRequest(r) => Message::HashReject(r).encode(&mut self.out),
+            // BEP 52's hash messages (decoded for torrents with a v2 side): a request is answered
+            // at once from the trees we hold, `hashes` or `hash reject` (super::hashes).
+            Message::HashRequest(r) => {
+                let (ctx, buffered) = (&self.ctx, self.out.len());
+                super::hashes::reply(ctx, &self.ours, &r, buffered, &mut self.leaf_budget)
+                    .encode(&mut self.out)
+            }
             Message::KeepAlive
             | Message::Unknown(_)
             | Message::Hashes(_)

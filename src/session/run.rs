@@ -305,6 +305,7 @@ fn context(
             .filter(|h| *h != meta.info_hash),
         has_v2: meta.info_hash_v2.is_some(),
         check: checked.check,
+        trees: super::hashes::Trees::for_info(&meta.info),
         info_bytes: meta.info_bytes.clone().into(),
         private: meta.info.private,
         files: meta.info.files.clone(),
@@ -366,7 +367,9 @@ impl Swarm {
         ctx.lock()
             .set_tracker_tiers(tiers.len() * swarms.len() + usize::from(dht.is_some()));
         if let Some(dht) = dht {
-            tasks.spawn(loops::dht(ctx.clone(), dht));
+            for &swarm in &swarms {
+                tasks.spawn(loops::dht(ctx.clone(), dht.clone(), swarm));
+            }
         }
         let client = ctx.engine.tracker.clone();
         for urls in tiers {

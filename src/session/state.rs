@@ -490,10 +490,11 @@ impl Torrent {
         self.discovery.tier_tried();
     }
 
-    /// A DHT lookup found `peers` (`first`: the torrent's first lookup); returns how many were new.
-    pub fn dht_result(&mut self, peers: &[SocketAddr], first: bool) -> usize {
+    /// A DHT lookup found `peers` (`first`: the torrent's first lookup; `v2`: a lookup of a
+    /// hybrid's truncated v2 id, whose peers are dialled with it); returns how many were new.
+    pub fn dht_result(&mut self, peers: &[SocketAddr], first: bool, v2: bool) -> usize {
         self.discovery
-            .dht_result(peers, first, crate::session::now())
+            .dht_result(peers, first, v2, crate::session::now())
     }
 
     // --- web seeds ---

@@ -101,6 +101,7 @@ fn build_selected(have: &[u32], private: bool, wanted: Option<&[u32]>) -> (Arc<C
         v2_swarm: None,
         has_v2: false,
         check: Arc::new(crate::storage::PieceCheck::v1(hashes)),
+        trees: super::hashes::Trees::default(),
         info_bytes: info.into(),
         private,
         files: Vec::new(),

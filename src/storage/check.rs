@@ -10,11 +10,11 @@ use crate::metainfo::{Info, MetaVersion};
 /// Why a torrent's pieces cannot be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
-    /// A v2-only torrent without the piece layer of a file larger than a piece (metadata from a
-    /// magnet link carries none; peers would have to send them in `hashes` messages).
+    /// A v2-only `.torrent` without the piece layer of a file larger than a piece (a magnet link's
+    /// metadata carries none either, but `session::hashes::layers` fetches them before the check).
     #[error(
         "v2 piece {piece} (in `{file}`) has no known hash: the torrent carries no `piece layers` for \
-         it, and fetching them from peers (BEP 52 hash requests) is not supported yet"
+         it (they are fetched from peers for a magnet link only; use the torrent's magnet link)"
     )]
     NoPieceHash { piece: u32, file: String },
     /// A v2-only torrent whose piece lies in no file (never from a torrent that parsed).

@@ -2,10 +2,11 @@
 //! URL building and reply parsing are pure functions; [`announce`] and [`scrape`] add the IO.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use percent_encoding::percent_encode;
 
+use super::proto::{read_compact, Family};
 use super::{
     AnnounceRequest, AnnounceResponse, ScrapeStats, TrackerConfig, TrackerError,
     MAX_PEERS_PER_REPLY,
@@ -118,7 +119,7 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
     let mut peers = Vec::new();
     if let Some(p) = root.get(b"peers") {
         if let Some(bytes) = p.as_bytes() {
-            compact(bytes, 6, &mut peers);
+            read_compact(bytes, Family::V4, MAX_PEERS_PER_REPLY, &mut peers);
         } else if let Some(list) = p.as_list() {
             for entry in list.take(MAX_PEERS_PER_REPLY) {
                 let ip = entry
@@ -143,7 +144,7 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
         }
     }
     if let Some(p6) = root.get(b"peers6").and_then(|n| n.as_bytes()) {
-        compact(p6, 18, &mut peers);
+        read_compact(p6, Family::V6, MAX_PEERS_PER_REPLY, &mut peers);
     }
     peers.truncate(MAX_PEERS_PER_REPLY);
     Ok(AnnounceResponse {
@@ -161,29 +162,6 @@ pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
             .and_then(|n| n.as_bytes())
             .map(|b| sanitize(&String::from_utf8_lossy(b))),
     })
-}
-
-/// Appends compact peers (`stride` 6 for IPv4, 18 for IPv6) to `out`, up to [`MAX_PEERS_PER_REPLY`].
-/// A trailing partial entry (a length that is not a multiple of `stride`) is ignored and the whole
-/// entries kept, as libtorrent does: a tracker that appends a stray byte still gives us its peers.
-pub fn compact(bytes: &[u8], stride: usize, out: &mut Vec<SocketAddr>) {
-    for chunk in bytes.chunks_exact(stride) {
-        if out.len() >= MAX_PEERS_PER_REPLY {
-            break;
-        }
-        let (ip, port) = chunk.split_at(stride - 2);
-        let port = u16::from_be_bytes([port[0], port[1]]);
-        let ip = match <[u8; 4]>::try_from(ip) {
-            Ok(v4) => IpAddr::V4(Ipv4Addr::from(v4)),
-            Err(_) => match <[u8; 16]>::try_from(ip) {
-                Ok(v6) => IpAddr::V6(Ipv6Addr::from(v6)),
-                Err(_) => continue,
-            },
-        };
-        if port != 0 {
-            out.push(SocketAddr::new(ip, port));
-        }
-    }
 }
 
 /// Parses a scrape reply: `files` maps raw 20-byte info-hashes to counts.

@@ -1,12 +1,14 @@
 //! Client side of trackers: one [`TrackerClient`] that announces and scrapes over HTTP(S) (BEP 3, 23, 7,
 //! 48) and UDP (BEP 15), BEP 12 [`tiers`], and [`probe`] (what `--announce-only` runs).
 //!
-//! The codecs (`http::parse_*`, `udp::encode_*`/`parse_response`) are pure; the client does the IO with a
+//! The wire vocabulary the server shares ([`Event`], compact peers, BEP 15 headers, the bencoded
+//! replies) is [`proto`]. The codecs (`proto`, `http::parse_*`, `udp::encode_*`/`parse_reply`) are pure; the client does the IO with a
 //! timeout on every step. A tracker that lies, stalls or sends garbage costs one [`TrackerError`] for that
 //! tracker, never a panic.
 
 pub mod http;
 pub mod probe;
+pub mod proto;
 pub mod tiers;
 pub mod udp;
 
@@ -19,33 +21,10 @@ use crate::fetch::FetchError;
 use crate::text::line as sanitize;
 use crate::types::{InfoHash, PeerId};
 
+pub use proto::Event;
+
 /// Most peers kept from one reply; a tracker that sends more is trimmed, not trusted.
 pub const MAX_PEERS_PER_REPLY: usize = 1000;
-
-/// The `event` of an announce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A regular re-announce.
-    None,
-    /// The first announce of a session.
-    Started,
-    /// The download just finished.
-    Completed,
-    /// We are leaving the swarm.
-    Stopped,
-}
-
-impl Event {
-    /// The HTTP `event` value (`None` is sent as no parameter).
-    pub fn as_str(self) -> Option<&'static str> {
-        match self {
-            Event::None => None,
-            Event::Started => Some("started"),
-            Event::Completed => Some("completed"),
-            Event::Stopped => Some("stopped"),
-        }
-    }
-}
 
 /// What we tell a tracker.
 #[derive(Debug, Clone)]
@@ -255,13 +234,5 @@ mod tests {
         assert!(matches!(scheme("udp://a:1"), Ok(Scheme::Udp)));
         assert!(matches!(scheme("wss://a"), Err(TrackerError::Unsupported(s)) if s == "wss"));
         assert!(matches!(scheme("nonsense"), Err(TrackerError::BadUrl(_))));
-    }
-
-    #[test]
-    fn event_strings() {
-        assert_eq!(Event::None.as_str(), None);
-        assert_eq!(Event::Started.as_str(), Some("started"));
-        assert_eq!(Event::Completed.as_str(), Some("completed"));
-        assert_eq!(Event::Stopped.as_str(), Some("stopped"));
     }
 }

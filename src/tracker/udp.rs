@@ -6,33 +6,22 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 
+use super::proto::udp::{
+    be32, be64, request_header, Action, ANNOUNCE_LEN, ANNOUNCE_REPLY_HEAD, PROTOCOL_ID,
+    REPLY_HEADER, REQUEST_HEADER,
+};
+use super::proto::{read_compact, Family};
 use super::{
-    http::compact, AnnounceRequest, AnnounceResponse, Event, ScrapeStats, TrackerConfig,
-    TrackerError,
+    AnnounceRequest, AnnounceResponse, ScrapeStats, TrackerConfig, TrackerError,
+    MAX_PEERS_PER_REPLY,
 };
 use crate::text::line as sanitize;
 use crate::types::InfoHash;
 
-/// The magic constant of a connect request.
-pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 /// Most info-hashes in one scrape request (BEP 15: about 74 fit in a safe datagram).
 pub const MAX_SCRAPE_HASHES: usize = 74;
 /// Largest datagram we read; replies are far smaller, extra peers are trimmed anyway.
 const MAX_DATAGRAM: usize = 65_536;
-
-/// What a request asks for, and so what its reply must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Get a connection id.
-    Connect = 0,
-    /// Announce.
-    Announce = 1,
-    /// Scrape.
-    Scrape = 2,
-}
-
-/// The error action of a reply.
-const ACTION_ERROR: u32 = 3;
 
 /// A parsed reply to one of our requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,34 +38,21 @@ pub enum Reply {
 
 /// `connect` request: protocol id, action 0, transaction id.
 pub fn encode_connect(tid: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
-    out.extend_from_slice(&PROTOCOL_ID.to_be_bytes());
-    out.extend_from_slice(&(Action::Connect as u32).to_be_bytes());
-    out.extend_from_slice(&tid.to_be_bytes());
-    out
+    request_header(PROTOCOL_ID, Action::Connect, tid, 0)
 }
 
 /// `announce` request: 98 bytes.
 pub fn encode_announce(conn: u64, tid: u32, req: &AnnounceRequest) -> Vec<u8> {
-    let event: u32 = match req.event {
-        Event::None => 0,
-        Event::Completed => 1,
-        Event::Started => 2,
-        Event::Stopped => 3,
-    };
     let numwant = req
         .numwant
         .map_or(-1, |n| i32::try_from(n).unwrap_or(i32::MAX));
-    let mut out = Vec::with_capacity(98);
-    out.extend_from_slice(&conn.to_be_bytes());
-    out.extend_from_slice(&(Action::Announce as u32).to_be_bytes());
-    out.extend_from_slice(&tid.to_be_bytes());
+    let mut out = request_header(conn, Action::Announce, tid, ANNOUNCE_LEN - REQUEST_HEADER);
     out.extend_from_slice(&req.info_hash.0);
     out.extend_from_slice(&req.peer_id.0);
     out.extend_from_slice(&req.downloaded.to_be_bytes());
     out.extend_from_slice(&req.left.to_be_bytes());
     out.extend_from_slice(&req.uploaded.to_be_bytes());
-    out.extend_from_slice(&event.to_be_bytes());
+    out.extend_from_slice(&req.event.udp_code().to_be_bytes());
     out.extend_from_slice(&0u32.to_be_bytes()); // IP: the sender's
     out.extend_from_slice(&req.key.to_be_bytes());
     out.extend_from_slice(&numwant.to_be_bytes());
@@ -86,20 +62,12 @@ pub fn encode_announce(conn: u64, tid: u32, req: &AnnounceRequest) -> Vec<u8> {
 
 /// `scrape` request for up to [`MAX_SCRAPE_HASHES`] hashes (the rest are not sent).
 pub fn encode_scrape(conn: u64, tid: u32, hashes: &[InfoHash]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + 20 * hashes.len().min(MAX_SCRAPE_HASHES));
-    out.extend_from_slice(&conn.to_be_bytes());
-    out.extend_from_slice(&(Action::Scrape as u32).to_be_bytes());
-    out.extend_from_slice(&tid.to_be_bytes());
-    for h in hashes.iter().take(MAX_SCRAPE_HASHES) {
+    let n = hashes.len().min(MAX_SCRAPE_HASHES);
+    let mut out = request_header(conn, Action::Scrape, tid, 20 * n);
+    for h in &hashes[..n] {
         out.extend_from_slice(&h.0);
     }
     out
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_be_bytes(w)
 }
 
 /// Parses a datagram. `Ok(None)` means "not the reply to transaction `tid`" (late, stray or too short to
@@ -110,66 +78,70 @@ pub fn parse_reply(
     expected: Action,
     ipv6: bool,
 ) -> Result<Option<Reply>, TrackerError> {
-    if buf.len() < 8 || be32(buf, 4) != tid {
+    let (Some(action), Some(got)) = (be32(buf, 0), be32(buf, 4)) else {
+        return Ok(None);
+    };
+    if got != tid {
         return Ok(None);
     }
-    let action = be32(buf, 0);
     let short = |need: usize| {
         TrackerError::Malformed(format!(
             "UDP reply of {} bytes, expected at least {need}",
             buf.len()
         ))
     };
-    if action == ACTION_ERROR {
-        return Ok(Some(Reply::Error(sanitize(&String::from_utf8_lossy(
-            &buf[8..],
-        )))));
+    let body = buf.get(REPLY_HEADER..).unwrap_or_default();
+    if action == Action::Error.code() {
+        return Ok(Some(Reply::Error(sanitize(&String::from_utf8_lossy(body)))));
     }
-    if action != expected as u32 {
+    if action != expected.code() {
         return Err(TrackerError::Malformed(format!(
             "UDP reply has action {action}, expected {}",
-            expected as u32
+            expected.code()
         )));
     }
     let reply = match expected {
-        Action::Connect => {
-            if buf.len() < 16 {
-                return Err(short(16));
-            }
-            let mut id = [0u8; 8];
-            id.copy_from_slice(&buf[8..16]);
-            Reply::Connect(u64::from_be_bytes(id))
-        }
+        Action::Connect => Reply::Connect(be64(buf, REPLY_HEADER).ok_or_else(|| short(16))?),
         Action::Announce => {
-            if buf.len() == 8 {
+            if body.is_empty() {
                 // opentracker's answer for a torrent off its whitelist: the header and nothing else.
                 return Err(TrackerError::Malformed(
                     "empty UDP announce reply (the tracker may not track this torrent)".into(),
                 ));
             }
-            if buf.len() < 20 {
-                return Err(short(20));
-            }
+            let (Some(interval), Some(leechers), Some(seeders)) =
+                (be32(buf, 8), be32(buf, 12), be32(buf, 16))
+            else {
+                return Err(short(ANNOUNCE_REPLY_HEAD));
+            };
+            let family = if ipv6 { Family::V6 } else { Family::V4 };
             let mut peers = Vec::new();
-            compact(&buf[20..], if ipv6 { 18 } else { 6 }, &mut peers);
+            let list = buf.get(ANNOUNCE_REPLY_HEAD..).unwrap_or_default();
+            read_compact(list, family, MAX_PEERS_PER_REPLY, &mut peers);
             Reply::Announce(AnnounceResponse {
-                interval: Some(be32(buf, 8)),
-                leechers: Some(be32(buf, 12)),
-                seeders: Some(be32(buf, 16)),
+                interval: Some(interval),
+                leechers: Some(leechers),
+                seeders: Some(seeders),
                 peers,
                 ..AnnounceResponse::default()
             })
         }
         Action::Scrape => Reply::Scrape(
-            buf[8..]
-                .chunks_exact(12)
-                .map(|c| ScrapeStats {
-                    complete: be32(c, 0),
-                    downloaded: be32(c, 4),
-                    incomplete: be32(c, 8),
+            body.chunks_exact(12)
+                .filter_map(|c| {
+                    Some(ScrapeStats {
+                        complete: be32(c, 0)?,
+                        downloaded: be32(c, 4)?,
+                        incomplete: be32(c, 8)?,
+                    })
                 })
                 .collect(),
         ),
+        Action::Error => {
+            return Err(TrackerError::Malformed(
+                "no request expects an error reply".into(),
+            ))
+        }
     };
     Ok(Some(reply))
 }

@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use super::query::{Event, Id};
 use super::store::{
-    AnnounceIn, AnnounceOut, Counts, Limit, Limits, StoreError, SwarmStore, Totals,
+    AnnounceIn, AnnounceOut, Counts, Event, Id, Limit, Limits, StoreError, SwarmStore, Totals,
 };
 use super::swarm::Swarm;
 
@@ -65,7 +64,7 @@ impl MemoryStore {
     fn shard(&self, hash: &Id) -> MutexGuard<'_, HashMap<Id, Swarm>> {
         // A panic while holding a shard cannot leave a swarm half-updated in a way that matters
         // more than losing the tracker: carry on with the data.
-        self.shards[usize::from(hash[0]) % SHARDS]
+        self.shards[usize::from(hash.0[0]) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }

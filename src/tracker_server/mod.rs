@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`query`] | raw announce/scrape query → request, with bounds | yes |
 //! | [`swarm`] | one swarm's rules: events, counts, expiry, random sample without the asker | yes |
-//! | [`reply`] | bencoded announce/scrape/failure replies | yes |
+//! | [`reply`] | what an announce/scrape/failure reply says, written by `crate::tracker::proto` | yes |
 //! | [`hmac`] | HMAC-SHA1 for UDP connection ids | yes |
 //! | [`store`] | the `SwarmStore` trait, the chosen store, and its bounds (`Limits`) | trait |
 //! | [`memory`], [`redis_store`] | the two stores | IO (locks, Redis) |
@@ -16,7 +16,9 @@
 //! | [`http`], [`udp`] | the faces | IO |
 //!
 //! Imports: `query`, `swarm`, `reply`, `hmac`, `conns`, `ratelimit` use nothing outside this module
-//! but `rand`; the tracker client (`crate::tracker`) appears only in tests, to read our replies back.
+//! but `rand`, `crate::types` (`InfoHash`, `PeerId`) and the protocol vocabulary shared with the
+//! client, `crate::tracker::proto` (events, compact peers, BEP 15 datagrams, bencoded replies); the
+//! rest of the tracker client (`crate::tracker`) appears only in tests, to read our replies back.
 
 pub mod conns;
 pub mod hmac;
@@ -42,10 +44,10 @@ use axum::http::HeaderName;
 use tokio::net::UdpSocket;
 
 use self::memory::MemoryStore;
-use self::query::Id;
 use self::redis_store::RedisStore;
 use self::service::{Settings, Tracker};
 use self::store::{AnyStore, SwarmStore};
+use crate::types::InfoHash;
 
 /// Everything the binary can set.
 #[derive(Debug, Clone)]
@@ -91,7 +93,7 @@ pub enum ServerError {
 }
 
 /// Reads a whitelist: one hex info-hash per line; blank lines and `#` comments are skipped.
-pub fn read_whitelist(path: &Path) -> Result<HashSet<Id>, ServerError> {
+pub fn read_whitelist(path: &Path) -> Result<HashSet<InfoHash>, ServerError> {
     let err = |why: String| ServerError::Whitelist {
         path: path.display().to_string(),
         why,
@@ -107,9 +109,9 @@ pub fn read_whitelist(path: &Path) -> Result<HashSet<Id>, ServerError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let hash = crate::types::InfoHash::from_hex(line)
+        let hash = InfoHash::from_hex(line)
             .ok_or_else(|| err(format!("line {}: not a 40-digit hex info-hash", n + 1)))?;
-        set.insert(hash.0);
+        set.insert(hash);
     }
     Ok(set)
 }

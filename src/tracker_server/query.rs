@@ -5,6 +5,9 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use crate::tracker::proto::Event;
+use crate::types::{InfoHash, PeerId};
+
 /// Longest query string accepted (a scrape of [`MAX_SCRAPE`] hashes fits easily).
 pub const MAX_QUERY: usize = 8192;
 /// Most `info_hash` values in one scrape.
@@ -14,24 +17,11 @@ pub const DEFAULT_NUMWANT: usize = 50;
 /// Most peers returned to one announce.
 pub const MAX_NUMWANT: usize = 200;
 
-/// A 20-byte info-hash or peer id.
-pub type Id = [u8; 20];
-
-/// What the announce says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A regular re-announce (also BEP 21's `paused`).
-    None,
-    Started,
-    Completed,
-    Stopped,
-}
-
 /// A parsed `GET /announce`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announce {
-    pub info_hash: Id,
-    pub peer_id: Id,
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
     pub port: u16,
     pub uploaded: u64,
     pub downloaded: u64,
@@ -102,7 +92,7 @@ fn hex(b: Option<&u8>) -> Option<u8> {
     }
 }
 
-fn id(v: &[u8], name: &'static str) -> Result<Id, QueryError> {
+fn id(v: &[u8], name: &'static str) -> Result<[u8; 20], QueryError> {
     v.try_into().map_err(|_| QueryError::Invalid(name))
 }
 
@@ -120,8 +110,8 @@ pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
     }
     let (mut info_hash, mut peer_id, mut port) = (None, None, None);
     let mut a = Announce {
-        info_hash: [0; 20],
-        peer_id: [0; 20],
+        info_hash: InfoHash([0; 20]),
+        peer_id: PeerId([0; 20]),
         port: 0,
         uploaded: 0,
         downloaded: 0,
@@ -135,8 +125,8 @@ pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
     };
     for (k, v) in pairs(raw) {
         match &*k {
-            b"info_hash" => info_hash = Some(id(&v, "info_hash")?),
-            b"peer_id" => peer_id = Some(id(&v, "peer_id")?),
+            b"info_hash" => info_hash = Some(InfoHash(id(&v, "info_hash")?)),
+            b"peer_id" => peer_id = Some(PeerId(id(&v, "peer_id")?)),
             b"port" => {
                 let p = number(&v, "port")?;
                 port = Some(
@@ -149,15 +139,7 @@ pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
             b"uploaded" => a.uploaded = number(&v, "uploaded")?,
             b"downloaded" => a.downloaded = number(&v, "downloaded")?,
             b"left" => a.left = Some(number(&v, "left")?),
-            b"event" => {
-                a.event = match &*v {
-                    b"started" => Event::Started,
-                    b"completed" => Event::Completed,
-                    b"stopped" => Event::Stopped,
-                    b"" | b"paused" | b"empty" => Event::None,
-                    _ => return Err(QueryError::Invalid("event")),
-                }
-            }
+            b"event" => a.event = Event::from_query(&v).ok_or(QueryError::Invalid("event"))?,
             b"compact" => a.compact = &*v != b"0",
             // Negative or junk numwant (some clients send -1): the default.
             b"numwant" => {
@@ -182,7 +164,7 @@ pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
 }
 
 /// Parses a scrape query: one or more `info_hash` values (a full scrape is not offered).
-pub fn parse_scrape(raw: &str) -> Result<Vec<Id>, QueryError> {
+pub fn parse_scrape(raw: &str) -> Result<Vec<InfoHash>, QueryError> {
     if raw.len() > MAX_QUERY {
         return Err(QueryError::TooLong);
     }
@@ -192,7 +174,7 @@ pub fn parse_scrape(raw: &str) -> Result<Vec<Id>, QueryError> {
             if hashes.len() == MAX_SCRAPE {
                 return Err(QueryError::TooMany);
             }
-            let h = id(&v, "info_hash")?;
+            let h = InfoHash(id(&v, "info_hash")?);
             if !hashes.contains(&h) {
                 hashes.push(h);
             }
@@ -238,8 +220,8 @@ mod tests {
     #[test]
     fn minimal_announce_has_defaults() {
         let a = parse_announce(&base()).unwrap();
-        assert_eq!(a.info_hash, [0xff; 20]);
-        assert_eq!(&a.peer_id, b"-PX0100-abcdefghijkl");
+        assert_eq!(a.info_hash, InfoHash([0xff; 20]));
+        assert_eq!(a.peer_id, PeerId(*b"-PX0100-abcdefghijkl"));
         assert_eq!(a.port, 6881);
         assert_eq!(a.event, Event::None);
         assert!(a.compact);
@@ -257,7 +239,7 @@ mod tests {
             "info_hash=+%00aaaaaaaaaaaaaaaaaa&peer_id={}&port=1",
             esc(&[1; 20])
         );
-        assert_eq!(parse_announce(&q).unwrap().info_hash, h);
+        assert_eq!(parse_announce(&q).unwrap().info_hash, InfoHash(h));
     }
 
     #[test]
@@ -336,7 +318,10 @@ mod tests {
             esc(&[2; 20]),
             esc(&[1; 20])
         );
-        assert_eq!(parse_scrape(&q).unwrap(), vec![[1; 20], [2; 20]]);
+        assert_eq!(
+            parse_scrape(&q).unwrap(),
+            vec![InfoHash([1; 20]), InfoHash([2; 20])]
+        );
         assert_eq!(
             parse_scrape("").unwrap_err(),
             QueryError::Missing("info_hash")
@@ -352,5 +337,42 @@ mod tests {
             parse_scrape("info_hash=short").unwrap_err(),
             QueryError::Invalid("info_hash")
         );
+    }
+
+    #[test]
+    fn reads_what_our_client_sends() {
+        use crate::tracker::{http::announce_url, AnnounceRequest};
+        let events = [
+            Event::None,
+            Event::Started,
+            Event::Completed,
+            Event::Stopped,
+        ];
+        for i in 0..7 {
+            let event = events[i % 4];
+            // 7 runs of 40 id bytes: every byte value, `%` and `+` included, goes through.
+            let base = (i * 40) as u8;
+            let req = AnnounceRequest {
+                info_hash: InfoHash(std::array::from_fn(|n| base.wrapping_add(n as u8))),
+                peer_id: PeerId(std::array::from_fn(|n| base.wrapping_add(20 + n as u8))),
+                port: 51413,
+                uploaded: u64::MAX,
+                downloaded: 7,
+                left: i as u64,
+                event,
+                numwant: Some(30),
+                key: 0xdead_beef,
+                tracker_id: None,
+            };
+            let url = announce_url("http://t.example/announce?passkey=x", &req).unwrap();
+            let (_, raw) = url.split_once('?').unwrap();
+            let a = parse_announce(raw).unwrap();
+            assert_eq!((a.info_hash, a.peer_id), (req.info_hash, req.peer_id));
+            assert_eq!((a.port, a.event, a.numwant), (51413, event, 30));
+            assert_eq!((a.uploaded, a.downloaded), (u64::MAX, 7));
+            assert_eq!(a.left, Some(i as u64));
+            assert!(a.compact);
+            assert_eq!(a.key.as_deref(), Some(&b"deadbeef"[..]));
+        }
     }
 }

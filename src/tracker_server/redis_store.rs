@@ -20,11 +20,11 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 
-use super::query::{Event, Id};
 use super::store::{
-    AnnounceIn, AnnounceOut, Counts, Limit, Limits, StoreError, SwarmStore, Totals,
+    AnnounceIn, AnnounceOut, Counts, Event, Id, Limit, Limits, StoreError, SwarmStore, Totals,
 };
 use super::swarm::Peer;
+use crate::types::PeerId;
 
 /// Longest wait for Redis on one request.
 pub const TIMEOUT: Duration = Duration::from_millis(1500);
@@ -51,7 +51,7 @@ pub struct RedisStore {
 }
 
 fn hex(id: &Id) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    id.to_hex()
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -72,7 +72,7 @@ fn pack(p: &Peer) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&p.addr.port().to_be_bytes());
-    out.extend_from_slice(&p.id);
+    out.extend_from_slice(&p.id.0);
     out
 }
 
@@ -90,7 +90,7 @@ fn unpack(b: &[u8]) -> Option<Peer> {
     };
     Some(Peer {
         addr: SocketAddr::new(ip, u16::from_be_bytes([rest[0], rest[1]])),
-        id: rest[2..22].try_into().ok()?,
+        id: PeerId(rest[2..22].try_into().ok()?),
         seeder: false,
     })
 }
@@ -159,7 +159,7 @@ impl SwarmStore for RedisStore {
             .key(self.key("dl", h))
             .key(format!("{}:torrents", self.prefix))
             .key(format!("{}:totals", self.prefix))
-            .arg(&a.peer.id[..])
+            .arg(&a.peer.id.0[..])
             .arg(pack(&a.peer))
             .arg(if a.peer.seeder { "1" } else { "0" })
             .arg(event)
@@ -278,7 +278,7 @@ mod tests {
     fn pack_round_trips_v4_and_v6() {
         for addr in ["1.2.3.4:6881", "[2001:db8::7]:51413"] {
             let p = Peer {
-                id: *b"-PX0100-abcdefghijkl",
+                id: PeerId(*b"-PX0100-abcdefghijkl"),
                 addr: addr.parse().unwrap(),
                 seeder: false,
             };

@@ -1,39 +1,11 @@
-//! Bencoded HTTP tracker replies (pure): announce (BEP 3; compact BEP 23 with `peers6` per BEP 7, or
-//! the dictionary form for `compact=0`), scrape (BEP 48), and `failure reason`. Keys are written in
-//! sorted order, as bencoding requires.
+//! The server's HTTP replies (pure): what an announce reply says, from the store's answer, written by
+//! the protocol's one bencoded writer ([`crate::tracker::proto`]: BEP 3 announce, compact BEP 23 with
+//! `peers6` per BEP 7 or the dictionary form for `compact=0`, BEP 48 scrape, `failure reason`).
 
-use std::net::IpAddr;
-
-use super::query::Id;
 use super::store::Counts;
 use super::swarm::Peer;
-
-fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    decimal(out, b.len() as u64);
-    out.push(b':');
-    out.extend_from_slice(b);
-}
-
-fn int(out: &mut Vec<u8>, n: u64) {
-    out.push(b'i');
-    decimal(out, n);
-    out.push(b'e');
-}
-
-/// `n` in decimal, without the `String` that `to_string` allocates (a reply writes a dozen numbers).
-fn decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
+use crate::tracker::proto::{self, AnnounceHead};
+use crate::types::InfoHash;
 
 /// What an announce reply says.
 #[derive(Debug, Clone)]
@@ -48,114 +20,42 @@ pub struct AnnounceReply<'a> {
 
 /// The announce reply.
 pub fn announce(r: &AnnounceReply) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + r.peers.len() * 24);
-    out.push(b'd');
-    bytes(&mut out, b"complete");
-    int(&mut out, r.counts.complete);
-    bytes(&mut out, b"incomplete");
-    int(&mut out, r.counts.incomplete);
-    bytes(&mut out, b"interval");
-    int(&mut out, u64::from(r.interval));
-    bytes(&mut out, b"min interval");
-    int(&mut out, u64::from(r.min_interval));
-    if r.compact {
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for p in r.peers {
-            match p.addr.ip() {
-                IpAddr::V4(ip) => {
-                    v4.extend_from_slice(&ip.octets());
-                    v4.extend_from_slice(&p.addr.port().to_be_bytes());
-                }
-                IpAddr::V6(ip) => {
-                    v6.extend_from_slice(&ip.octets());
-                    v6.extend_from_slice(&p.addr.port().to_be_bytes());
-                }
-            }
-        }
-        bytes(&mut out, b"peers");
-        bytes(&mut out, &v4);
-        if !v6.is_empty() {
-            bytes(&mut out, b"peers6");
-            bytes(&mut out, &v6);
-        }
-    } else {
-        bytes(&mut out, b"peers");
-        out.push(b'l');
-        for p in r.peers {
-            out.push(b'd');
-            bytes(&mut out, b"ip");
-            bytes(&mut out, p.addr.ip().to_string().as_bytes());
-            if !r.no_peer_id {
-                bytes(&mut out, b"peer id");
-                bytes(&mut out, &p.id);
-            }
-            bytes(&mut out, b"port");
-            int(&mut out, u64::from(p.addr.port()));
-            out.push(b'e');
-        }
-        out.push(b'e');
-    }
-    out.push(b'e');
-    out
+    let head = AnnounceHead {
+        interval: r.interval,
+        min_interval: r.min_interval,
+        counts: r.counts,
+        compact: r.compact,
+        no_peer_id: r.no_peer_id,
+    };
+    proto::announce_reply(&head, r.peers.iter().map(|p| (p.addr, &p.id)))
 }
 
-/// The scrape reply, `files` keyed by info-hash (sorted here).
-pub fn scrape(files: &[(Id, Counts)]) -> Vec<u8> {
-    let mut sorted: Vec<&(Id, Counts)> = files.iter().collect();
-    sorted.sort_by_key(|f| f.0);
-    let mut out = b"d5:filesd".to_vec();
-    for (hash, c) in sorted {
-        bytes(&mut out, hash);
-        out.push(b'd');
-        bytes(&mut out, b"complete");
-        int(&mut out, c.complete);
-        bytes(&mut out, b"downloaded");
-        int(&mut out, c.downloaded);
-        bytes(&mut out, b"incomplete");
-        int(&mut out, c.incomplete);
-        out.push(b'e');
-    }
-    out.extend_from_slice(b"ee");
-    out
+/// The scrape reply, `files` keyed by info-hash (sorted by the writer).
+pub fn scrape(files: &[(InfoHash, Counts)]) -> Vec<u8> {
+    proto::scrape_reply(files)
 }
 
 /// `d14:failure reason…e`.
 pub fn failure(reason: &str) -> Vec<u8> {
-    let mut out = b"d".to_vec();
-    bytes(&mut out, b"failure reason");
-    bytes(&mut out, reason.as_bytes());
-    out.push(b'e');
-    out
+    proto::failure_reply(reason)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_writes_every_width() {
-        let mut n = 1u64;
-        for _ in 0..20 {
-            for v in [n - 1, n, n.saturating_add(7), u64::MAX] {
-                let mut out = b"x".to_vec();
-                decimal(&mut out, v);
-                assert_eq!(out, format!("x{v}").into_bytes());
-            }
-            n = n.saturating_mul(10);
-        }
-    }
     use crate::bencode::{decode, Limits};
     use crate::tracker::http::{parse_announce as parse_announce_reply, parse_scrape};
+    use crate::types::PeerId;
 
     fn peers() -> Vec<Peer> {
         vec![
             Peer {
-                id: [b'a'; 20],
+                id: PeerId([b'a'; 20]),
                 addr: "10.0.0.1:6881".parse().unwrap(),
                 seeder: true,
             },
             Peer {
-                id: [b'b'; 20],
+                id: PeerId([b'b'; 20]),
                 addr: "[2001:db8::1]:51413".parse().unwrap(),
                 seeder: false,
             },
@@ -216,7 +116,7 @@ mod tests {
             incomplete: 3,
             downloaded: 4,
         };
-        let body = scrape(&[([2; 20], c), ([1; 20], c)]);
+        let body = scrape(&[(InfoHash([2; 20]), c), (InfoHash([1; 20]), c)]);
         let first = body.windows(20).position(|w| w == [1; 20]).unwrap();
         let second = body.windows(20).position(|w| w == [2; 20]).unwrap();
         assert!(first < second);

@@ -6,9 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::query::{Announce, Id};
+use super::query::Announce;
 use super::store::{AnnounceIn, AnnounceOut, Counts, Limit, StoreError, SwarmStore};
 use super::swarm::Peer;
+use crate::types::InfoHash;
 
 /// How the tracker answers.
 #[derive(Debug, Clone)]
@@ -16,7 +17,7 @@ pub struct Settings {
     /// `interval` in replies, seconds; `min interval` is half of it.
     pub interval: u32,
     /// Only these info-hashes are tracked, when set.
-    pub whitelist: Option<HashSet<Id>>,
+    pub whitelist: Option<HashSet<InfoHash>>,
     /// Use the announce's `ip` parameter (only behind something that sets it honestly).
     pub trust_ip_param: bool,
 }
@@ -76,7 +77,7 @@ impl<S: SwarmStore> Tracker<S> {
         (self.settings.interval / 2).max(1)
     }
 
-    fn allowed(&self, hash: &Id) -> bool {
+    fn allowed(&self, hash: &InfoHash) -> bool {
         self.settings
             .whitelist
             .as_ref()
@@ -135,9 +136,9 @@ impl<S: SwarmStore> Tracker<S> {
     }
 
     /// Figures for each hash (zeros for torrents not tracked).
-    pub async fn scrape(&self, hashes: &[Id]) -> Result<Vec<Counts>, String> {
+    pub async fn scrape(&self, hashes: &[InfoHash]) -> Result<Vec<Counts>, String> {
         bump(&self.counters.scrapes);
-        let allowed: Vec<Id> = hashes.iter().filter(|h| self.allowed(h)).copied().collect();
+        let allowed: Vec<InfoHash> = hashes.iter().filter(|h| self.allowed(h)).copied().collect();
         let counts = match self.store.scrape(&allowed, now()).await {
             Ok(c) => c,
             Err(e) => {

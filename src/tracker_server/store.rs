@@ -5,20 +5,15 @@
 use std::future::Future;
 
 use super::memory::MemoryStore;
-use super::query::{Event, Id};
 use super::redis_store::RedisStore;
 use super::swarm::Peer;
 
-/// A torrent's figures (scrape and announce replies).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Seeders.
-    pub complete: u64,
-    /// Leechers.
-    pub incomplete: u64,
-    /// `completed` events counted while the swarm has had peers.
-    pub downloaded: u64,
-}
+/// A torrent's figures (scrape and announce replies); `downloaded` counts the `completed` events
+/// while the swarm has had peers. The announce [`Event`] a store applies. Both are the protocol's.
+pub use crate::tracker::proto::{Counts, Event};
+
+/// What a swarm is keyed by in the stores: its info-hash.
+pub type Id = crate::types::InfoHash;
 
 /// One announce, as the store applies it.
 #[derive(Debug, Clone)]

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 
 use rand::Rng;
 
-use super::query::{Event, Id};
+use crate::tracker::proto::Event;
+use crate::types::PeerId;
 
 /// A peer as the tracker hands it out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
-    pub id: Id,
+    pub id: PeerId,
     pub addr: SocketAddr,
     /// `left == 0`.
     pub seeder: bool,
@@ -31,7 +32,7 @@ struct Entry {
 #[derive(Debug, Default, Clone)]
 pub struct Swarm {
     peers: Vec<Entry>,
-    index: HashMap<Id, usize>,
+    index: HashMap<PeerId, usize>,
     seeders: usize,
     /// `completed` events counted (BEP 48's `downloaded`).
     pub downloaded: u64,
@@ -70,7 +71,7 @@ impl Swarm {
         }
     }
 
-    fn remove(&mut self, id: &Id) {
+    fn remove(&mut self, id: &PeerId) {
         let Some(i) = self.index.remove(id) else {
             return;
         };
@@ -85,7 +86,7 @@ impl Swarm {
 
     /// Drops peers last seen before `cutoff`; returns how many went.
     pub fn expire(&mut self, cutoff: u64) -> usize {
-        let stale: Vec<Id> = self
+        let stale: Vec<PeerId> = self
             .peers
             .iter()
             .filter(|e| e.seen < cutoff)
@@ -98,7 +99,7 @@ impl Swarm {
     }
 
     /// Up to `n` distinct peers chosen at random, never `asker`.
-    pub fn sample(&self, n: usize, asker: &Id, rng: &mut impl Rng) -> Vec<Peer> {
+    pub fn sample(&self, n: usize, asker: &PeerId, rng: &mut impl Rng) -> Vec<Peer> {
         let take = (n + 1).min(self.peers.len());
         rand::seq::index::sample(rng, self.peers.len(), take)
             .into_iter()
@@ -119,7 +120,7 @@ impl Swarm {
     }
 
     /// Whether peer `id` is in the swarm.
-    pub fn contains(&self, id: &Id) -> bool {
+    pub fn contains(&self, id: &PeerId) -> bool {
         self.index.contains_key(id)
     }
 
@@ -140,7 +141,7 @@ mod tests {
 
     fn peer(n: u8, seeder: bool) -> Peer {
         Peer {
-            id: [n; 20],
+            id: PeerId([n; 20]),
             addr: SocketAddr::from(([10, 0, 0, n], 6881)),
             seeder,
         }
@@ -156,7 +157,11 @@ mod tests {
         s.announce(peer(1, false), Event::Started, 0);
         s.announce(peer(2, true), Event::Started, 0);
         assert_eq!((s.complete(), s.incomplete(), s.downloaded), (1, 1, 0));
-        assert!(s.contains(&[1; 20]) && s.contains(&[2; 20]) && !s.contains(&[3; 20]));
+        assert!(
+            s.contains(&PeerId([1; 20]))
+                && s.contains(&PeerId([2; 20]))
+                && !s.contains(&PeerId([3; 20]))
+        );
         assert_eq!(s.len(), 2);
         s.announce(peer(1, true), Event::Completed, 5);
         assert_eq!((s.complete(), s.incomplete(), s.downloaded), (2, 0, 1));
@@ -165,7 +170,7 @@ mod tests {
         assert_eq!(s.downloaded, 1);
         s.announce(peer(2, true), Event::Stopped, 7);
         assert_eq!((s.complete(), s.incomplete()), (1, 0));
-        assert!(!s.contains(&[2; 20]));
+        assert!(!s.contains(&PeerId([2; 20])));
         assert_eq!(s.len(), 1);
         s.announce(peer(1, true), Event::Stopped, 8);
         assert!(s.is_empty());
@@ -190,7 +195,7 @@ mod tests {
         moved.addr = SocketAddr::from(([10, 9, 9, 9], 7000));
         s.announce(moved, Event::None, 1);
         assert_eq!(s.incomplete(), 1);
-        assert_eq!(s.sample(10, &[0; 20], &mut rng()), vec![moved]);
+        assert_eq!(s.sample(10, &PeerId([0; 20]), &mut rng()), vec![moved]);
     }
 
     #[test]
@@ -201,7 +206,10 @@ mod tests {
         s.announce(peer(3, false), Event::Started, 300);
         assert_eq!(s.expire(200), 2);
         assert_eq!((s.complete(), s.incomplete()), (0, 1));
-        assert_eq!(s.sample(10, &[0; 20], &mut rng()), vec![peer(3, false)]);
+        assert_eq!(
+            s.sample(10, &PeerId([0; 20]), &mut rng()),
+            vec![peer(3, false)]
+        );
         // A peer that re-announced is fresh again.
         s.announce(peer(3, false), Event::None, 500);
         assert_eq!(s.expire(400), 0);
@@ -215,19 +223,22 @@ mod tests {
         }
         let mut r = rng();
         for want in [0, 1, 5, 29, 30, 100] {
-            let got = s.sample(want, &[3; 20], &mut r);
+            let got = s.sample(want, &PeerId([3; 20]), &mut r);
             assert_eq!(got.len(), want.min(29), "numwant {want}");
-            assert!(got.iter().all(|p| p.id != [3; 20]));
-            let mut ids: Vec<Id> = got.iter().map(|p| p.id).collect();
+            assert!(got.iter().all(|p| p.id != PeerId([3; 20])));
+            let mut ids: Vec<PeerId> = got.iter().map(|p| p.id).collect();
             ids.sort();
             ids.dedup();
             assert_eq!(ids.len(), got.len());
         }
         // Random: two samples of 5 out of 29 differ (fixed seed, so this cannot flake).
-        assert_ne!(s.sample(5, &[3; 20], &mut r), s.sample(5, &[3; 20], &mut r));
+        assert_ne!(
+            s.sample(5, &PeerId([3; 20]), &mut r),
+            s.sample(5, &PeerId([3; 20]), &mut r)
+        );
         // Alone in the swarm: nobody to return.
         let mut alone = Swarm::default();
         alone.announce(peer(1, false), Event::Started, 0);
-        assert!(alone.sample(50, &[1; 20], &mut r).is_empty());
+        assert!(alone.sample(50, &PeerId([1; 20]), &mut r).is_empty());
     }
 }

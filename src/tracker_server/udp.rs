@@ -16,13 +16,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::hmac::hmac_sha1;
-use super::query::{Announce, Event, Id, DEFAULT_NUMWANT, MAX_NUMWANT};
+use super::query::{Announce, DEFAULT_NUMWANT, MAX_NUMWANT};
 use super::ratelimit::{SourceLimiter, DEFAULT_SLOTS};
 use super::service::Tracker;
 use super::store::SwarmStore;
+use crate::tracker::proto::udp::{self as wire, decode_request, Refused};
+use crate::tracker::proto::Family;
+use crate::types::InfoHash;
 
-/// The magic number of a connect request.
-pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 /// Secret lifetime.
 pub const ROTATE_SECS: u64 = 120;
 /// Requests waiting to be answered, in all.
@@ -46,97 +47,45 @@ pub enum Request {
     Scrape {
         conn: u64,
         tid: u32,
-        hashes: Vec<Id>,
+        hashes: Vec<InfoHash>,
     },
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    (u64::from(be32(b, at)) << 32) | u64::from(be32(b, at + 4))
-}
-
-fn id20(b: &[u8], at: usize) -> Id {
-    let mut out = [0; 20];
-    out.copy_from_slice(&b[at..at + 20]);
-    out
-}
-
-/// Parses a datagram; `Err((tid, why))` when an error reply is due, `Err((None, _))` to ignore it.
+/// Parses a datagram (the protocol's decoder, then this tracker's policy: port 0 refused, `numwant`
+/// defaulted and capped); `Err((tid, why))` when an error reply is due, `Err((None, _))` to ignore it.
 pub fn parse(b: &[u8]) -> Result<Request, (Option<u32>, &'static str)> {
-    if b.len() < 16 {
-        return Err((None, "short packet"));
-    }
-    let (conn, action, tid) = (be64(b, 0), be32(b, 8), be32(b, 12));
-    match action {
-        0 if conn == PROTOCOL_ID => Ok(Request::Connect { tid }),
-        0 => Err((None, "bad protocol id")),
-        1 if b.len() >= 98 => {
-            let event = match be32(b, 80) {
-                1 => Event::Completed,
-                2 => Event::Started,
-                3 => Event::Stopped,
-                _ => Event::None,
-            };
-            let ip = be32(b, 84);
-            let numwant = be32(b, 92) as i32;
-            let port = u16::from_be_bytes([b[96], b[97]]);
-            if port == 0 {
+    let req = decode_request(b, MAX_SCRAPE).map_err(|Refused { tid, why }| (tid, why))?;
+    Ok(match req {
+        wire::Request::Connect { tid } => Request::Connect { tid },
+        wire::Request::Scrape { conn, tid, hashes } => Request::Scrape { conn, tid, hashes },
+        wire::Request::Announce { conn, tid, a } => {
+            if a.port == 0 {
                 return Err((Some(tid), "invalid port"));
             }
-            Ok(Request::Announce {
-                conn,
-                tid,
-                a: Announce {
-                    info_hash: id20(b, 16),
-                    peer_id: id20(b, 36),
-                    downloaded: be64(b, 56),
-                    left: Some(be64(b, 64)),
-                    uploaded: be64(b, 72),
-                    event,
-                    compact: true,
-                    numwant: if numwant < 0 {
-                        DEFAULT_NUMWANT
-                    } else {
-                        (numwant as usize).min(MAX_NUMWANT)
-                    },
-                    no_peer_id: true,
-                    key: Some(b[88..92].to_vec()),
-                    ip: (ip != 0).then(|| IpAddr::from(ip.to_be_bytes())),
-                    port,
-                },
-            })
+            let numwant =
+                usize::try_from(a.numwant).map_or(DEFAULT_NUMWANT, |n| n.min(MAX_NUMWANT));
+            let a = Announce {
+                info_hash: a.info_hash,
+                peer_id: a.peer_id,
+                downloaded: a.downloaded,
+                left: Some(a.left),
+                uploaded: a.uploaded,
+                event: a.event,
+                compact: true,
+                numwant,
+                no_peer_id: true,
+                key: Some(a.key.to_be_bytes().to_vec()),
+                ip: a.ip.map(IpAddr::V4),
+                port: a.port,
+            };
+            Request::Announce { conn, tid, a }
         }
-        1 => Err((Some(tid), "short announce")),
-        2 => {
-            let hashes: Vec<Id> = b[16..]
-                .chunks_exact(20)
-                .take(MAX_SCRAPE)
-                .map(|c| id20(c, 0))
-                .collect();
-            if hashes.is_empty() {
-                return Err((Some(tid), "scrape without info_hash"));
-            }
-            Ok(Request::Scrape { conn, tid, hashes })
-        }
-        _ => Err((Some(tid), "unknown action")),
-    }
-}
-
-fn header(action: u32, tid: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&action.to_be_bytes());
-    out.extend_from_slice(&tid.to_be_bytes());
-    out
+    })
 }
 
 /// `action=3` with a message.
 pub fn error(tid: u32, why: &str) -> Vec<u8> {
-    let mut out = header(3, tid);
-    out.extend_from_slice(why.as_bytes());
-    out
+    wire::error_reply(tid, why)
 }
 
 /// Connection ids: an HMAC of the address under a rotating secret.
@@ -228,9 +177,7 @@ pub async fn serve<S: SwarmStore>(socket: UdpSocket, tracker: Arc<Tracker<S>>, r
         let reply = match parse(&buf[..n]) {
             Ok(Request::Connect { tid }) => {
                 super::service::bump(&tracker.counters.udp_connects);
-                let mut out = header(0, tid);
-                out.extend_from_slice(&ids.issue(&from, now).to_be_bytes());
-                Some(out)
+                Some(wire::connect_reply(tid, ids.issue(&from, now)))
             }
             Ok(Request::Announce { conn, tid, .. } | Request::Scrape { conn, tid, .. })
                 if !ids.check(conn, &from, now) =>
@@ -256,33 +203,15 @@ async fn answer<S: SwarmStore>(t: &Tracker<S>, req: Request, from: SocketAddr) -
     match req {
         Request::Announce { tid, a, .. } => match t.announce(&a, from.ip()).await {
             Ok(out) => {
-                let mut r = header(1, tid);
-                r.extend_from_slice(&t.settings.interval.to_be_bytes());
-                r.extend_from_slice(&(out.counts.incomplete as u32).to_be_bytes());
-                r.extend_from_slice(&(out.counts.complete as u32).to_be_bytes());
-                let v4 = from.ip().to_canonical().is_ipv4();
-                for p in out.peers {
-                    match p.addr.ip() {
-                        IpAddr::V4(ip) if v4 => r.extend_from_slice(&ip.octets()),
-                        IpAddr::V6(ip) if !v4 => r.extend_from_slice(&ip.octets()),
-                        _ => continue,
-                    }
-                    r.extend_from_slice(&p.addr.port().to_be_bytes());
-                }
-                r
+                // Peers are stored canonical; the asker gets those of its own family.
+                let family = Family::of(from.ip().to_canonical());
+                let peers = out.peers.iter().map(|p| p.addr);
+                wire::announce_reply(tid, t.settings.interval, out.counts, family, peers)
             }
             Err(why) => error(tid, &why),
         },
         Request::Scrape { tid, hashes, .. } => match t.scrape(&hashes).await {
-            Ok(counts) => {
-                let mut r = header(2, tid);
-                for c in counts {
-                    r.extend_from_slice(&(c.complete as u32).to_be_bytes());
-                    r.extend_from_slice(&(c.downloaded as u32).to_be_bytes());
-                    r.extend_from_slice(&(c.incomplete as u32).to_be_bytes());
-                }
-                r
-            }
+            Ok(counts) => wire::scrape_reply(tid, &counts),
             Err(why) => error(tid, &why),
         },
         Request::Connect { tid } => error(tid, "unexpected connect"),
@@ -293,8 +222,8 @@ async fn answer<S: SwarmStore>(t: &Tracker<S>, req: Request, from: SocketAddr) -
 mod tests {
     use super::*;
     use crate::tracker::udp::{encode_announce, encode_connect, encode_scrape};
-    use crate::tracker::{AnnounceRequest, Event as ClientEvent};
-    use crate::types::{InfoHash, PeerId};
+    use crate::tracker::{AnnounceRequest, Event};
+    use crate::types::PeerId;
 
     #[test]
     fn parses_what_our_client_sends() {
@@ -306,7 +235,7 @@ mod tests {
             uploaded: 3,
             downloaded: 4,
             left: 0,
-            event: ClientEvent::Completed,
+            event: Event::Completed,
             numwant: Some(30),
             key: 9,
             tracker_id: None,
@@ -315,7 +244,10 @@ mod tests {
             panic!("not an announce");
         };
         assert_eq!((conn, tid), (55, 8));
-        assert_eq!((a.info_hash, a.peer_id, a.port), ([1; 20], [2; 20], 6881));
+        assert_eq!(
+            (a.info_hash, a.peer_id, a.port),
+            (InfoHash([1; 20]), PeerId([2; 20]), 6881)
+        );
         assert_eq!((a.uploaded, a.downloaded, a.left), (3, 4, Some(0)));
         assert_eq!((a.event, a.numwant), (Event::Completed, 30));
         let scrape = encode_scrape(55, 9, &[InfoHash([5; 20]), InfoHash([6; 20])]);
@@ -324,7 +256,7 @@ mod tests {
             Ok(Request::Scrape {
                 conn: 55,
                 tid: 9,
-                hashes: vec![[5; 20], [6; 20]]
+                hashes: vec![InfoHash([5; 20]), InfoHash([6; 20])]
             })
         );
     }
@@ -335,9 +267,7 @@ mod tests {
         let mut bad_magic = encode_connect(1);
         bad_magic[0] ^= 1;
         assert_eq!(parse(&bad_magic), Err((None, "bad protocol id")));
-        let mut short = header(0, 0);
-        short.splice(0..0, 5u64.to_be_bytes());
-        short[11] = 1;
+        let short = wire::request_header(5, wire::Action::Announce, 0, 0);
         assert_eq!(parse(&short).unwrap_err().1, "short announce");
         let mut unknown = short.clone();
         unknown[11] = 9;

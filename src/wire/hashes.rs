@@ -5,7 +5,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 
 use super::{Message, WireError};
-use crate::merkle::{self, Hash};
+use crate::merkle::{self, Hash, MerkleTree};
 
 /// `hash request` message id.
 pub const HASH_REQUEST: u8 = 21;
@@ -120,6 +120,69 @@ impl Hashes {
         let r = &self.request;
         merkle::proven_node(r.base_layer, u64::from(r.index), self.base(), self.uncles())
     }
+}
+
+/// Our answer to a peer's `hash request`, given the tree we hold of the file it names (`None`: no
+/// file of ours has that `pieces root`, or we do not know its layers yet): a `hashes` reply, or a
+/// `hash reject` of the same fields for anything we cannot serve. Served: at most [`MAX_HASHES`]
+/// base hashes (BEP 52: length SHOULD NOT exceed 512), from a layer the tree holds (the piece
+/// layer and above; never the leaves, which we do not keep), inside the file's padded layer, with
+/// uncles that stop below the root (libtorrent's rule: proof layers < layers above the base).
+pub fn answer(request: &HashRequest, tree: Option<&MerkleTree>) -> Message {
+    let r = request;
+    let served = tree
+        .filter(|t| t.root() == r.pieces_root && r.check(MAX_HASHES).is_ok())
+        .and_then(|t| t.hashes(r.base_layer, u64::from(r.index), r.length, r.proof_layers));
+    match served {
+        Some(hashes) => Message::Hashes(Hashes {
+            request: *r,
+            hashes,
+        }),
+        None => Message::HashReject(*r),
+    }
+}
+
+/// The requests that fetch the piece layer of a file of `file_len` bytes whose `pieces root` is
+/// `root`: none for a file of at most one piece (its root is its only piece hash) or an invalid
+/// piece length; else the layer padded to a power of two, [`MAX_HASHES`] at a time, each with the
+/// proof layers that climb from its hashes to just below the root (so that the reply proves the
+/// root: [`layer_chunk`]).
+pub fn layer_requests(root: Hash, file_len: u64, piece_length: u32) -> Vec<HashRequest> {
+    let Some(base_layer) = merkle::piece_height(piece_length) else {
+        return Vec::new();
+    };
+    if file_len <= u64::from(piece_length) {
+        return Vec::new();
+    }
+    let pieces = file_len.div_ceil(u64::from(piece_length));
+    let levels = merkle::height_for(pieces);
+    let Ok(padded) = u32::try_from(1u64 << levels) else {
+        return Vec::new();
+    };
+    let length = padded.min(MAX_HASHES);
+    (0..padded / length)
+        .map(|k| HashRequest {
+            pieces_root: root,
+            base_layer,
+            index: k * length,
+            length,
+            proof_layers: levels - 1,
+        })
+        .collect()
+}
+
+/// The piece-layer hashes a `hashes` reply to one of [`layer_requests`] carries, once checked: it
+/// must answer `request` exactly and prove the file's root (`pieces root`, at the height the
+/// request implies); `None` when it does not (the peer lied or answered something else). Returns
+/// every base hash, padding included: the caller keeps the first ones, up to the file's pieces.
+pub fn layer_chunk<'a>(request: &HashRequest, reply: &'a Hashes) -> Option<&'a [Hash]> {
+    if reply.request != *request {
+        return None;
+    }
+    let r = request;
+    let root_height = r.base_layer + merkle::height_for(u64::from(r.length)) + r.uncles();
+    let proven = reply.proven_node()?;
+    (proven == (root_height, 0, r.pieces_root)).then(|| reply.base())
 }
 
 /// Appends a framed `hash request` or `hash reject` (`id`).

@@ -248,6 +248,32 @@ impl Codec {
         }
         let mut frame = buf.split_to(len as usize);
         let id = frame.get_u8();
+        let msg = match id {
+            0..=9 => self.decode_base(id, len, frame)?,
+            ids::SUGGEST..=ids::ALLOWED_FAST => self.decode_fast(id, len, frame)?,
+            20 => {
+                if len < 2 {
+                    return Err(WireError::BadLength { id, len });
+                }
+                let ext = frame.get_u8();
+                Message::Extended {
+                    id: ext,
+                    payload: frame.freeze(),
+                }
+            }
+            hashes::HASH_REQUEST..=hashes::HASH_REJECT if self.v2 => {
+                hashes::decode(id, len, frame)?
+            }
+            other => Message::Unknown(other),
+        };
+        Ok(Some(msg))
+    }
+}
+
+impl Codec {
+    /// A BEP 3 message (`id` 0 to 9) of frame length `len`, its id byte taken off `frame`. `have`
+    /// and `bitfield` before the metadata (a magnet's) are skipped.
+    fn decode_base(&self, id: u8, len: u32, mut frame: BytesMut) -> Result<Message, WireError> {
         let payload = len - 1;
         let want = |n: u32| {
             if payload == n {
@@ -256,7 +282,7 @@ impl Codec {
                 Err(WireError::BadLength { id, len })
             }
         };
-        let msg = match id {
+        Ok(match id {
             0 => want(0).map(|_| Message::Choke)?,
             1 => want(0).map(|_| Message::Unchoke)?,
             2 => want(0).map(|_| Message::Interested)?,
@@ -310,31 +336,13 @@ impl Codec {
                     data: frame.freeze(),
                 }
             }
-            9 => {
+            _ => {
                 want(2)?;
                 Message::Port(frame.get_u16())
             }
-            ids::SUGGEST..=ids::ALLOWED_FAST => self.decode_fast(id, len, frame)?,
-            20 => {
-                if payload < 1 {
-                    return Err(WireError::BadLength { id, len });
-                }
-                let ext = frame.get_u8();
-                Message::Extended {
-                    id: ext,
-                    payload: frame.freeze(),
-                }
-            }
-            hashes::HASH_REQUEST..=hashes::HASH_REJECT if self.v2 => {
-                hashes::decode(id, len, frame)?
-            }
-            other => Message::Unknown(other),
-        };
-        Ok(Some(msg))
+        })
     }
-}
 
-impl Codec {
     /// A BEP 6 message (`id` 0x0D to 0x11) of frame length `len`, its id byte taken off `frame`.
     /// `suggest` and `allowed fast` out of range (or before the metadata) are skipped.
     fn decode_fast(&self, id: u8, len: u32, mut frame: BytesMut) -> Result<Message, WireError> {

@@ -248,6 +248,17 @@ pub fn torrent_from_info(info: &[u8]) -> Vec<u8> {
 /// as BEP 12 reads a list of `tr`) and web seeds: what is saved beside a magnet download so a later
 /// run resumes without peers. Keys in sorted order; `info` byte for byte as fetched.
 pub fn torrent_with(info: &[u8], trackers: &[String], web_seeds: &[String]) -> Vec<u8> {
+    torrent_with_layers(info, trackers, web_seeds, &[])
+}
+
+/// [`torrent_with`] plus BEP 52 `piece layers` (`pieces root` -> the file's piece layer), as
+/// fetched from peers for a v2 or hybrid magnet link; none when `layers` is empty.
+pub fn torrent_with_layers(
+    info: &[u8],
+    trackers: &[String],
+    web_seeds: &[String],
+    layers: &[(crate::merkle::Hash, Vec<crate::merkle::Hash>)],
+) -> Vec<u8> {
     use crate::bencode::Value;
     let mut out = b"d".to_vec();
     let mut put = |key: &str, value: &Value| {
@@ -264,6 +275,20 @@ pub fn torrent_with(info: &[u8], trackers: &[String], web_seeds: &[String]) -> V
     }
     out.extend_from_slice(b"4:info");
     out.extend_from_slice(info);
+    let mut sorted: Vec<_> = layers.iter().collect();
+    sorted.sort_by_key(|(root, _)| *root);
+    sorted.dedup_by_key(|(root, _)| *root);
+    if !sorted.is_empty() {
+        out.extend_from_slice(b"12:piece layers");
+        out.push(b'd');
+        for (root, layer) in sorted {
+            out.extend_from_slice(b"32:");
+            out.extend_from_slice(root);
+            out.extend_from_slice(format!("{}:", 32 * layer.len()).as_bytes());
+            layer.iter().for_each(|h| out.extend_from_slice(h));
+        }
+        out.push(b'e');
+    }
     if !web_seeds.is_empty() {
         let seeds = Value::List(web_seeds.iter().map(|w| Value::str(w)).collect());
         out.extend_from_slice(b"8:url-list");

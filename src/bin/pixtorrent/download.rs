@@ -75,8 +75,8 @@ async fn read(cli: &Cli, source: &str) -> Loaded {
     }
     let meta = async {
         let bytes = load_torrent(source, &cli.net()).await?;
-        // v1, v2-only (BEP 52) and hybrid torrents alike; a v2 torrent must carry its piece
-        // layers (fetching them from peers is not supported yet), which is checked here, before
+        // v1, v2-only (BEP 52) and hybrid torrents alike; a v2 `.torrent` must carry its piece
+        // layers (only a magnet link's are fetched from peers), which is checked here, before
         // any network traffic.
         let meta = Metainfo::from_bytes_any_version(&bytes).with_context(|| text::line(source))?;
         pixtorrent::storage::PieceCheck::for_info(&meta.info)

@@ -14,6 +14,7 @@ use super::super::mse::{self, OpenError, Opened};
 use super::super::now;
 use super::Ctx;
 use crate::net::PeerStream;
+use crate::types::InfoHash;
 use crate::utp::either::AnyStream;
 use crate::wire::extension::{ExtHandshake, Extension, Incoming, Registry, HANDSHAKE_ID};
 use crate::wire::handshake::HANDSHAKE_LEN;
@@ -66,23 +67,25 @@ impl From<String> for Failure {
 }
 
 /// The connection on `stream`, through MSE as `--encryption` says ([`mse::open`]).
+/// Under the id of the swarm `addr` was heard of in (a hybrid link's v2 swarm: the truncated v2 id).
 async fn over(ctx: &Ctx, stream: AnyStream, addr: SocketAddr, key: u64) -> Result<(), Failure> {
     let utp = matches!(stream, AnyStream::Utp(_));
-    let ours = our_handshake(ctx);
+    let id = ctx.fetch.id_for(ctx.lock().pool.v2_swarm(&addr));
+    let ours = our_handshake(ctx, id);
     let mode = ctx.fetch.reach.encryption;
     let redial = || dial(ctx, addr, Some(utp));
-    match mse::open(stream, addr, ctx.fetch.info_hash.0, mode, &ours, redial).await {
-        Ok(Opened::Mse(stream)) => exchange(ctx, stream, addr, key, true).await,
-        Ok(Opened::Plain(stream)) => exchange(ctx, stream, addr, key, false).await,
+    match mse::open(stream, addr, id.0, mode, &ours, redial).await {
+        Ok(Opened::Mse(stream)) => exchange(ctx, stream, (addr, id), key, true).await,
+        Ok(Opened::Plain(stream)) => exchange(ctx, stream, (addr, id), key, false).await,
         Err(OpenError::Mse(e)) => Err(Failure::Early(e.to_string())),
         Err(OpenError::Redial(e)) => Err(Failure::Late(e)),
     }
 }
 
 /// Our handshake: BEP 10 without the Fast bit, since a metadata connection sends no availability
-/// message (BEP 6 would want one).
-fn our_handshake(ctx: &Ctx) -> [u8; HANDSHAKE_LEN] {
-    let mut hs = Handshake::ours(ctx.fetch.info_hash, ctx.peer_id);
+/// message (BEP 6 would want one); the BEP 52 bit for a v2 link.
+fn our_handshake(ctx: &Ctx, id: InfoHash) -> [u8; HANDSHAKE_LEN] {
+    let mut hs = Handshake::ours(id, ctx.peer_id).with_v2(ctx.fetch.ids.v2.is_some());
     hs.reserved[7] &= !crate::wire::handshake::FAST_BIT;
     hs.encode()
 }
@@ -96,15 +99,16 @@ async fn dial(ctx: &Ctx, addr: SocketAddr, only: Option<bool>) -> Result<AnyStre
     .map_err(|e| e.to_string())
 }
 
-/// The handshakes (ours already sent when `ours_sent`: it went inside MSE) and the exchange.
+/// The handshakes under `id` (ours already sent when `ours_sent`: it went inside MSE; the peer may
+/// answer with a hybrid link's other id) and the exchange.
 async fn exchange(
     ctx: &Ctx,
     mut stream: impl PeerStream,
-    addr: SocketAddr,
+    (addr, id): (SocketAddr, InfoHash),
     key: u64,
     ours_sent: bool,
 ) -> Result<(), Failure> {
-    let ours = our_handshake(ctx);
+    let ours = our_handshake(ctx, id);
     let mut theirs = [0u8; HANDSHAKE_LEN];
     tokio::time::timeout(CONNECT_TIMEOUT, async {
         if !ours_sent {
@@ -115,8 +119,14 @@ async fn exchange(
     .await
     .map_err(|_| Failure::Early("handshake timed out".into()))?
     .map_err(|e| Failure::Early(e.to_string()))?;
-    let hs =
-        Handshake::check(&theirs, ctx.fetch.info_hash, ctx.peer_id).map_err(|e| e.to_string())?;
+    let hs = Handshake::check_any(&theirs, &ctx.fetch.swarms(), ctx.peer_id)
+        .map_err(|e| e.to_string())?;
+    // A v2 peer: it set the BEP 52 bit (libtorrent does on a hybrid's v1 connection, to offer the
+    // upgrade), or it answered under the truncated v2 id (libtorrent sets no bit then).
+    let v2_id = ctx.fetch.ids.v2.map(|h| h.truncated());
+    if hs.supports_v2() || v2_id == Some(hs.info_hash) {
+        ctx.lock().speaks_v2(addr);
+    }
     if !hs.supports_extensions() {
         return Err("does not speak the extension protocol (BEP 10)"
             .to_string()
@@ -238,7 +248,7 @@ impl MetadataPeer<'_> {
         let mut s = self.ctx.lock();
         s.claims.insert(self.key, size);
         if s.asm.is_none() {
-            let asm = MetadataAssembler::new(self.ctx.fetch.info_hash, size)
+            let asm = MetadataAssembler::new(self.ctx.fetch.ids, size)
                 .map_err(|e| format!("claims metadata of {size} bytes: {e}"))?;
             s.asm = Some(asm);
         }

@@ -80,10 +80,12 @@ impl Discovery {
 
     /// A DHT lookup came back with `peers`. The DHT counts as one more tier: its first lookup is
     /// that tier's first round, and it "answered" only if it found peers.
+    /// `v2`: the lookup was for a hybrid's truncated v2 id, whose peers are dialled with it.
     pub(super) fn dht_result(
         &mut self,
         peers: &[SocketAddr],
         first: bool,
+        v2: bool,
         now: std::time::Instant,
     ) -> usize {
         if first {
@@ -96,6 +98,6 @@ impl Discovery {
         } else {
             self.trackers.answered += 1;
         }
-        self.pool.add(peers, PeerSource::Dht, now)
+        self.pool.add_in(peers, PeerSource::Dht, v2, now)
     }
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::*;
+use crate::tracker::Event;
 use crate::types::PeerId;
 
 fn req() -> AnnounceRequest {
@@ -31,15 +32,15 @@ fn request_layouts() {
     let a = encode_announce(0xAABB, 9, &req());
     assert_eq!(a.len(), 98);
     assert_eq!(&a[0..8], &0xAABBu64.to_be_bytes());
-    assert_eq!(be32(&a, 8), 1);
-    assert_eq!(be32(&a, 12), 9);
+    assert_eq!(be32(&a, 8), Some(1));
+    assert_eq!(be32(&a, 12), Some(9));
     assert_eq!(&a[16..36], &[0x11; 20]);
     assert_eq!(&a[36..56], b"-PX0100-abcdefghijkl");
     assert_eq!(&a[56..64], &2u64.to_be_bytes()); // downloaded
     assert_eq!(&a[64..72], &1u64.to_be_bytes()); // left
     assert_eq!(&a[72..80], &3u64.to_be_bytes()); // uploaded
-    assert_eq!(be32(&a, 80), 2); // started
-    assert_eq!(be32(&a, 88), 7); // key
+    assert_eq!(be32(&a, 80), Some(2)); // started
+    assert_eq!(be32(&a, 88), Some(7)); // key
     assert_eq!(&a[92..96], &(-1i32).to_be_bytes()); // numwant default
     assert_eq!(&a[96..98], &6881u16.to_be_bytes());
     let hashes = vec![InfoHash([1; 20]); 100];
@@ -179,7 +180,9 @@ async fn scripted(
             if seen == 1 {
                 continue; // lost packet: the client must retransmit
             }
-            let (action, tid) = (be32(&buf, 8), be32(&buf, 12));
+            let (Some(action), Some(tid)) = (be32(&buf, 8), be32(&buf, 12)) else {
+                continue; // not a request: ignore it
+            };
             let mut stray = head(action, tid.wrapping_add(1));
             stray.extend_from_slice(&[0; 12]);
             let _ = sock.send_to(&stray, from).await;

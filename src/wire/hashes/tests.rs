@@ -248,3 +248,170 @@ fn a_reply_from_a_real_tree_proves_its_root() {
     forged.hashes[1][0] ^= 1;
     assert_ne!(forged.proven_node(), Some((4, 0, tree.root())));
 }
+
+/// A file of 5 pieces of 32 KiB (2 blocks each, the last one short) as a seeder with its `.torrent`
+/// holds it: the tree above the piece layer (height 1), root at height 4 (10 blocks, padded to 16).
+fn seeded() -> (Vec<u8>, MerkleTree) {
+    let data: Vec<u8> = (0..5 * 32 * 1024 - 1000).map(|i| (i % 251) as u8).collect();
+    let layer = merkle::piece_layer(&data, 32 * 1024).unwrap();
+    let tree = MerkleTree::from_layer(layer, 1).unwrap();
+    assert_eq!(Some(tree.root()), merkle::file_root(&data));
+    (data, tree)
+}
+
+fn ask(tree: &MerkleTree, base_layer: u32, index: u32, length: u32, proof: u32) -> HashRequest {
+    HashRequest {
+        pieces_root: tree.root(),
+        base_layer,
+        index,
+        length,
+        proof_layers: proof,
+    }
+}
+
+#[test]
+fn the_whole_piece_layer_is_served_padded_and_proves_the_root() {
+    let (data, tree) = seeded();
+    // libtorrent's request for a file of 5 pieces: 8 hashes (padded), proof layers to the root.
+    let r = ask(&tree, 1, 0, 8, 2);
+    let Message::Hashes(h) = answer(&r, Some(&tree)) else {
+        panic!("rejected");
+    };
+    assert_eq!(h.request, r);
+    assert_eq!(
+        h.uncles().len(),
+        0,
+        "the 8 base hashes cover the whole tree"
+    );
+    assert_eq!(
+        &h.base()[..5],
+        merkle::piece_layer(&data, 32 * 1024).unwrap()
+    );
+    assert!(h.base()[5..].iter().all(|p| *p == merkle::pad_hash(1)));
+    assert_eq!(h.proven_node(), Some((4, 0, tree.root())));
+    // Through the codec and back: the same reply.
+    let got = decode_all(&mut v2(), &encoded(&Message::Hashes(h.clone()))).unwrap();
+    assert_eq!(got, vec![Message::Hashes(h)]);
+}
+
+#[test]
+fn a_part_of_the_layer_comes_with_the_uncles_that_tie_it_to_the_root() {
+    let (_, tree) = seeded();
+    for (index, length, proof) in [(4, 4, 2), (0, 4, 2), (2, 2, 2), (6, 2, 2), (3, 1, 2)] {
+        let r = ask(&tree, 1, index, length, proof);
+        let Message::Hashes(h) = answer(&r, Some(&tree)) else {
+            panic!("{r:?} rejected");
+        };
+        assert_eq!(h.hashes.len() as u32, length + r.uncles(), "{r:?}");
+        assert_eq!(h.proven_node(), Some((4, 0, tree.root())), "{r:?}");
+    }
+    // Fewer proof layers: the reply proves a lower node, which the tree holds.
+    let r = ask(&tree, 1, 4, 2, 1);
+    let Message::Hashes(h) = answer(&r, Some(&tree)) else {
+        panic!("rejected");
+    };
+    assert_eq!(h.proven_node(), Some((3, 1, tree.node(3, 1).unwrap())));
+}
+
+#[test]
+fn what_cannot_be_served_is_rejected_with_the_same_fields() {
+    let (_, tree) = seeded();
+    let other_root = HashRequest {
+        pieces_root: [9; 32],
+        ..ask(&tree, 1, 0, 8, 2)
+    };
+    let cases = [
+        (other_root, "another file's root"),
+        (ask(&tree, 0, 0, 2, 1), "the leaves: not held"),
+        (ask(&tree, 1, 8, 8, 2), "past the padded layer"),
+        (ask(&tree, 1, 16, 2, 0), "far past the layer"),
+        (ask(&tree, 1, 0, 8, 3), "a proof layer at the root"),
+        (ask(&tree, 1, 4, 2, 3), "an uncle above the root"),
+        (ask(&tree, 1, 0, 3, 0), "length not a power of two"),
+        (ask(&tree, 1, 2, 4, 0), "index not a multiple of length"),
+        (ask(&tree, 1, 0, 1024, 0), "over 512 hashes"),
+        (ask(&tree, 5, 0, 1, 0), "above the root"),
+        (ask(&tree, 60, 0, 1, 0), "beyond any tree"),
+    ];
+    for (r, why) in cases {
+        assert_eq!(answer(&r, Some(&tree)), Message::HashReject(r), "{why}");
+    }
+    let r = ask(&tree, 1, 0, 8, 2);
+    assert_eq!(answer(&r, None), Message::HashReject(r), "no tree");
+}
+
+#[test]
+fn the_root_alone_is_never_served() {
+    // A request's uncles start at its base (one per proof layer, plus one for a single hash, as
+    // libtorrent counts them), so nothing at the root's height can be asked for: the root is in
+    // the `info` anyway.
+    let (_, tree) = seeded();
+    for proof in [0, 1] {
+        let r = ask(&tree, 4, 0, 1, proof);
+        assert_eq!(answer(&r, Some(&tree)), Message::HashReject(r));
+    }
+}
+
+#[test]
+fn layer_requests_cover_the_padded_layer_and_prove_the_root() {
+    let (data, tree) = seeded();
+    let root = tree.root();
+    let plen = 32 * 1024;
+    assert!(
+        layer_requests(root, plen as u64, plen).is_empty(),
+        "one piece"
+    );
+    assert!(layer_requests(root, 10, plen).is_empty());
+    assert!(
+        layer_requests(root, data.len() as u64, 1000).is_empty(),
+        "bad piece length"
+    );
+    let asked = layer_requests(root, data.len() as u64, plen);
+    assert_eq!(asked, vec![ask(&tree, 1, 0, 8, 2)]);
+    // Our own server answers it, and the reply checks.
+    let Message::Hashes(h) = answer(&asked[0], Some(&tree)) else {
+        panic!("rejected");
+    };
+    let chunk = layer_chunk(&asked[0], &h).unwrap();
+    assert_eq!(&chunk[..5], merkle::piece_layer(&data, plen).unwrap());
+    // A forged hash, a reply to another request, or the wrong root: refused.
+    let mut forged = h.clone();
+    forged.hashes[2][5] ^= 1;
+    assert_eq!(layer_chunk(&asked[0], &forged), None);
+    let other = ask(&tree, 1, 0, 4, 2);
+    let Message::Hashes(h4) = answer(&other, Some(&tree)) else {
+        panic!("rejected");
+    };
+    assert_eq!(layer_chunk(&asked[0], &h4), None);
+    let wrong_root = HashRequest {
+        pieces_root: [1; 32],
+        ..asked[0]
+    };
+    let relabelled = Hashes {
+        request: wrong_root,
+        hashes: h.hashes.clone(),
+    };
+    assert_eq!(layer_chunk(&wrong_root, &relabelled), None);
+}
+
+#[test]
+fn a_layer_over_512_pieces_is_asked_in_chunks_each_proving_the_root() {
+    // 1300 pieces of 16 KiB (one leaf each): padded to 2048, four requests of 512.
+    let layer: Vec<Hash> = (0..1300u32)
+        .map(|i| merkle::hash_block(&i.to_be_bytes()))
+        .collect();
+    let tree = MerkleTree::from_layer(layer.clone(), 0).unwrap();
+    let asked = layer_requests(tree.root(), 1300 * 16 * 1024 - 5, 16 * 1024);
+    assert_eq!(asked.len(), 4);
+    let mut got = Vec::new();
+    for (k, r) in asked.iter().enumerate() {
+        assert_eq!((r.index, r.length, r.base_layer), (k as u32 * 512, 512, 0));
+        assert_eq!(r.uncles(), 2, "2048 = 512 * 4: two uncles");
+        let Message::Hashes(h) = answer(r, Some(&tree)) else {
+            panic!("{r:?} rejected");
+        };
+        got.extend_from_slice(layer_chunk(r, &h).unwrap());
+    }
+    got.truncate(1300);
+    assert_eq!(got, layer);
+}

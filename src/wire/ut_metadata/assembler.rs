@@ -1,5 +1,5 @@
 //! Fetching one info dictionary from several peers: which piece to ask of whom, what to accept, and
-//! the SHA-1 check against the info-hash, with an audit that finds who lied after a failed check.
+//! the check against the info-hashes (SHA-1, SHA-256 for a v2 link, both for a hybrid's), with an audit that finds who lied after a failed check.
 //!
 //! Invariants:
 //! - a source is used only after [`MetadataAssembler::add_source`] accepted its claimed size;
@@ -15,10 +15,8 @@ use std::hash::Hash;
 use std::mem;
 use std::time::{Duration, Instant};
 
-use sha1::{Digest, Sha1};
-
 use super::{metadata_size, piece_count, piece_len, MetadataError, METADATA_PIECE_LEN};
-use crate::types::InfoHash;
+use crate::types::InfoHashes;
 
 /// How long a source has to answer a request before its piece may go to another source: a 16 KiB
 /// piece takes well under a second on any usable link; libtorrent waits 3 s before asking again.
@@ -127,7 +125,8 @@ struct Audit<S> {
 /// claimed other size.
 #[derive(Debug)]
 pub struct MetadataAssembler<S> {
-    info_hash: InfoHash,
+    /// What the whole must hash to: SHA-1, SHA-256 (a v2 magnet link), or both (a hybrid's).
+    ids: InfoHashes,
     size: u32,
     buf: Vec<u8>,
     slots: Vec<Slot<S>>,
@@ -138,12 +137,13 @@ pub struct MetadataAssembler<S> {
 }
 
 impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
-    /// A fetch of the info dictionary of `info_hash`, `metadata_size` bytes as a peer claimed
-    /// (BEP 10 handshake). Refused if 0 or above `MAX_METADATA_SIZE`, before anything is requested.
-    pub fn new(info_hash: InfoHash, metadata_size: i64) -> Result<Self, MetadataError> {
+    /// A fetch of the info dictionary known by `ids` (an `InfoHash`: SHA-1 alone), `metadata_size`
+    /// bytes as a peer claimed (BEP 10 handshake). Refused if 0 or above `MAX_METADATA_SIZE`, before
+    /// anything is requested.
+    pub fn new(ids: impl Into<InfoHashes>, metadata_size: i64) -> Result<Self, MetadataError> {
         let size = super::metadata_size(metadata_size)?;
         Ok(MetadataAssembler {
-            info_hash,
+            ids: ids.into(),
             size,
             buf: Vec::new(),
             slots: vec![Slot::Missing; piece_count(size as usize) as usize],
@@ -364,7 +364,7 @@ impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
         self.have = 0;
     }
 
-    /// All pieces are in: the SHA-1 check, and what follows from it.
+    /// All pieces are in: the info-hash check, and what follows from it.
     fn verify(&mut self) -> Progress<S> {
         let buf = mem::take(&mut self.buf);
         let by: Vec<S> = (self.slots.iter())
@@ -374,7 +374,7 @@ impl<S: Copy + Eq + Hash> MetadataAssembler<S> {
             })
             .collect();
         self.restart_round();
-        if Sha1::digest(&buf).as_slice() == self.info_hash.0 {
+        if self.ids.matches(&buf) {
             self.done = true;
             self.sources.clear();
             let culprits = (self.audit.take()).map_or_else(Vec::new, |a| a.liars(&buf));

@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 
 use super::super::{piece_of, torrent_from_info, MetadataMessage, MAX_METADATA_SIZE};
+use sha1::{Digest, Sha1};
+
 use super::*;
 use crate::metainfo::testkit;
 use crate::metainfo::Metainfo;
+use crate::types::{InfoHash, InfoHashV2};
 
 const K16: usize = METADATA_PIECE_LEN;
 const A: u8 = 1;
@@ -511,4 +514,59 @@ fn real_info_dictionaries_end_to_end() {
         "{} torrents",
         torrents.len()
     );
+}
+
+/// Assembles `info` from one source with an assembler that expects `ids`.
+fn assemble_with(ids: InfoHashes, info: &[u8]) -> Result<Progress<u8>, Blame> {
+    let mut a = MetadataAssembler::new(ids, info.len() as i64).unwrap();
+    assert!(a.add_source(A, info.len() as i64));
+    let asked = drain(&mut a, A, Instant::now());
+    let mut last = None;
+    for p in asked {
+        last = Some(give(&mut a, A, info, p));
+    }
+    last.unwrap()
+}
+
+#[test]
+fn a_v2_link_checks_the_sha256_and_a_hybrid_link_both() {
+    let info = testkit::bytes(K16 + 300, 9);
+    let v1 = hash(&info);
+    let v2 = InfoHashV2(sha2::Sha256::digest(&info).into());
+    let wrong = InfoHashV2([7; 32]);
+    let ok = [
+        InfoHashes {
+            v1: None,
+            v2: Some(v2),
+        },
+        InfoHashes {
+            v1: Some(v1),
+            v2: Some(v2),
+        },
+    ];
+    for ids in ok {
+        let (got, culprits) = complete(assemble_with(ids, &info));
+        assert_eq!(got, info, "{ids:?}");
+        assert!(culprits.is_empty());
+    }
+    let bad = [
+        InfoHashes {
+            v1: None,
+            v2: Some(wrong),
+        },
+        InfoHashes {
+            v1: Some(v1),
+            v2: Some(wrong),
+        },
+        InfoHashes {
+            v1: Some(InfoHash([1; 20])),
+            v2: Some(v2),
+        },
+    ];
+    for ids in bad {
+        assert!(
+            matches!(assemble_with(ids, &info), Ok(Progress::HashMismatch { .. })),
+            "{ids:?}"
+        );
+    }
 }
