@@ -12,7 +12,7 @@
 //! | [`service`] | policy shared by HTTP and UDP (whitelist, intervals, counters), housekeeping | IO |
 //! | [`conns`] | live HTTP connections: admission under the cap, which one to evict | yes |
 //! | [`ratelimit`] | per-source token buckets for UDP in a fixed-size table | yes |
-//! | [`listener`] | HTTP accept loop: cap, eviction, head deadline, idle rule | IO |
+//! | [`listener`] | HTTP accept loop: cap, eviction, head deadline, idle rule; the connection-per-announce shortcut past hyper | IO |
 //! | [`http`], [`udp`] | the faces | IO |
 //!
 //! Imports: `query`, `swarm`, `reply`, `hmac`, `conns`, `ratelimit` use nothing outside this module
@@ -192,8 +192,8 @@ pub async fn run(
         real_ip_header,
         conns: conns.clone(),
     });
-    let router = http::router(state);
-    let result = listener::serve(tcp, router, conns, config.head_timeout, shutdown).await;
+    let router = http::router(state.clone());
+    let result = listener::serve(tcp, router, state, conns, config.head_timeout, shutdown).await;
     background.abort_all();
     result.map_err(ServerError::Serve)
 }

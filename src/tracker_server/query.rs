@@ -2,9 +2,8 @@
 //! to bytes: a binary `info_hash` survives, which a UTF-8 query extractor would mangle. `+` stays a
 //! literal byte (clients escape it; a raw one in a binary hash means 0x2b, not a space).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
-
-use percent_encoding::percent_decode;
 
 use crate::tracker::proto::Event;
 use crate::types::{InfoHash, PeerId};
@@ -51,15 +50,46 @@ pub enum QueryError {
     TooMany,
 }
 
-/// `key=value` pairs, both percent-decoded to bytes.
-fn pairs(raw: &str) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+/// `key=value` pairs, both percent-decoded to bytes (borrowed from `raw` when nothing was escaped:
+/// keys and numbers, which saves two allocations a pair on the announce path).
+fn pairs(raw: &str) -> impl Iterator<Item = (Cow<'_, [u8]>, Cow<'_, [u8]>)> + '_ {
     raw.split('&').filter(|p| !p.is_empty()).map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (
-            percent_decode(k.as_bytes()).collect(),
-            percent_decode(v.as_bytes()).collect(),
-        )
+        (decode(k.as_bytes()), decode(v.as_bytes()))
     })
+}
+
+/// Percent-decodes `s` as `percent_decode` does (a `%` not followed by two hex digits stays as it
+/// is), in one pass: the escaped ids of an announce cost a tenth of the iterator's instructions.
+fn decode(s: &[u8]) -> Cow<'_, [u8]> {
+    let Some(first) = s.iter().position(|&b| b == b'%') else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = Vec::with_capacity(s.len());
+    out.extend_from_slice(&s[..first]);
+    let mut i = first;
+    while let Some(&b) = s.get(i) {
+        if b == b'%' {
+            if let (Some(hi), Some(lo)) = (hex(s.get(i + 1)), hex(s.get(i + 2))) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// A hex digit's value.
+fn hex(b: Option<&u8>) -> Option<u8> {
+    match *b? {
+        d @ b'0'..=b'9' => Some(d - b'0'),
+        d @ b'a'..=b'f' => Some(d - b'a' + 10),
+        d @ b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn id(v: &[u8], name: &'static str) -> Result<[u8; 20], QueryError> {
@@ -94,7 +124,7 @@ pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
         ip: None,
     };
     for (k, v) in pairs(raw) {
-        match k.as_slice() {
+        match &*k {
             b"info_hash" => info_hash = Some(InfoHash(id(&v, "info_hash")?)),
             b"peer_id" => peer_id = Some(PeerId(id(&v, "peer_id")?)),
             b"port" => {
@@ -110,15 +140,15 @@ pub fn parse_announce(raw: &str) -> Result<Announce, QueryError> {
             b"downloaded" => a.downloaded = number(&v, "downloaded")?,
             b"left" => a.left = Some(number(&v, "left")?),
             b"event" => a.event = Event::from_query(&v).ok_or(QueryError::Invalid("event"))?,
-            b"compact" => a.compact = v.as_slice() != b"0",
+            b"compact" => a.compact = &*v != b"0",
             // Negative or junk numwant (some clients send -1): the default.
             b"numwant" => {
                 a.numwant = number(&v, "numwant").map_or(DEFAULT_NUMWANT, |n| {
                     usize::try_from(n).unwrap_or(MAX_NUMWANT).min(MAX_NUMWANT)
                 })
             }
-            b"no_peer_id" => a.no_peer_id = v.as_slice() != b"0",
-            b"key" => a.key = Some(v.into_iter().take(64).collect()),
+            b"no_peer_id" => a.no_peer_id = &*v != b"0",
+            b"key" => a.key = Some(v.iter().take(64).copied().collect()),
             b"ip" => {
                 a.ip = std::str::from_utf8(&v)
                     .ok()
@@ -140,7 +170,7 @@ pub fn parse_scrape(raw: &str) -> Result<Vec<InfoHash>, QueryError> {
     }
     let mut hashes = Vec::new();
     for (k, v) in pairs(raw) {
-        if k == b"info_hash" {
+        if &*k == b"info_hash" {
             if hashes.len() == MAX_SCRAPE {
                 return Err(QueryError::TooMany);
             }
@@ -169,6 +199,22 @@ mod tests {
             "info_hash={}&peer_id=-PX0100-abcdefghijkl&port=6881",
             esc(&[0xff; 20])
         )
+    }
+
+    #[test]
+    fn decoding_agrees_with_percent_encoding_on_every_short_input() {
+        // Hex digits of both cases, a non-digit, the escape itself, a byte above ASCII.
+        let alphabet = [b'%', b'4', b'a', b'F', b'g', 0xc3];
+        for len in 0..=6u32 {
+            for code in 0..6usize.pow(len) {
+                let s: Vec<u8> = (0..len)
+                    .map(|i| alphabet[code / 6usize.pow(i) % 6])
+                    .collect();
+                let want: Vec<u8> = percent_encoding::percent_decode(&s).collect();
+                assert_eq!(&*decode(&s), &want[..], "{s:?}");
+                assert_eq!(matches!(decode(&s), Cow::Borrowed(_)), !s.contains(&b'%'));
+            }
+        }
     }
 
     #[test]

@@ -301,6 +301,9 @@ pub struct LtOptions {
     /// With `choke_after_bytes`: unchoke again this long after the choke (`unchoke_slots_limit`
     /// restored). Prints `UNCHOKE t=S up=N`.
     pub unchoke_after: Option<Duration>,
+    /// libtorrent's `min_announce_interval` (its default: 300 s, which would hide a tracker's short
+    /// interval); prints an `ANNOUNCED t=S peers=N` line for each tracker reply.
+    pub announce_secs: Option<u32>,
 }
 
 impl Default for LtOptions {
@@ -323,6 +326,7 @@ impl Default for LtOptions {
             peer_log_sent: false,
             choke_after_bytes: None,
             unchoke_after: None,
+            announce_secs: None,
         }
     }
 }
@@ -387,6 +391,9 @@ impl LtPeer {
         }
         if let Some(after) = opts.unchoke_after {
             cmd.args(["--unchoke-after-secs", &after.as_secs_f64().to_string()]);
+        }
+        if let Some(secs) = opts.announce_secs {
+            cmd.args(["--announce-secs", &secs.to_string()]);
         }
         let mut proc = Proc::spawn("libtorrent", cmd);
         proc.grace = Duration::from_secs(5);

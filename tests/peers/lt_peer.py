@@ -17,6 +17,8 @@ Run with /usr/bin/python3 (Debian's python3-libtorrent). Lines on stdout, one fa
   CHOKE t=S up=N                     (--choke-after-bytes) unchoke slots set to 0: every peer is choked
   UNCHOKE t=S up=N                   (--unchoke-after-secs) unchoke slots restored
   ALERTS_DROPPED                     libtorrent's alert queue overflowed: some alerts were lost
+  ANNOUNCED t=S peers=N              (--announce-secs) a tracker answered an announce
+  TRACKER KIND message               a tracker error or warning
   ERROR message                      fatal; the exit status is 2
   EXIT up=N down=N                   last line on a clean exit
 up/down are payload bytes. Stops cleanly on SIGTERM, SIGINT, end of stdin with --stop-on-eof (the test's
@@ -106,6 +108,12 @@ def parse_args():
         type=float,
         help="with --choke-after-bytes: restore unchoke_slots_limit this long after the choke",
     )
+    p.add_argument(
+        "--announce-secs",
+        type=int,
+        help="min_announce_interval (libtorrent's default: 300), so that a short tracker interval is "
+        "honoured; prints an ANNOUNCED line for each tracker reply",
+    )
     return p.parse_args()
 
 
@@ -149,6 +157,8 @@ def make_session(args):
         settings["unchoke_slots_limit"] = args.unchoke_slots
     if args.unchoke_interval is not None:
         settings["unchoke_interval"] = args.unchoke_interval
+    if args.announce_secs is not None:
+        settings["min_announce_interval"] = args.announce_secs
     ses = lt.session(settings)
     # Put every address in the global peer class, so the session's rate limits cover local peers.
     everyone = lt.ip_filter()
@@ -182,6 +192,8 @@ def drain_alerts(ses, state):
     for a in ses.pop_alerts():
         if isinstance(a, lt.tracker_reply_alert):
             state["tracker_ok"] = True
+            if state["announce_log"]:
+                say(f"ANNOUNCED t={time.monotonic() - state['t0']:.1f} peers={a.num_peers}")
         elif isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert)):
             say(f"TRACKER {type(a).__name__} {a.message()}")
         elif isinstance(a, (lt.file_error_alert, lt.torrent_error_alert, lt.listen_failed_alert)):
@@ -261,7 +273,13 @@ def main():
         peer_ip, peer_port = peer.rsplit(":", 1)
         h.connect_peer((peer_ip.strip("[]"), int(peer_port)))
 
-    state = {"tracker_ok": False, "blocks": {}, "log_sent": args.peer_log_sent}
+    state = {
+        "tracker_ok": False,
+        "blocks": {},
+        "log_sent": args.peer_log_sent,
+        "announce_log": args.announce_secs is not None,
+        "t0": t0,
+    }
     has_trackers = bool(atp.trackers) if args.magnet else any(True for _ in atp.ti.trackers())
     ready, done, metadata = False, False, not args.magnet
     next_stats = time.monotonic()
