@@ -94,10 +94,47 @@ impl ConnectionLike for Con {
     }
 }
 
+/// The connection in use; on a cluster, rebuilt (at most once a second) after a failed call, since
+/// a request cut short by [`TIMEOUT`] never lets the client refresh its slot map by itself, so it
+/// would go on asking a dead primary after its replica took over.
+struct Cell {
+    current: std::sync::RwLock<Con>,
+    cluster: Option<(ClusterClient, ClusterConfig)>,
+    rebuilt: std::sync::Mutex<Instant>,
+}
+
+impl Cell {
+    fn get(&self) -> Con {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// `r`, after a rebuild of a cluster connection if `r` says the store is unavailable.
+    fn check<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let (Err(StoreError::Unavailable(_)), Some((client, config))) = (&r, &self.cluster) {
+            let mut rebuilt = match self.rebuilt.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if rebuilt.elapsed() >= Duration::from_secs(1) {
+                *rebuilt = Instant::now();
+                let fresh = client.get_pending_async_connection_with_config(config.clone());
+                match self.current.write() {
+                    Ok(mut c) => *c = Con::Cluster(fresh),
+                    Err(poisoned) => *poisoned.into_inner() = Con::Cluster(fresh),
+                }
+            }
+        }
+        r
+    }
+}
+
 /// The connection, the layout and what the buckets held: cloned into background reads.
 #[derive(Clone)]
 struct Shared {
-    con: Con,
+    con: Arc<Cell>,
     layout: Arc<Layout>,
     held: Arc<Held>,
 }
@@ -214,18 +251,20 @@ impl Shared {
     /// One bucket's counts (one slot: one pipeline).
     async fn read_bucket(&self, b: usize) -> Result<Totals, StoreError> {
         let generation = self.held.generation(b);
-        let mut con = self.con.clone();
-        let (torrents, fields): (u64, Vec<Option<i64>>) = bounded(
-            redis::pipe()
-                .zcard(self.layout.torrents(b))
-                .cmd("HMGET")
-                .arg(self.layout.totals(b))
-                .arg("seeders")
-                .arg("leechers")
-                .arg("completed")
-                .query_async(&mut con),
-        )
-        .await?;
+        let mut con = self.con.get();
+        let (torrents, fields): (u64, Vec<Option<i64>>) = self.con.check(
+            bounded(
+                redis::pipe()
+                    .zcard(self.layout.torrents(b))
+                    .cmd("HMGET")
+                    .arg(self.layout.totals(b))
+                    .arg("seeders")
+                    .arg("leechers")
+                    .arg("completed")
+                    .query_async(&mut con),
+            )
+            .await,
+        )?;
         let get = |i: usize| fields.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
         let t = Totals {
             torrents,
@@ -248,14 +287,15 @@ impl Shared {
     ) -> Result<u64, StoreError> {
         let mut gone = 0;
         loop {
-            let mut con = self.con.clone();
+            let mut con = self.con.get();
             let mut call = script.prepare_invoke();
             call.key(self.layout.torrents(b))
                 .key(self.layout.totals(b))
                 .arg(self.layout.swarm_prefix())
                 .arg(cutoff)
                 .arg(SWEEP_BATCH);
-            let (peers, torrents): (u64, u32) = bounded(call.invoke_async(&mut con)).await?;
+            let (peers, torrents): (u64, u32) =
+                self.con.check(bounded(call.invoke_async(&mut con)).await)?;
             gone += peers;
             if torrents < SWEEP_BATCH || Instant::now() >= deadline {
                 return Ok(gone);
@@ -281,12 +321,12 @@ impl RedisStore {
             .set_max_delay(Duration::from_secs(2));
         let con = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(Self::with(
-            Con::Single(con),
-            Layout::single(prefix),
-            ttl,
-            limits,
-        ))
+        let cell = Cell {
+            current: std::sync::RwLock::new(Con::Single(con)),
+            cluster: None,
+            rebuilt: std::sync::Mutex::new(Instant::now()),
+        };
+        Ok(Self::with(cell, Layout::single(prefix), ttl, limits))
     }
 
     /// A Redis Cluster reached through any of `urls` (it finds the other nodes). Connects
@@ -306,20 +346,20 @@ impl RedisStore {
         let config = ClusterConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT);
-        let con = client.get_pending_async_connection_with_config(config);
-        Ok(Self::with(
-            Con::Cluster(con),
-            Layout::cluster(prefix),
-            ttl,
-            limits,
-        ))
+        let con = client.get_pending_async_connection_with_config(config.clone());
+        let cell = Cell {
+            current: std::sync::RwLock::new(Con::Cluster(con)),
+            cluster: Some((client, config)),
+            rebuilt: std::sync::Mutex::new(Instant::now()),
+        };
+        Ok(Self::with(cell, Layout::cluster(prefix), ttl, limits))
     }
 
-    fn with(con: Con, layout: Layout, ttl: u64, limits: Limits) -> RedisStore {
+    fn with(con: Cell, layout: Layout, ttl: u64, limits: Limits) -> RedisStore {
         let held = Arc::new(Held::new(layout.buckets()));
         RedisStore {
             shared: Shared {
-                con,
+                con: Arc::new(con),
                 layout: Arc::new(layout),
                 held,
             },
@@ -379,7 +419,7 @@ impl SwarmStore for RedisStore {
         let layout = &self.shared.layout;
         let b = layout.bucket(&h);
         let (elsewhere_torrents, elsewhere_peers) = self.shared.held.elsewhere(b);
-        let mut con = self.shared.con.clone();
+        let mut con = self.shared.con.get();
         let mut call = self.announce.prepare_invoke();
         call.key(self.swarm("peers", &h))
             .key(self.swarm("seen", &h))
@@ -401,7 +441,7 @@ impl SwarmStore for RedisStore {
             .arg(elsewhere_peers);
         type Reply = (u64, u64, u64, Vec<Vec<u8>>, u8, u64, u64);
         let (complete, incomplete, downloaded, peers, refused, bucket_torrents, bucket_peers): Reply =
-            bounded(call.invoke_async(&mut con)).await?;
+            self.shared.con.check(bounded(call.invoke_async(&mut con)).await)?;
         self.shared.held.set(b, bucket_torrents, bucket_peers);
         self.refresh_if_old();
         match refused {
@@ -436,14 +476,15 @@ impl SwarmStore for RedisStore {
                 layout.torrents(b),
                 layout.totals(b),
             ];
-            let (script, mut con) = (self.scrape.clone(), self.shared.con.clone());
+            let (script, cell) = (self.scrape.clone(), self.shared.con.clone());
             tasks.spawn(async move {
                 let mut call = script.prepare_invoke();
                 for k in keys {
                     call.key(k);
                 }
                 call.arg(cutoff).arg(h);
-                let c: (u64, u64, u64) = bounded(call.invoke_async(&mut con)).await?;
+                let mut con = cell.get();
+                let c: (u64, u64, u64) = cell.check(bounded(call.invoke_async(&mut con)).await)?;
                 Ok::<_, StoreError>((i, c))
             });
         }
@@ -467,10 +508,12 @@ impl SwarmStore for RedisStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        let mut con = self.shared.con.clone();
-        match &self.shared.con {
+        let mut con = self.shared.con.get();
+        let cell = &self.shared.con;
+        match con.clone() {
             Con::Single(_) => {
-                let pong: String = bounded(redis::cmd("PING").query_async(&mut con)).await?;
+                let pong: String =
+                    cell.check(bounded(redis::cmd("PING").query_async(&mut con)).await)?;
                 if pong == "PONG" {
                     Ok(())
                 } else {
@@ -479,8 +522,9 @@ impl SwarmStore for RedisStore {
             }
             Con::Cluster(_) => {
                 // Any node tells whether every slot has a primary (not so while failing over).
-                let info: String =
-                    bounded(redis::cmd("CLUSTER").arg("INFO").query_async(&mut con)).await?;
+                let mut ask = redis::cmd("CLUSTER");
+                ask.arg("INFO");
+                let info: String = cell.check(bounded(ask.query_async(&mut con)).await)?;
                 if info.lines().any(|l| l.trim() == "cluster_state:ok") {
                     Ok(())
                 } else {
@@ -525,9 +569,9 @@ impl SwarmStore for RedisStore {
     }
 
     fn kind(&self) -> &'static str {
-        match self.shared.con {
-            Con::Single(_) => "redis",
-            Con::Cluster(_) => "redis-cluster",
+        match self.shared.con.cluster {
+            None => "redis",
+            Some(_) => "redis-cluster",
         }
     }
 }

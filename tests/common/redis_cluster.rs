@@ -51,6 +51,8 @@ impl RedisCluster {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                // Replicas sync at once (not after the default 5 s wait for more replicas).
+                .args(["--repl-diskless-sync-delay", "0"])
                 .arg("--cluster-config-file")
                 .arg(&conf)
                 .arg("--dir")
@@ -100,6 +102,28 @@ impl RedisCluster {
                 .map(|(p, _)| cli(*p, &["cluster", "info"]))
                 .all(|i| i.contains("cluster_state:ok") && i.contains("cluster_slots_ok:16384"));
             if ok {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Whether every replica's link to its primary is up (so it may take over), within `limit`.
+    pub fn wait_synced(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            let infos: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|(p, _)| cli(*p, &["info", "replication"]))
+                .collect();
+            let replicas = infos.iter().filter(|i| i.contains("role:slave"));
+            let up = replicas.clone().count() == 3
+                && replicas
+                    .clone()
+                    .all(|i| i.contains("master_link_status:up"));
+            if up {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(100));
