@@ -1,5 +1,7 @@
-//! `pixtorrent-tracker --redis-cluster` against a real Redis Cluster this test starts on 127.0.0.1
-//! (3 primaries, 3 replicas): `kill -9` of one primary under a steady load of announces. Every
+//! `pixtorrent-tracker --redis-cluster` against a real Redis Cluster each test starts on 127.0.0.1
+//! (3 primaries, 3 replicas). Two tracker processes serve one swarm to real clients (a libtorrent
+//! seeder announcing to one, an aria2c leecher to the other), byte-identical, exact scrape counts
+//! on both. `kill -9` of one primary under a steady load of announces: every
 //! reply comes within 1.5 s; replies during the failover are bencoded failure reasons and only
 //! then; the same tracker process recovers with no restart; `/health` says 503 meanwhile and 200
 //! after; no peer is lost from the swarms whose slots stayed on live primaries, and the totals are
@@ -11,9 +13,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::payload::{assert_same_tree, Payload, SMALL};
 use common::redis_cluster::RedisCluster;
-use common::scrape;
+use common::seeders::{aria2_leecher, LtOptions, LtPeer};
 use common::servers::TrackerProc;
+use common::{scrape, tool};
 use pixtorrent::types::InfoHash;
 
 const SWARMS: u8 = 24;
@@ -74,6 +78,70 @@ fn announce(addr: SocketAddr, n: u8, p: u8) -> Result<Vec<u8>, Vec<u8>> {
 fn stats(addr: SocketAddr) -> serde_json::Value {
     let (_, body) = get(addr, "/stats").expect("/stats");
     serde_json::from_slice(&body).expect("/stats is JSON")
+}
+
+/// Waits (bounded) until `announce`'s scrape says `want` (seeders, leechers) for `hash`.
+fn wait_scrape(announce: &str, hash: InfoHash, want: (i64, i64), when: &str) {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(30) {
+        last = scrape(announce, hash);
+        if last == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{when}: {announce} says {last:?}, wanted {want:?}");
+}
+
+#[test]
+fn two_trackers_on_the_cluster_serve_libtorrent_to_aria2() {
+    if tool("aria2c").is_none() {
+        return;
+    }
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let nodes = cluster.urls().join(",");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pixtorrent-tracker"));
+    let first = TrackerProc::start(bin, &["--redis-cluster", &nodes]);
+    let second = TrackerProc::start(bin, &["--redis-cluster", &nodes]);
+    let (a, b) = (first.announce_url(), second.announce_url());
+    let dir = tempfile::tempdir().unwrap();
+    let payload = Payload::generate(dir.path(), SMALL, &a);
+    let hash = payload.info_hash;
+    let Some(mut seeder) =
+        LtPeer::start(&payload.torrent, &payload.save_dir, &LtOptions::default())
+    else {
+        return;
+    };
+    wait_scrape(&a, hash, (1, 0), "libtorrent seeding (first)");
+    wait_scrape(&b, hash, (1, 0), "libtorrent seeding (second)");
+    // The leecher knows only the second tracker: it finds the seeder through the cluster.
+    let torrent = payload.torrent_with(&dir.path().join("second.torrent"), &b);
+    let out = dir.path().join("aria2");
+    let opts = ["--file-allocation=none", "--seed-time=0.05"];
+    let Some(mut aria2) = aria2_leecher(&torrent, &out, &opts) else {
+        return;
+    };
+    let status = aria2.wait_exit(Duration::from_secs(90));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "aria2c: {status:?}\n{}",
+        aria2.dump(20)
+    );
+    assert_same_tree(&payload.root(), &out.join(payload.name()));
+    // aria2c completed and stopped: one seeder left, on both trackers.
+    wait_scrape(&a, hash, (1, 0), "aria2c gone (first)");
+    wait_scrape(&b, hash, (1, 0), "aria2c gone (second)");
+    let status = seeder.stop();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "libtorrent: {status:?}"
+    );
+    wait_scrape(&b, hash, (0, 0), "libtorrent stopped (second)");
+    wait_scrape(&a, hash, (0, 0), "libtorrent stopped (first)");
+    drop((first, second, cluster));
 }
 
 #[test]
