@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# Tracker benchmark: pixtorrent-tracker (memory store, then Redis store) against Debian's opentracker,
-# in one run, reported as ratios. Load is wrk: HTTP announces for random info-hashes from a
+# Tracker benchmark: pixtorrent-tracker (memory store, Redis store, then Redis Cluster store) against
+# Debian's opentracker, in one run, reported as ratios (the cluster also against single Redis). Load is wrk: HTTP announces for random info-hashes from a
 # whitelisted pool, each by a new random peer id. Then memory: each tracker, fresh, is filled with
 # 100,000 peers in 10,000 swarms and its resident memory read (and Redis's own, for the Redis store).
+# The cluster is 3 primaries and 3 replicas (`redis-server --cluster-enabled yes`) on 127.0.0.1.
 #
 # Usage: scripts/bench-tracker.sh [--duration SECS] [--connections N] [--rounds N] [--quick]
 #                                 [--kinds LIST] [--modes LIST] [--no-memory-fill]
 #   --duration SECS   wrk run per tracker and round (default 10)
 #   --connections N   wrk connections (default 64; 2 wrk threads)
-#   --rounds N        rounds over the three trackers (default 3); the table shows medians
+#   --rounds N        rounds over the trackers (default 3); the table shows medians
 #   --quick           smoke run: --duration 3 --rounds 1, and 10,000 peers in 1,000 swarms
 #   --kinds LIST      trackers to run, comma-separated, in this order within each round (default
-#                     memory,redis,opentracker; e.g. memory,opentracker for the memory store alone)
+#                     memory,redis,cluster,opentracker; e.g. memory,opentracker for the memory store alone)
 #   --modes LIST      keepalive,close (default both)
 #   --no-memory-fill  skip the resident-memory part
 # Environment: PIXTORRENT_TRACKER_BIN skips `cargo build --release` and uses that binary.
 #
-# All three trackers get the same whitelist (opentracker in Debian is built whitelist-only) and run
+# All the trackers get the same whitelist (opentracker in Debian is built whitelist-only) and run
 # on 127.0.0.1 on this machine's cores, shared with wrk. Two modes: keep-alive connections, and a
 # new connection per announce (`Connection: close`, what most clients do; opentracker closes every
 # connection after its reply anyway). Requests answered with a failure or a non-200, and connect,
@@ -37,7 +38,7 @@ ROUNDS=3
 FILL_PEERS=100000
 FILL_SWARMS=10000
 POOL=10000
-KINDS=(memory redis opentracker)
+KINDS=(memory redis cluster opentracker)
 MODES=(keepalive close)
 FILL=1
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -96,6 +97,33 @@ REDIS_PID=$!
 PIDS+=("$REDIS_PID")
 wait_port "$REDIS_PORT"
 
+# The cluster: six nodes whose ports and bus ports (port + 10000) are free.
+CLUSTER_PORTS=()
+CLUSTER_PIDS=()
+mkdir -p "$WORK/cluster"
+while ((${#CLUSTER_PORTS[@]} < 6)); do
+  p=$(free_port)
+  if ((p < 55000)) && ! port_open $((p + 10000)) && [[ " ${CLUSTER_PORTS[*]} " != *" $p "* ]]; then
+    CLUSTER_PORTS+=("$p")
+  fi
+done
+for p in "${CLUSTER_PORTS[@]}"; do
+  redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-node-timeout 2000 \
+    --cluster-config-file "$WORK/cluster/nodes-$p.conf" --dir "$WORK/cluster" \
+    --repl-diskless-sync-delay 0 --save "" --appendonly no >"$WORK/cluster/$p.log" 2>&1 &
+  PIDS+=("$!")
+  CLUSTER_PIDS+=("$!")
+  wait_port "$p"
+done
+redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") --cluster-replicas 1 \
+  --cluster-yes >"$WORK/cluster/create.log" 2>&1
+for ((i = 0; i < 100; i++)); do
+  redis-cli -p "${CLUSTER_PORTS[0]}" CLUSTER INFO | grep -q '^cluster_state:ok' && break
+  sleep 0.2
+done
+CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s/,' "${CLUSTER_PORTS[@]}")
+CLUSTER_URLS=${CLUSTER_URLS%,}
+
 # start_tracker KIND: starts a fresh tracker of that kind; sets PORT and PID.
 start_tracker() {
   PORT=$(free_port)
@@ -105,6 +133,10 @@ start_tracker() {
       redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
       "$TRACKER" --listen "127.0.0.1:$PORT" --whitelist "$WORK/whitelist" \
         --redis "redis://127.0.0.1:$REDIS_PORT/" >"$WORK/$1.log" 2>&1 & ;;
+    cluster)
+      for p in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$p" FLUSHALL >/dev/null 2>&1 || true; done
+      "$TRACKER" --listen "127.0.0.1:$PORT" --whitelist "$WORK/whitelist" \
+        --redis-cluster "$CLUSTER_URLS" >"$WORK/$1.log" 2>&1 & ;;
     opentracker) opentracker -i 127.0.0.1 -p "$PORT" -P "$PORT" -d "$WORK/ot" -w /whitelist >"$WORK/$1.log" 2>&1 & ;;
   esac
   PID=$!
@@ -114,7 +146,7 @@ start_tracker() {
 stop_tracker() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
 
 for k in "${KINDS[@]}"; do
-  case $k in memory | redis | opentracker) ;; *) echo "unknown tracker kind: $k" >&2; exit 2 ;; esac
+  case $k in memory | redis | cluster | opentracker) ;; *) echo "unknown tracker kind: $k" >&2; exit 2 ;; esac
 done
 for m in "${MODES[@]}"; do
   case $m in keepalive | close) ;; *) echo "unknown mode: $m" >&2; exit 2 ;; esac
@@ -144,7 +176,7 @@ python3 - "$RESULTS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 med = {}
-for kind in ("memory", "redis", "opentracker"):
+for kind in ("memory", "redis", "cluster", "opentracker"):
     v = [float(r[2]) for r in rows if r[1] == kind]
     bad = [r for r in rows if r[1] == kind and (r[4] != "0" or r[5] != "0")]
     if not v:
@@ -153,7 +185,7 @@ for kind in ("memory", "redis", "opentracker"):
     print(f"  median {kind:12s} {med[kind]:9.0f} announces/s" + ("   (some runs had errors or failure replies)" if bad else ""))
 ot = med.get("opentracker") or float("nan")
 # Each round runs the trackers back to back, so its own ratio sees the same machine load.
-for kind in ("memory", "redis"):
+for kind in ("memory", "redis", "cluster"):
     per = [float(m[2]) / float(o[2]) for m in rows for o in rows
            if m[1] == kind and o[1] == "opentracker" and m[0] == o[0] and float(o[2]) > 0]
     if per:
@@ -162,6 +194,10 @@ if "memory" in med:
     print(f"  memory store / opentracker: {med['memory'] / ot:.2f}x   (goal >= 1.0)")
 if "redis" in med:
     print(f"  redis store  / opentracker: {med['redis'] / ot:.2f}x   (goal >= 0.3)")
+if "cluster" in med:
+    print(f"  cluster      / opentracker: {med['cluster'] / ot:.2f}x")
+    if med.get("redis"):
+        print(f"  cluster      / redis store: {med['cluster'] / med['redis']:.2f}x")
 PY
 echo
 done
@@ -179,6 +215,15 @@ for kind in "${KINDS[@]}"; do
   if [ "$kind" = redis ]; then
     used=$(redis-cli -p "$REDIS_PORT" INFO memory | awk -F: '/^used_memory:/ { printf "%.1f", $2 / 1048576 }')
     extra="; redis-server RSS $(rss_mb "$REDIS_PID") MB, used_memory $used MB"
+  elif [ "$kind" = cluster ]; then
+    used=0
+    rss_sum=0
+    for i in "${!CLUSTER_PORTS[@]}"; do
+      u=$(redis-cli -p "${CLUSTER_PORTS[$i]}" INFO memory | awk -F: '/^used_memory:/ { printf "%.1f", $2 / 1048576 }')
+      used=$(awk -v a="$used" -v b="$u" 'BEGIN { printf "%.1f", a + b }')
+      rss_sum=$(awk -v a="$rss_sum" -v b="$(rss_mb "${CLUSTER_PIDS[$i]}")" 'BEGIN { printf "%.1f", a + b }')
+    done
+    extra="; six cluster nodes: RSS $rss_sum MB, used_memory $used MB (replicas included)"
   fi
   printf '  %-12s RSS %6s MB (empty: %s MB)  %s%s\n' "$kind" "$rss" "$base" "$filled" "$extra"
   stop_tracker

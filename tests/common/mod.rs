@@ -1,15 +1,16 @@
 //! Shared fixtures for integration tests: a real opentracker on 127.0.0.1 (and on a test namespace's
 //! host-side addresses) with a scrape to wait for seeders, a junk HTTP "tracker", and torrents written
 //! to temporary directories; [`payload`] (an Internet-Archive-shaped payload), [`seeders`] (other
-//! clients as peers), [`blackhole`] (peers that stall every request) and [`netns`] (a network namespace
-//! of the test's own). Every process a fixture starts is killed (by pid) and reaped when the fixture is
-//! dropped; every loop is bounded.
+//! clients as peers), [`blackhole`] (peers that stall every request), [`netns`] (a network namespace
+//! of the test's own) and [`redis_cluster`] (a real 6-node Redis Cluster). Every process a fixture
+//! starts is killed (by pid) and reaped when the fixture is dropped; every loop is bounded.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod blackhole;
 pub mod netns;
 pub mod payload;
+pub mod redis_cluster;
 pub mod rtorrent;
 pub mod seeders;
 pub mod servers;

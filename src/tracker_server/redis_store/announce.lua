@@ -1,22 +1,29 @@
 -- KEYS: peers, seen, seeders, dl, torrents, totals
+-- (torrents and totals are the swarm's bucket: the same slot on a cluster)
 -- ARGV: peer id, packed peer, seeder (1/0), event, now, cutoff, numwant, hex info-hash,
---       max torrents, max peers
--- Returns {complete, incomplete, downloaded, {packed peers...}, refused}: refused is 0, or 1 when a
--- new swarm would pass max torrents, 2 when a new peer would pass max peers (nothing is written).
+--       max torrents, max peers, torrents and peers in the other buckets (as last read)
+-- Returns {complete, incomplete, downloaded, {packed peers...}, refused, bucket torrents,
+-- bucket peers}: refused is 0, or 1 when a new swarm would pass max torrents, 2 when a new peer
+-- would pass max peers (nothing is written); the last two are the bucket's counts after.
 local peers, seen, seeders, dl, torrents, totals = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, rec, seeder, event = ARGV[1], ARGV[2], ARGV[3] == '1', ARGV[4]
 local now, cutoff, numwant, hex = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local max_torrents, max_peers = tonumber(ARGV[9]), tonumber(ARGV[10])
+local elsewhere_torrents, elsewhere_peers = tonumber(ARGV[11]), tonumber(ARGV[12])
+
+local function bucket()
+  local held = redis.call('HMGET', totals, 'seeders', 'leechers')
+  return redis.call('ZCARD', torrents), tonumber(held[1] or '0') + tonumber(held[2] or '0')
+end
 
 expire(peers, seen, seeders, totals, cutoff)
 local known = redis.call('ZSCORE', seen, id)
 if event ~= 'stopped' and not known then
   -- The bounds: a swarm with no peer left counts as new (it is dropped below if refused).
   local new_swarm = redis.call('ZCARD', seen) == 0
-  local others = redis.call('ZCARD', torrents)
+  local others, held_peers = bucket()
   if redis.call('ZSCORE', torrents, hex) then others = others - 1 end
-  local held = redis.call('HMGET', totals, 'seeders', 'leechers')
-  local held_peers = tonumber(held[1] or '0') + tonumber(held[2] or '0')
+  others, held_peers = others + elsewhere_torrents, held_peers + elsewhere_peers
   local refused = 0
   if new_swarm and others >= max_torrents then
     refused = 1
@@ -25,7 +32,8 @@ if event ~= 'stopped' and not known then
   end
   if refused > 0 then
     drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex)
-    return {0, 0, 0, {}, refused}
+    local bt, bp = bucket()
+    return {0, 0, 0, {}, refused, bt, bp}
   end
 end
 local was_seeder = false
@@ -62,7 +70,8 @@ else
   end
 end
 if drop_if_empty(peers, seen, seeders, dl, torrents, totals, hex) then
-  return {0, 0, 0, {}, 0}
+  local bt, bp = bucket()
+  return {0, 0, 0, {}, 0, bt, bp}
 end
 redis.call('ZADD', torrents, now, hex)
 local total = redis.call('ZCARD', seen)
@@ -77,4 +86,5 @@ if numwant > 0 then
     end
   end
 end
-return {complete, total - complete, tonumber(redis.call('GET', dl) or '0'), out, 0}
+local bt, bp = bucket()
+return {complete, total - complete, tonumber(redis.call('GET', dl) or '0'), out, 0, bt, bp}
