@@ -102,6 +102,7 @@ fn build_selected(have: &[u32], private: bool, wanted: Option<&[u32]>) -> (Arc<C
         has_v2: false,
         check: Arc::new(crate::storage::PieceCheck::v1(hashes)),
         trees: super::hashes::Trees::default(),
+        blame: super::blame::Pending::default(),
         info_bytes: info.into(),
         private,
         files: Vec::new(),
