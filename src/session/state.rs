@@ -252,6 +252,11 @@ impl Torrent {
         self.peers.strike(addr)
     }
 
+    /// Strikes against `addr` so far.
+    pub fn strikes(&self, addr: &SocketAddr) -> u32 {
+        self.peers.strikes(addr)
+    }
+
     /// Useful bytes from `source`, counted once their piece is verified.
     fn credit(&mut self, source: Source, n: u64) {
         match source {

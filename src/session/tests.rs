@@ -535,6 +535,7 @@ async fn a_silent_peer_is_dropped_as_idle() {
     assert!(ctx.lock().peer_count() == 0, "unregistered");
 }
 
+mod blame;
 mod extensions;
 mod fast;
 mod v2;

@@ -107,6 +107,24 @@ impl PieceCheck {
         Ok(PieceCheck { v1, v2 })
     }
 
+    /// The check of a v2-only torrent of one file of `layer.len()` full pieces (tests).
+    #[cfg(test)]
+    pub(crate) fn v2_one_file(root: Hash, layer: &[Hash], piece_length: u32) -> PieceCheck {
+        let height = merkle::piece_height(piece_length).unwrap_or(0);
+        let v2 = (0..layer.len())
+            .map(|i| {
+                Some(V2Expect {
+                    hash: layer[i],
+                    len: piece_length,
+                    height,
+                    root,
+                    index_in_file: i as u32,
+                })
+            })
+            .collect();
+        PieceCheck { v1: Vec::new(), v2 }
+    }
+
     /// What piece `piece`'s blocks are checked against, for a v2 or hybrid piece whose hash is
     /// known; `None` for v1.
     pub fn v2_blocks(&self, piece: u32) -> Option<V2Blocks> {
