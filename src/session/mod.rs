@@ -4,6 +4,7 @@
 //! one through [`start`] and a [`Handle`].
 
 pub mod announce;
+pub mod blame;
 pub mod choker;
 pub mod counters;
 pub mod dial;
@@ -204,6 +205,8 @@ pub struct Ctx {
     pub(crate) check: Arc<crate::storage::PieceCheck>,
     /// The files' Merkle trees (v2 and hybrid torrents), served to peers' `hash request`s.
     pub(crate) trees: hashes::Trees,
+    /// Failed v2 pieces waiting for their leaf hashes, to blame each bad block on its sender.
+    pub(crate) blame: blame::Pending,
     /// The raw `info` dictionary, served to peers that ask for it (BEP 9).
     pub(crate) info_bytes: Arc<[u8]>,
     /// A private torrent (BEP 27): no peer exchange.

@@ -362,10 +362,10 @@ impl Conn {
                 super::hashes::reply(ctx, &self.ours, &r, buffered, &mut self.leaf_budget)
                     .encode(&mut self.out)
             }
-            Message::KeepAlive
-            | Message::Unknown(_)
-            | Message::Hashes(_)
-            | Message::HashReject(_) => {}
+            // Leaf hashes of a piece that failed: its bad blocks are blamed (super::blame).
+            Message::Hashes(h) => super::blame::answered(&self.ctx, self.addr, &h),
+            Message::HashReject(r) => self.ctx.blame.rejected(self.addr, &r),
+            Message::KeepAlive | Message::Unknown(_) => {}
             Message::Extended { id, payload } => self.on_extended(id, &payload),
             Message::Choke => {
                 self.peer_choking = true;
@@ -500,6 +500,7 @@ impl Conn {
                 }
             }
             Command::Disconnect(why) => return Err(PeerError::Dropped(why)),
+            Command::HashRequest(r) => Message::HashRequest(r).encode(&mut self.out),
             Command::Unchoke => {
                 if self.uploads.choking {
                     self.uploads.unchoke();

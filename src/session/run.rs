@@ -306,6 +306,7 @@ fn context(
         has_v2: meta.info_hash_v2.is_some(),
         check: checked.check,
         trees: super::hashes::Trees::for_info(&meta.info),
+        blame: super::blame::Pending::default(),
         info_bytes: meta.info_bytes.clone().into(),
         private: meta.info.private,
         files: meta.info.files.clone(),

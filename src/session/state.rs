@@ -40,6 +40,8 @@ pub enum Command {
     Unchoke,
     /// Stop uploading to the peer.
     Choke,
+    /// Send this BEP 52 `hash request` (the leaf hashes of a failed piece: [`super::blame`]).
+    HashRequest(crate::wire::hashes::HashRequest),
 }
 
 /// A connected peer, as the torrent knows it.
@@ -242,6 +244,17 @@ impl Torrent {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// A strike against `addr` for a block that failed its Merkle check ([`super::blame`]); `true`
+    /// when this one bans it (and its connection is told to close).
+    pub fn strike(&mut self, addr: SocketAddr) -> bool {
+        self.peers.strike(addr)
+    }
+
+    /// Strikes against `addr` so far.
+    pub fn strikes(&self, addr: &SocketAddr) -> u32 {
+        self.peers.strikes(addr)
     }
 
     /// Useful bytes from `source`, counted once their piece is verified.

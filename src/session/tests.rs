@@ -102,6 +102,7 @@ fn build_selected(have: &[u32], private: bool, wanted: Option<&[u32]>) -> (Arc<C
         has_v2: false,
         check: Arc::new(crate::storage::PieceCheck::v1(hashes)),
         trees: super::hashes::Trees::default(),
+        blame: super::blame::Pending::default(),
         info_bytes: info.into(),
         private,
         files: Vec::new(),
@@ -534,6 +535,7 @@ async fn a_silent_peer_is_dropped_as_idle() {
     assert!(ctx.lock().peer_count() == 0, "unregistered");
 }
 
+mod blame;
 mod extensions;
 mod fast;
 mod v2;

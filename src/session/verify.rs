@@ -14,21 +14,28 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
             piece,
             data,
             contributors,
+            senders,
         } = c;
-        let check = ctx.check.clone();
         let storage = ctx.storage.clone();
         let len = data.len() as u32;
+        let (c2, s2) = (ctx.clone(), senders.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            if !check.matches(piece.get(), &data) {
-                return (Ok(false), data);
+            if !c2.check.matches(piece.get(), &data) {
+                let leaves = super::blame::leaves_of(&c2, piece.get(), &data, &s2);
+                return (Ok(false), data, leaves);
             }
             let stored = storage.write_piece(piece, &data).map(|()| true);
-            (stored, data)
+            (stored, data, None)
         })
         .await;
         let (ok, data) = match outcome {
-            Ok((Ok(ok), data)) => (ok, data),
-            Ok((Err(e), _)) => {
+            Ok((Ok(ok), data, leaves)) => {
+                if let Some(got) = leaves {
+                    super::blame::start(&ctx, piece.get(), got, senders);
+                }
+                (ok, data)
+            }
+            Ok((Err(e), _, _)) => {
                 ctx.fail(e.to_string());
                 return;
             }

@@ -31,6 +31,26 @@ struct V2Expect {
     len: u32,
     /// Height of the node `hash` is (see [`crate::metainfo::V2Piece::height`]).
     height: u32,
+    /// The file's `pieces root`, naming its tree in a BEP 52 `hash request`.
+    root: Hash,
+    /// The piece's index among its file's pieces.
+    index_in_file: u32,
+}
+
+/// What a v2 piece's blocks can be checked against once their leaf hashes are known: enough to ask
+/// a peer for them (`root`, `first_leaf`, `leaves`) and to trust its answer (`hash`, `height`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V2Blocks {
+    /// The file's `pieces root`.
+    pub root: Hash,
+    /// The piece's hash (its piece-layer entry, or the root of a file of at most one piece).
+    pub hash: Hash,
+    /// Height of `hash` above the leaves: the piece spans `1 << height` leaves, padding included.
+    pub height: u32,
+    /// Index in the file's leaf layer of the piece's first block.
+    pub first_leaf: u64,
+    /// Bytes of the piece that belong to its file.
+    pub len: u32,
 }
 
 /// The expected hashes of every piece of one torrent, as its format says.
@@ -69,6 +89,8 @@ impl PieceCheck {
                     hash: info.v2_piece_hash(i)?,
                     len: p.len,
                     height: p.height,
+                    root: info.pieces_root(p.file)?,
+                    index_in_file: p.index_in_file,
                 })
             });
             if expect.is_none() && version == MetaVersion::V2 {
@@ -83,6 +105,37 @@ impl PieceCheck {
             v2.push(expect);
         }
         Ok(PieceCheck { v1, v2 })
+    }
+
+    /// The check of a v2-only torrent of one file of `layer.len()` full pieces (tests).
+    #[cfg(test)]
+    pub(crate) fn v2_one_file(root: Hash, layer: &[Hash], piece_length: u32) -> PieceCheck {
+        let height = merkle::piece_height(piece_length).unwrap_or(0);
+        let v2 = (0..layer.len())
+            .map(|i| {
+                Some(V2Expect {
+                    hash: layer[i],
+                    len: piece_length,
+                    height,
+                    root,
+                    index_in_file: i as u32,
+                })
+            })
+            .collect();
+        PieceCheck { v1: Vec::new(), v2 }
+    }
+
+    /// What piece `piece`'s blocks are checked against, for a v2 or hybrid piece whose hash is
+    /// known; `None` for v1.
+    pub fn v2_blocks(&self, piece: u32) -> Option<V2Blocks> {
+        let e = (*self.v2.get(piece as usize)?)?;
+        Some(V2Blocks {
+            root: e.root,
+            hash: e.hash,
+            height: e.height,
+            first_leaf: u64::from(e.index_in_file) << e.height,
+            len: e.len,
+        })
     }
 
     /// Whether `data`, the layout's piece `piece` (a v2 file's last piece followed by its pad

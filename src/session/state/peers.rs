@@ -121,6 +121,10 @@ impl Peers {
         &self.banned
     }
 
+    pub(super) fn strikes(&self, addr: &SocketAddr) -> u32 {
+        self.strikes.get(addr).copied().unwrap_or(0)
+    }
+
     /// A strike against `addr` for a bad piece it alone sent; `true` when this one bans it (and
     /// every connection from it, by address and by peer id, is told to go).
     pub(super) fn strike(&mut self, addr: SocketAddr) -> bool {

@@ -13,13 +13,15 @@ use rand::rngs::StdRng;
 use super::Source;
 use crate::bitfield::Bitfield;
 use crate::picker::{PeerKey, Picker, Receipt};
-use crate::types::{BlockRef, PieceIndex};
+use crate::types::{BlockRef, PieceIndex, BLOCK_LEN};
 
 /// A piece being assembled in memory.
 struct PieceBuf {
     data: Vec<u8>,
     /// Sources that delivered at least one block of it, with their bytes.
     contributors: Vec<(Source, u64)>,
+    /// Per 16 KiB block, who sent it (the last sender, if sent twice).
+    senders: Vec<Option<Source>>,
 }
 
 /// A complete piece ready to be hashed.
@@ -30,6 +32,8 @@ pub struct Complete {
     pub data: Vec<u8>,
     /// Who delivered them and how many bytes each: credited if the hash matches, blamed if not.
     pub contributors: Vec<(Source, u64)>,
+    /// Per 16 KiB block, who sent it: a v2 piece's bad blocks are blamed on their senders alone.
+    pub senders: Vec<Option<Source>>,
 }
 
 /// What a received block did.
@@ -123,6 +127,7 @@ impl Pieces {
                 None => vec![0; piece_len as usize],
             },
             contributors: Vec::new(),
+            senders: Vec::new(),
         });
         let at = block.offset as usize;
         let Some(dst) = buf.data.get_mut(at..at + data.len()) else {
@@ -130,6 +135,11 @@ impl Pieces {
             return Received::Useless;
         };
         dst.copy_from_slice(data);
+        let k = (block.offset / BLOCK_LEN) as usize;
+        if buf.senders.len() <= k {
+            buf.senders.resize(k + 1, None);
+        }
+        buf.senders[k] = Some(source);
         match buf.contributors.iter_mut().find(|(s, _)| *s == source) {
             Some((_, n)) => *n += data.len() as u64,
             None => buf.contributors.push((source, data.len() as u64)),
@@ -139,6 +149,7 @@ impl Pieces {
                 piece: block.piece,
                 data: buf.data,
                 contributors: buf.contributors,
+                senders: buf.senders,
             })
         } else {
             None
