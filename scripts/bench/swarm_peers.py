@@ -58,7 +58,7 @@ class Peer:
         opts = argparse.Namespace(
             listen=f"{ip}:{port}", utp=False, tcp=True, encryption="enabled",
             upload_limit=self.up, download_limit=self.down, peer_log=False,
-            unchoke_slots=None, unchoke_interval=None,
+            unchoke_slots=None, unchoke_interval=None, announce_secs=None,
         )
         self.ses = lt_peer.make_session(opts)
         self.ses.apply_settings({"aio_threads": 2, "alert_queue_size": 100000, "stop_tracker_timeout": 1})
