@@ -27,6 +27,7 @@ mod fast;
 mod io;
 mod pex;
 mod requests;
+mod serve;
 
 use io::{io_step, sleep_until, Io};
 
@@ -357,11 +358,7 @@ impl Conn {
             Message::Port(port) => self.on_port(port),
             // BEP 52's hash messages (decoded for torrents with a v2 side): a request is answered
             // at once from the trees we hold, `hashes` or `hash reject` (super::hashes).
-            Message::HashRequest(r) => {
-                let (ctx, buffered) = (&self.ctx, self.out.len());
-                super::hashes::reply(ctx, &self.ours, &r, buffered, &mut self.leaf_budget)
-                    .encode(&mut self.out)
-            }
+            Message::HashRequest(r) => self.on_hash_request(&r),
             // Leaf hashes of a piece that failed: its bad blocks are blamed (super::blame).
             Message::Hashes(h) => super::blame::answered(&self.ctx, self.addr, &h),
             Message::HashReject(r) => self.ctx.blame.rejected(self.addr, &r),
@@ -559,32 +556,6 @@ impl Conn {
         self.ctx
             .lock()
             .report(self.key, stats, seed, std::mem::take(&mut self.up_tick));
-    }
-
-    /// Reads queued requests from storage into the outgoing buffer, up to [`MAX_OUT`] and as
-    /// `--max-upload-rate` allows.
-    fn serve_some(&mut self) -> Result<(), PeerError> {
-        while self.out.len() < MAX_OUT && self.up_wait.is_none() {
-            let Some(w) = self.uploads.pop() else { break };
-            let wait = self.ctx.engine.limits.up(u64::from(w.length));
-            if !wait.is_zero() {
-                self.up_wait = Some(crate::session::now() + wait);
-            }
-            let mut data = vec![0u8; w.length as usize];
-            if let Err(e) = self.ctx.storage.read(w.piece, w.begin, &mut data) {
-                self.ctx.fail(e.to_string());
-                return Err(PeerError::Dropped("storage read failed"));
-            }
-            Message::Piece {
-                index: w.piece.get(),
-                begin: w.begin,
-                data: data.into(),
-            }
-            .encode(&mut self.out);
-            self.up_tick += u64::from(w.length);
-            self.up_total += u64::from(w.length);
-        }
-        Ok(())
     }
 
     fn update_interest(&mut self) {

@@ -6,6 +6,37 @@ use std::sync::Arc;
 
 use super::state::{Complete, Source};
 use super::{Ctx, Status};
+use crate::merkle::Hash;
+use crate::storage::StorageError;
+use crate::types::PieceIndex;
+
+/// What the blocking pool made of one piece: whether it was good and stored (or the storage
+/// error), its buffer back, and for a failed v2 piece worth asking peers about, its blocks' hashes
+/// and their senders ([`super::blame`]).
+type Checked = (
+    Result<bool, StorageError>,
+    Vec<u8>,
+    Option<(Vec<Hash>, Vec<Option<Source>>)>,
+);
+
+/// Checks piece `piece` and writes it to storage if good (blocking: run on the blocking pool).
+fn check_and_store(
+    ctx: &Ctx,
+    piece: PieceIndex,
+    data: Vec<u8>,
+    senders: Vec<Option<Source>>,
+) -> Checked {
+    if !ctx.check.matches(piece.get(), &data) {
+        let blame =
+            super::blame::leaves_of(ctx, piece.get(), &data, &senders).map(|l| (l, senders));
+        return (Ok(false), data, blame);
+    }
+    (
+        ctx.storage.write_piece(piece, &data).map(|()| true),
+        data,
+        None,
+    )
+}
 
 /// Hashes `c` and stores it if good, in the background.
 pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
@@ -16,21 +47,13 @@ pub fn spawn(ctx: Arc<Ctx>, c: Complete) {
             contributors,
             senders,
         } = c;
-        let storage = ctx.storage.clone();
         let len = data.len() as u32;
-        let (c2, s2) = (ctx.clone(), senders.clone());
-        let outcome = tokio::task::spawn_blocking(move || {
-            if !c2.check.matches(piece.get(), &data) {
-                let leaves = super::blame::leaves_of(&c2, piece.get(), &data, &s2);
-                return (Ok(false), data, leaves);
-            }
-            let stored = storage.write_piece(piece, &data).map(|()| true);
-            (stored, data, None)
-        })
-        .await;
+        let c2 = ctx.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || check_and_store(&c2, piece, data, senders)).await;
         let (ok, data) = match outcome {
-            Ok((Ok(ok), data, leaves)) => {
-                if let Some(got) = leaves {
+            Ok((Ok(ok), data, blame)) => {
+                if let Some((got, senders)) = blame {
                     super::blame::start(&ctx, piece.get(), got, senders);
                 }
                 (ok, data)

@@ -127,7 +127,7 @@ impl Pieces {
                 None => vec![0; piece_len as usize],
             },
             contributors: Vec::new(),
-            senders: Vec::new(),
+            senders: vec![None; piece_len.div_ceil(BLOCK_LEN) as usize],
         });
         let at = block.offset as usize;
         let Some(dst) = buf.data.get_mut(at..at + data.len()) else {
@@ -135,11 +135,9 @@ impl Pieces {
             return Received::Useless;
         };
         dst.copy_from_slice(data);
-        let k = (block.offset / BLOCK_LEN) as usize;
-        if buf.senders.len() <= k {
-            buf.senders.resize(k + 1, None);
+        if let Some(sender) = buf.senders.get_mut((block.offset / BLOCK_LEN) as usize) {
+            *sender = Some(source);
         }
-        buf.senders[k] = Some(source);
         match buf.contributors.iter_mut().find(|(s, _)| *s == source) {
             Some((_, n)) => *n += data.len() as u64,
             None => buf.contributors.push((source, data.len() as u64)),
